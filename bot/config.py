@@ -1,0 +1,318 @@
+"""Scorebot's configuration: one YAML file, validated completely at start.
+
+Where the file comes from: ``--config PATH``, else ``$SCOREBOT_CONFIG``, else
+the bundled ``config/demo.yaml``. Secrets are written as ``${ENV_VAR}`` and
+filled in from the environment. Relative paths inside the file are relative
+to the file. Every problem becomes one ``ConfigError`` naming the file, the
+key path and what is wrong.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from croniter import croniter
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+
+from bot.errors import ConfigError
+from bot.sources import SOURCE_TYPES
+from bot.sources.base import SourceSettings, StrictModel
+
+PACKAGE_DIR = Path(__file__).resolve().parent.parent
+DEMO_CONFIG = PACKAGE_DIR / "config" / "demo.yaml"
+CHAT_ISSUER = "chat@system.gserviceaccount.com"
+CHAT_CERTS_URL = "https://www.googleapis.com/service_accounts/v1/metadata/x509/" + CHAT_ISSUER
+GOOGLE_OIDC_CERTS_URL = "https://www.googleapis.com/oauth2/v1/certs"
+
+Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,39}$")]
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+class ChatSettings(StrictModel):
+    """How Scorebot talks to Google Chat, and how it checks who is talking."""
+
+    verify: bool = True
+    audience_type: Literal["project_number", "endpoint_url", "addon"] = "project_number"
+    audience: str | None = None
+    certs_url: str | None = None
+    addon_service_account: str | None = None
+    score_command_id: int = 1
+    service_account_file: str | None = None
+    api_endpoint: str | None = None
+
+    @model_validator(mode="after")
+    def _audience_needed(self) -> ChatSettings:
+        if self.verify and not self.audience:
+            raise ValueError("audience is required while verify is true")
+        if self.audience_type == "addon" and self.verify and not self.addon_service_account:
+            raise ValueError("addon_service_account is required for audience_type addon")
+        return self
+
+    @property
+    def effective_certs_url(self) -> str:
+        """The certificate URL tokens are checked against."""
+        if self.certs_url:
+            return self.certs_url
+        return CHAT_CERTS_URL if self.audience_type == "project_number" else GOOGLE_OIDC_CERTS_URL
+
+    @property
+    def button_function(self) -> str:
+        """The ``action.function`` of card buttons: add-ons need the endpoint URL."""
+        if self.audience_type == "addon" and self.audience:
+            return self.audience
+        return "refresh"
+
+
+class WebhookTarget(StrictModel):
+    """Post through a Space's incoming webhook (one-way: no clickable buttons)."""
+
+    type: Literal["webhook"]
+    url: SecretStr
+    thread: str | None = None
+
+
+class ChatApiTarget(StrictModel):
+    """Post as the app through the Chat API (the card keeps its Refresh button)."""
+
+    type: Literal["chat_api"]
+    space: Annotated[str, Field(pattern=r"^spaces/[A-Za-z0-9_-]+$")]
+    thread: str | None = None
+
+
+class LogTarget(StrictModel):
+    """Write the message to the console and the store's outbox."""
+
+    type: Literal["log"]
+
+
+DeliveryTarget = Annotated[WebhookTarget | ChatApiTarget | LogTarget, Field(discriminator="type")]
+
+
+class KpiConfig(StrictModel):
+    """One KPI: what to count where, how to weigh it, and what is good."""
+
+    id: Slug
+    name: str
+    source: str
+    count: Any = Field(default_factory=dict)
+    category: str
+    weights: dict[str, float]
+    lower_is_better: bool = True
+    target: float
+    warning: float
+    crm_url: str | None = None
+
+    @model_validator(mode="after")
+    def _levels_ordered(self) -> KpiConfig:
+        if self.lower_is_better and self.warning < self.target:
+            raise ValueError("warning must be >= target for a lower-is-better KPI")
+        if not self.lower_is_better and self.warning > self.target:
+            raise ValueError("warning must be <= target for a higher-is-better KPI")
+        return self
+
+
+class TeamConfig(StrictModel):
+    """A team: its Spaces, its KPIs, and when and where it is told."""
+
+    id: Slug
+    name: str
+    spaces: list[Annotated[str, Field(pattern=r"^spaces/[A-Za-z0-9_-]+$")]] = Field(default_factory=list)
+    crm_url: str | None = None
+    timezone: str | None = None
+    schedule: str | None = None
+    deliver: list[DeliveryTarget] = Field(default_factory=list)
+    template: str | None = None
+    on_failure: Literal["post_stale", "skip"] = "post_stale"
+    kpis: list[KpiConfig] = Field(min_length=1)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str | None) -> str | None:
+        return None if value is None else _check_zone(value)
+
+    @field_validator("schedule")
+    @classmethod
+    def _valid_cron(cls, value: str | None) -> str | None:
+        if value is not None and (len(value.split()) != 5 or not croniter.is_valid(value)):
+            raise ValueError(f"not a five-field cron expression: {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _unique_kpis(self) -> TeamConfig:
+        _no_duplicates([k.id for k in self.kpis], "KPI id")
+        return self
+
+
+class ScheduleSettings(StrictModel):
+    """How scheduled posts are driven."""
+
+    tick_seconds: float = Field(default=30, gt=0)
+    grace_minutes: float = Field(default=60, gt=0)
+    deadline_seconds: float = Field(default=100, gt=0)
+    lease_seconds: float = Field(default=180, gt=0)
+    concurrency: int = Field(default=4, ge=1, le=32)
+    cron_audience: str | None = None
+    cron_service_account: str | None = None
+
+
+class Config(StrictModel):
+    """The whole configuration, after validation."""
+
+    chat: ChatSettings = Field(default_factory=ChatSettings)
+    store: str = "sqlite:///scorebot.db"
+    timezone: str = "UTC"
+    fetch_budget_seconds: float = Field(default=8, gt=0, le=25)
+    schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
+    sources: dict[str, Any]
+    teams: list[TeamConfig] = Field(min_length=1)
+    path: Path | None = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        return _check_zone(value)
+
+    @model_validator(mode="after")
+    def _unique_teams(self) -> Config:
+        _no_duplicates([t.id for t in self.teams], "team id")
+        return self
+
+    def team(self, team_id: str) -> TeamConfig | None:
+        """The team with this id, if any."""
+        return next((t for t in self.teams if t.id == team_id), None)
+
+    def team_for_space(self, space_name: str | None) -> TeamConfig | None:
+        """The team a Space belongs to, if any."""
+        return next((t for t in self.teams if space_name and space_name in t.spaces), None)
+
+    def zone(self, team: TeamConfig) -> ZoneInfo:
+        """The team's time zone, else the config's default."""
+        return ZoneInfo(team.timezone or self.timezone)
+
+
+def _check_zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown IANA time zone {value!r}") from None
+    return value
+
+
+def _no_duplicates(ids: list[str], what: str) -> None:
+    seen: set[str] = set()
+    for item in ids:
+        if item in seen:
+            raise ValueError(f"duplicate {what} {item!r}")
+        seen.add(item)
+
+
+def config_path(explicit: str | os.PathLike[str] | None = None) -> Path:
+    """The config file to use: explicit path, else $SCOREBOT_CONFIG, else the demo."""
+    chosen = explicit or os.environ.get("SCOREBOT_CONFIG")
+    return Path(chosen) if chosen else DEMO_CONFIG
+
+
+def load_config(path: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None) -> Config:
+    """Read, fill in and validate a config file; raise ``ConfigError`` on any problem."""
+    file = config_path(path)
+    env = os.environ if env is None else env
+    try:
+        raw = yaml.safe_load(file.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{file}: cannot read the file ({exc.strerror})") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{file}: not valid YAML ({exc})") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{file}: expected a mapping at the top level")
+    raw = _fill_env(raw, env, file, ())
+    try:
+        config = Config.model_validate({**raw, "path": file.resolve()})
+    except ValidationError as exc:
+        raise ConfigError(_describe(file, exc, ())) from None
+    sources = {name: _source_settings(file, name, block) for name, block in config.sources.items()}
+    teams = [_resolve_queries(file, i, team, sources) for i, team in enumerate(config.teams)]
+    return config.model_copy(update={"sources": sources, "teams": teams})
+
+
+def _source_settings(file: Path, name: str, block: Any) -> SourceSettings:
+    where = ("sources", name)
+    if not isinstance(block, dict):
+        raise ConfigError(f"{file}: {_dotted(where)}: expected a mapping")
+    kind = block.get("type")
+    source_type = SOURCE_TYPES.get(kind) if isinstance(kind, str) else None
+    if source_type is None:
+        known = ", ".join(sorted(SOURCE_TYPES))
+        raise ConfigError(f"{file}: {_dotted((*where, 'type'))}: unknown source type {kind!r} (known: {known})")
+    try:
+        settings: SourceSettings = source_type.Settings.model_validate(block)
+    except ValidationError as exc:
+        raise ConfigError(_describe(file, exc, where)) from None
+
+
+def _resolve_queries(file: Path, index: int, team: TeamConfig, sources: dict[str, SourceSettings]) -> TeamConfig:
+    kpis = []
+    for k, kpi in enumerate(team.kpis):
+        where: tuple[str | int, ...] = ("teams", index, "kpis", k)
+        settings = sources.get(kpi.source)
+        if settings is None:
+            known = ", ".join(sorted(sources)) or "none"
+            raise ConfigError(
+                f"{file}: {_dotted((*where, 'source'))}: no source named {kpi.source!r} (defined: {known})"
+            )
+        query_model = SOURCE_TYPES[settings.type].Query
+        try:
+            query = query_model.model_validate(kpi.count or {})
+        except ValidationError as exc:
+            raise ConfigError(_describe(file, exc, (*where, "count"))) from None
+        kpis.append(kpi.model_copy(update={"count": query}))
+    return team.model_copy(update={"kpis": kpis})
+
+
+def _fill_env(node: Any, env: Mapping[str, str], file: Path, where: tuple[str | int, ...]) -> Any:
+    if isinstance(node, dict):
+        return {key: _fill_env(value, env, file, (*where, str(key))) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_fill_env(value, env, file, (*where, i)) for i, value in enumerate(node)]
+    if isinstance(node, str):
+        for name in _ENV_REF.findall(node):
+            if name not in env:
+                raise ConfigError(f"{file}: {_dotted(where)}: environment variable {name} is not set")
+        return _ENV_REF.sub(lambda m: env[m.group(1)], node)
+    return node
+
+
+_MESSAGES = {
+    "extra_forbidden": "unknown key",
+    "missing": "missing required key",
+}
+
+
+def _describe(file: Path, exc: ValidationError, prefix: tuple[str | int, ...]) -> str:
+    lines = []
+    for error in exc.errors():
+        loc = tuple(part for part in error["loc"] if not _is_union_tag(part))
+        message = _MESSAGES.get(error["type"], error["msg"].removeprefix("Value error, "))
+        lines.append(f"{file}: {_dotted((*prefix, *loc)) or '(top level)'}: {message}")
+    return "\n".join(lines)
+
+
+def _is_union_tag(part: Any) -> bool:
+    return isinstance(part, str) and part in {"webhook", "chat_api", "log"}
+
+
+def _dotted(parts: tuple[Any, ...]) -> str:
+    return "".join(f"[{p}]" if isinstance(p, int) else (f".{p}" if i else str(p)) for i, p in enumerate(parts))
+
+
+def iter_kpis(config: Config) -> Iterator[tuple[TeamConfig, KpiConfig]]:
+    """Every (team, KPI) pair in configuration order."""
+    for team in config.teams:
+        for kpi in team.kpis:
+            yield team, kpi
+

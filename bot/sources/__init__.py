@@ -1,0 +1,23 @@
+"""Data source types, by the ``type`` name used in the config."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from bot.sources.base import Deadline, FetchResult, Source, SourceSettings
+from bot.sources.file import FileSource
+
+SOURCE_TYPES: dict[str, Any] = {
+    "file": FileSource,
+}
+
+
+def build_source(name: str, settings: SourceSettings, base_dir: Path) -> Source:
+    """A ready source for the validated ``settings`` of the source called ``name``."""
+    source_type = SOURCE_TYPES[settings.type]
+    source: Source = source_type(name=name, settings=settings, base_dir=base_dir)
+    return source
+
+
+__all__ = ["SOURCE_TYPES", "Deadline", "FetchResult", "Source", "build_source"]

@@ -1,0 +1,77 @@
+"""What every data source gives: counts of open items per category.
+
+A source type is a class with two pydantic models and a fetch method:
+
+- ``Settings``: the source's own block under ``sources:`` in the config
+  (``type`` included), validated at start;
+- ``Query``: what a KPI using this source counts (the KPI's ``count:`` block),
+  validated at start against these rules;
+- ``fetch(query, category, deadline)``: the counts, or a ``SourceError``.
+
+Sources never raise anything but ``SourceError`` subclasses from ``fetch``,
+and never return a partial or guessed count: unknown is an error, not 0.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol
+
+from pydantic import BaseModel, ConfigDict
+
+NO_CATEGORY = "(none)"
+"""The category under which items with an empty category field are counted."""
+
+
+class StrictModel(BaseModel):
+    """A pydantic model that rejects unknown keys and is immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SourceSettings(StrictModel):
+    """The base of every source type's ``Settings``: ``type`` names the type."""
+
+    type: str
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    """Counts per category, plus how they were obtained (for ``check``)."""
+
+    counts: dict[str, int]
+    plan: str = "read"
+    calls: int = 1
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Deadline:
+    """An absolute point on the monotonic clock by which a fetch must finish."""
+
+    at: float
+
+    @classmethod
+    def after(cls, seconds: float) -> Deadline:
+        """A deadline ``seconds`` from now."""
+        return cls(time.monotonic() + seconds)
+
+    def remaining(self) -> float:
+        """Seconds left, never negative."""
+        return max(0.0, self.at - time.monotonic())
+
+    def expired(self) -> bool:
+        """Whether no time is left."""
+        return self.remaining() <= 0.0
+
+
+class Source(Protocol):
+    """A configured data source, ready to fetch counts for KPIs."""
+
+    Settings: ClassVar[type[SourceSettings]]
+    Query: ClassVar[type[StrictModel]]
+
+    def fetch(self, query: Any, category: str, deadline: Deadline) -> FetchResult:
+        """Count the items ``query`` selects, grouped by the ``category`` field."""
+        ...

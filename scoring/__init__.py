@@ -1,0 +1,17 @@
+"""Pure scoring: category counts in, a KPI index and its judgement out.
+
+No I/O, no clock, no Flask: every function here is a plain function of its
+arguments.
+"""
+
+from scoring.index import (
+    CategoryLine,
+    KpiRule,
+    KpiScore,
+    Status,
+    score_kpi,
+    sparkline,
+    worst_status,
+)
+
+__all__ = ["CategoryLine", "KpiRule", "KpiScore", "Status", "score_kpi", "sparkline", "worst_status"]

@@ -1,0 +1,117 @@
+"""The KPI index: Σ weight × count, judged against a target and a warning level."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+SPARK_BLOCKS = "▁▂▃▄▅▆▇█"
+
+
+class Status(StrEnum):
+    """How a KPI (or a team) stands; ``UNKNOWN`` when there is no data."""
+
+    GOOD = "good"
+    WARNING = "warning"
+    BAD = "bad"
+    UNKNOWN = "unknown"
+
+
+_SEVERITY = {Status.GOOD: 0, Status.WARNING: 1, Status.BAD: 2, Status.UNKNOWN: 3}
+
+
+@dataclass(frozen=True)
+class KpiRule:
+    """How a KPI is weighed and judged."""
+
+    weights: Mapping[str, float]
+    target: float
+    warning: float
+    lower_is_better: bool = True
+
+
+@dataclass(frozen=True)
+class CategoryLine:
+    """One category of the breakdown; ``weight`` is None when unweighted."""
+
+    category: str
+    count: int
+    weight: float | None
+
+    @property
+    def points(self) -> float:
+        """This category's part of the index (0 when unweighted)."""
+        return self.count * (self.weight or 0)
+
+
+@dataclass(frozen=True)
+class KpiScore:
+    """A scored KPI: index, status, breakdown, change and trend."""
+
+    index: float
+    status: Status
+    breakdown: tuple[CategoryLine, ...]
+    change: float | None
+    sparkline: str
+
+    @property
+    def total_count(self) -> int:
+        """How many items were counted, weighted or not."""
+        return sum(line.count for line in self.breakdown)
+
+    @property
+    def unweighted(self) -> tuple[CategoryLine, ...]:
+        """Categories present in the data but absent from the weights."""
+        return tuple(line for line in self.breakdown if line.weight is None)
+
+
+def score_kpi(
+    counts: Mapping[str, int],
+    rule: KpiRule,
+    previous: float | None = None,
+    history: Sequence[float] = (),
+) -> KpiScore:
+    """Score ``counts``; ``previous`` gives the change, ``history`` (oldest first) the sparkline."""
+    weighted = [CategoryLine(c, counts.get(c, 0), w) for c, w in sorted(rule.weights.items(), key=_heaviest)]
+    extra = [CategoryLine(c, n, None) for c, n in sorted(counts.items()) if c not in rule.weights and n]
+    index = sum(line.points for line in weighted)
+    return KpiScore(
+        index=index,
+        status=judge(index, rule),
+        breakdown=tuple(weighted + extra),
+        change=None if previous is None else index - previous,
+        sparkline=sparkline([*history, index]),
+    )
+
+
+def _heaviest(item: tuple[str, float]) -> tuple[float, str]:
+    return (-item[1], item[0])
+
+
+def judge(index: float, rule: KpiRule) -> Status:
+    """Good at or past the target, warning up to the warning level, bad beyond it."""
+    if rule.lower_is_better:
+        if index <= rule.target:
+            return Status.GOOD
+        return Status.WARNING if index <= rule.warning else Status.BAD
+    if index >= rule.target:
+        return Status.GOOD
+    return Status.WARNING if index >= rule.warning else Status.BAD
+
+
+def worst_status(statuses: Sequence[Status]) -> Status:
+    """The most severe of ``statuses`` (UNKNOWN outranks BAD); GOOD when empty."""
+    return max(statuses, key=_SEVERITY.__getitem__, default=Status.GOOD)
+
+
+def sparkline(values: Sequence[float], width: int = 12) -> str:
+    """The last ``width`` values as unicode blocks; empty for fewer than two values."""
+    recent = list(values)[-width:]
+    if len(recent) < 2:
+        return ""
+    low, high = min(recent), max(recent)
+    if high == low:
+        return SPARK_BLOCKS[0] * len(recent)
+    scale = (len(SPARK_BLOCKS) - 1) / (high - low)
+    return "".join(SPARK_BLOCKS[round((v - low) * scale)] for v in recent)
