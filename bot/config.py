@@ -253,6 +253,7 @@ def _source_settings(file: Path, name: str, block: Any) -> SourceSettings:
         settings: SourceSettings = source_type.Settings.model_validate(block)
     except ValidationError as exc:
         raise ConfigError(_describe(file, exc, where)) from None
+    return settings
 
 
 def _resolve_queries(file: Path, index: int, team: TeamConfig, sources: dict[str, SourceSettings]) -> TeamConfig:
