@@ -1,0 +1,129 @@
+"""Scorebot's command line: `python -m bot COMMAND`.
+
+    serve     run the Chat app (and the in-process scheduler)
+    preview   print a team's card as text, or as the exact message JSON
+    check     validate the configuration, read every KPI once, report
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import json
+import logging
+import sys
+import time
+from collections.abc import Callable, Sequence
+
+from bot.card_text import message_as_text
+from bot.cards import team_message
+from bot.config import Config, load_config
+from bot.errors import ScorebotError, SourceError
+from bot.logs import setup_logging
+from bot.reports import rule_of
+from bot.services import Services, build_services
+from bot.sources import Deadline
+from scoring import score_kpi
+
+log = logging.getLogger("bot")
+Command = Callable[[argparse.Namespace, Services], int]
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` names this machine only (127.0.0.0/8, ::1, localhost)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def cmd_serve(args: argparse.Namespace, services: Services) -> int:
+    """Run the Chat app with Werkzeug's threaded server."""
+    from werkzeug.serving import run_simple
+
+    from bot.web import create_app
+
+    config = services.config
+    if not config.chat.verify:
+        if not is_loopback(args.host):
+            log.error("chat.verify is false: serve listens only on a loopback address (got %s)", args.host)
+            return 2
+        log.warning("request verification is OFF (chat.verify: false): for local trials only")
+    app = create_app(services=services, allow_unverified=True)
+    log.info("Scorebot on http://%s:%d (config %s)", args.host, args.port, config.path)
+    run_simple(args.host, args.port, app, threaded=True)
+    return 0
+
+
+def cmd_preview(args: argparse.Namespace, services: Services) -> int:
+    """Print the team's card as `/score` would answer it."""
+    team = services.config.team(args.team)
+    if team is None:
+        print(f"no team {args.team!r}; teams: {', '.join(t.id for t in services.config.teams)}", file=sys.stderr)
+        return 2
+    message = team_message(services.report(team), refresh_function=services.config.chat.button_function)
+    print(json.dumps(message, indent=2, ensure_ascii=False) if args.format == "json" else message_as_text(message))
+    return 0
+
+
+def cmd_check(args: argparse.Namespace, services: Services) -> int:
+    """Read every KPI once; print counts, index, plan, calls and time; fail on any error."""
+    config = services.config
+    print(f"config {config.path}: {len(config.sources)} sources, {len(config.teams)} teams: valid")
+    failures = 0
+    for team in config.teams:
+        for kpi in team.kpis:
+            started = time.monotonic()
+            label = f"{team.id}/{kpi.id} (source {kpi.source})"
+            try:
+                result = services.sources[kpi.source].fetch(
+                    kpi.count, kpi.category, Deadline.after(config.fetch_budget_seconds)
+                )
+            except SourceError as exc:
+                failures += 1
+                print(f"FAIL {label}: {exc}")
+                continue
+            elapsed = (time.monotonic() - started) * 1000
+            score = score_kpi(result.counts, rule_of(kpi))
+            counts = ", ".join(f"{c}={n}" for c, n in sorted(result.counts.items())) or "none"
+            print(f"ok   {label}: index {score.index:g} ({score.status.value}); counts {counts}")
+            print(f"     plan: {result.plan}; {result.calls} calls; {elapsed:.0f} ms")
+    return 1 if failures else 0
+
+
+def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Command]]:
+    """The argument parser and the function behind each subcommand."""
+    parser = argparse.ArgumentParser(prog="python -m bot", description="Scorebot, KPI cards for Google Chat.")
+    parser.add_argument("--config", help="config file (default: $SCOREBOT_CONFIG, else the bundled demo)")
+    parser.add_argument("--log-level", default=None, help="DEBUG, INFO, WARNING (default INFO)")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    serve = commands.add_parser("serve", help="run the Chat app")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
+    preview = commands.add_parser("preview", help="print a team's card")
+    preview.add_argument("team")
+    preview.add_argument("--format", choices=["text", "json"], default="text")
+    commands.add_parser("check", help="validate the config and read every KPI once")
+    table: dict[str, Command] = {"serve": cmd_serve, "preview": cmd_preview, "check": cmd_check}
+    for sub in commands.choices.values():
+        sub.add_argument("--config", default=argparse.SUPPRESS, help="config file")
+    return parser, table
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse ``argv``, load the config, run the command; return the exit code."""
+    parser, table = build_parser()
+    args = parser.parse_args(argv)
+    setup_logging(args.log_level)
+    try:
+        config: Config = load_config(args.config)
+        return table[args.command](args, build_services(config))
+    except ScorebotError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,42 @@
+"""A card message as terminal text, for `python -m bot preview`."""
+
+from __future__ import annotations
+
+import re
+from html import unescape
+from typing import Any
+
+_TAG = re.compile(r"<[^>]+>")
+
+
+def _plain(html: str) -> str:
+    return unescape(_TAG.sub("", html.replace("<br>", "\n")))
+
+
+def message_as_text(message: dict[str, Any]) -> str:
+    """Every card of ``message`` as indented lines, then its text fallback."""
+    lines: list[str] = []
+    for card in message.get("cardsV2", []):
+        header = card["card"].get("header", {})
+        lines.append(f"┌ {header.get('title', '')}")
+        if header.get("subtitle"):
+            lines.append(f"│ {header['subtitle']}")
+        for section in card["card"].get("sections", []):
+            lines.append("├─" + (f" {_plain(section['header'])}" if section.get("header") else ""))
+            for widget in section.get("widgets", []):
+                lines.extend(f"│ {line}" for line in _widget_lines(widget))
+        lines.append("└")
+    lines.append("text: " + message.get("text", "").replace("\n", "\n      "))
+    return "\n".join(lines)
+
+
+def _widget_lines(widget: dict[str, Any]) -> list[str]:
+    if "decoratedText" in widget:
+        item = widget["decoratedText"]
+        parts = [item.get("topLabel"), _plain(item.get("text", "")), item.get("bottomLabel")]
+        return [str(part) for part in parts if part]
+    if "textParagraph" in widget:
+        return _plain(widget["textParagraph"]["text"]).splitlines()
+    if "buttonList" in widget:
+        return ["  ".join(f"[{button['text']}]" for button in widget["buttonList"]["buttons"])]
+    return [f"({next(iter(widget))})"]

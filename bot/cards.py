@@ -1,0 +1,191 @@
+"""The one formatter: a team's report as a Chat message (a cardsV2 card and text).
+
+`/score`, Refresh and the scheduled post all call `team_message`, so a Space
+sees the same card whichever way it arrived. Webhook posts pass no refresh
+function, because a webhook cannot receive clicks: their buttons only open links.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from html import escape
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from bot.config import Config, TeamConfig
+from bot.reports import KpiReport, TeamReport
+from scoring import CategoryLine, Status
+
+Message = dict[str, Any]
+Widget = dict[str, Any]
+
+STATUS_LOOK = {
+    Status.GOOD: ("🟢", "Good", "#188038"),
+    Status.WARNING: ("🟡", "Warning", "#b06000"),
+    Status.BAD: ("🔴", "Bad", "#d93025"),
+    Status.UNKNOWN: ("⚪", "No data", "#5f6368"),
+}
+MAX_CATEGORY_LINES = 25
+
+
+def team_message(report: TeamReport, *, refresh_function: str | None, text: str | None = None) -> Message:
+    """The message for a team's report; ``text`` replaces the plain-text fallback."""
+    team, zone = report.team, ZoneInfo(report.zone)
+    icon, label, _ = STATUS_LOOK[report.status]
+    header = {
+        "title": f"{icon} {team.name}",
+        "subtitle": f"{label} · {_local(report.generated_at, zone)}",
+    }
+    sections = [_kpi_section(k, report.generated_at, zone) for k in report.kpis]
+    buttons = _buttons(team, report, refresh_function)
+    if buttons:
+        sections.append({"widgets": [{"buttonList": {"buttons": buttons}}]})
+    card = {"cardId": f"score-{team.id}", "card": {"header": header, "sections": sections}}
+    return {"text": text if text is not None else plain_text(report), "cardsV2": [card]}
+
+
+def plain_text(report: TeamReport) -> str:
+    """The text fallback: one line for the team, one per KPI."""
+    icon, label, _ = STATUS_LOOK[report.status]
+    lines = [f"{icon} *{report.team.name}*: {label}"]
+    for kpi in report.kpis:
+        if kpi.score is None:
+            lines.append(f"• {kpi.kpi.name}: no data yet ({kpi.stale_reason})")
+            continue
+        change = f", {_change(kpi.score.change)}" if kpi.score.change is not None else ""
+        stale = f" (stale: {kpi.stale_reason})" if kpi.stale_reason else ""
+        lines.append(f"• {kpi.kpi.name}: {_num(kpi.score.index)} (target {_num(kpi.kpi.target)}{change}){stale}")
+    return "\n".join(lines)
+
+
+def _kpi_section(report: KpiReport, now: datetime, zone: ZoneInfo) -> dict[str, Any]:
+    kpi, score = report.kpi, report.score
+    widgets: list[Widget] = []
+    if score is None:
+        reason = escape(report.stale_reason or "not read yet")
+        widgets.append({"textParagraph": {"text": f"<b>No data yet.</b> {reason}"}})
+        return {"header": escape(kpi.name), "widgets": widgets}
+    _, _, colour = STATUS_LOOK[score.status]
+    direction = "lower is better" if kpi.lower_is_better else "higher is better"
+    trend = _change(score.change) + " since last reading" if score.change is not None else "first reading"
+    if score.sparkline:
+        trend += f" · {score.sparkline}"
+    widgets.append(
+        {
+            "decoratedText": {
+                "topLabel": f"Index · {direction}",
+                "text": f'<font color="{colour}"><b>{_num(score.index)}</b></font>'
+                f" · target {_num(kpi.target)} · warning {_num(kpi.warning)}",
+                "bottomLabel": trend,
+                "wrapText": True,
+            }
+        }
+    )
+    if report.stale_reason and report.as_of:
+        widgets.append(
+            {
+                "decoratedText": {
+                    "topLabel": "⚠ Could not refresh",
+                    "text": escape(report.stale_reason),
+                    "bottomLabel": f"Last known value, read {_age(now - report.as_of)} ago"
+                    f" ({_local(report.as_of, zone)})",
+                    "wrapText": True,
+                }
+            }
+        )
+    widgets.append({"textParagraph": {"text": _breakdown(score.breakdown)}})
+    return {"header": escape(kpi.name), "widgets": widgets}
+
+
+def _breakdown(lines: tuple[CategoryLine, ...]) -> str:
+    if not any(line.count for line in lines):
+        return "No open items."
+    shown = [_category(line) for line in lines[:MAX_CATEGORY_LINES]]
+    rest = lines[MAX_CATEGORY_LINES:]
+    if rest:
+        shown.append(f"… and {len(rest)} more categories ({sum(r.count for r in rest)} items)")
+    return "<br>".join(shown)
+
+
+def _category(line: CategoryLine) -> str:
+    name = escape(line.category)
+    if line.weight is None:
+        return f"{name}: {line.count} <i>(unweighted)</i>"
+    return f"{name}: {line.count} × {_num(line.weight)} = {_num(line.points)}"
+
+
+def _buttons(team: TeamConfig, report: TeamReport, refresh_function: str | None) -> list[dict[str, Any]]:
+    buttons: list[dict[str, Any]] = []
+    if refresh_function:
+        parameters = [{"key": "action", "value": "refresh"}, {"key": "team", "value": team.id}]
+        action = {"function": refresh_function, "parameters": parameters}
+        buttons.append({"text": "Refresh", "onClick": {"action": action}})
+    crm_url = team.crm_url or next((k.kpi.crm_url for k in report.kpis if k.kpi.crm_url), None)
+    if crm_url:
+        buttons.append({"text": "Open in CRM", "onClick": {"openLink": {"url": crm_url}}})
+    return buttons
+
+
+def help_message(config: Config, note: str | None = None) -> Message:
+    """The help card: what `/score` does and which teams exist."""
+    commands = "<br>".join(
+        [
+            "<b>/score</b> — the index of this Space's team",
+            "<b>/score TEAM</b> — the index of another team",
+            "<b>/score help</b> — this help",
+        ]
+    )
+    teams = "<br>".join(f"<b>{escape(t.id)}</b> — {escape(t.name)}" for t in config.teams)
+    widgets: list[Widget] = []
+    if note:
+        widgets.append({"textParagraph": {"text": escape(note)}})
+    widgets.append({"textParagraph": {"text": commands}})
+    sections = [{"header": "Commands", "widgets": widgets}, {"header": "Teams", "widgets": [_paragraph(teams)]}]
+    card = {"header": {"title": "Scorebot", "subtitle": "Your team's KPIs, in this Space"}, "sections": sections}
+    text = (note + "\n" if note else "") + "Teams: " + ", ".join(t.id for t in config.teams)
+    return {"text": text, "cardsV2": [{"cardId": "help", "card": card}]}
+
+
+def welcome_message(config: Config, team: TeamConfig | None) -> Message:
+    """The card posted when Scorebot is added to a Space."""
+    if team:
+        linked = f"This Space is linked to <b>{escape(team.name)}</b> ({escape(team.id)})."
+        if team.schedule:
+            linked += f" Scheduled updates: <code>{escape(team.schedule)}</code> ({team.timezone or config.timezone})."
+    else:
+        linked = "This Space is not linked to a team yet: use <b>/score TEAM</b>, or ask an admin to add it."
+    about = "I keep this Space up to date on its team's KPIs. Type <b>/score</b> for the current index."
+    card = {
+        "header": {"title": "Hello from Scorebot"},
+        "sections": [{"widgets": [_paragraph(about), _paragraph(linked)]}],
+    }
+    text = "Scorebot is here. Type /score for your team's current index."
+    return {"text": text, "cardsV2": [{"cardId": "welcome", "card": card}]}
+
+
+def _paragraph(html: str) -> Widget:
+    return {"textParagraph": {"text": html}}
+
+
+def _num(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:.2f}".rstrip("0").rstrip(".")
+
+
+def _change(delta: float | None) -> str:
+    if not delta:
+        return "= no change"
+    return f"▲ +{_num(delta)}" if delta > 0 else f"▼ −{_num(-delta)}"
+
+
+def _local(moment: datetime, zone: ZoneInfo) -> str:
+    return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
+
+
+def _age(delta: timedelta) -> str:
+    minutes = max(0, int(delta.total_seconds() // 60))
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    return f"{hours // 24} days"

@@ -1,0 +1,164 @@
+"""Chat events, classic and add-on, parsed into one `ChatEvent`.
+
+Parsing is pure: a dict in, a `ChatEvent` out, tolerant of everything Google
+was seen to send (numbers as floats or strings, missing keys, extra keys).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from typing import Any
+
+
+class Kind(StrEnum):
+    """What happened, whatever the event format."""
+
+    COMMAND = "command"
+    MESSAGE = "message"
+    CLICK = "click"
+    ADDED = "added"
+    REMOVED = "removed"
+    OTHER = "other"
+
+
+class Format(StrEnum):
+    """The event's wire format, which decides the reply's shape."""
+
+    CLASSIC = "classic"
+    ADDON = "addon"
+
+
+@dataclass(frozen=True)
+class ChatEvent:
+    """One user or Chat action, normalised."""
+
+    kind: Kind
+    format: Format
+    command_id: int | None = None
+    text: str = ""
+    parameters: dict[str, str] = field(default_factory=dict)
+    space: str | None = None
+    user: str | None = None
+    added_by_mention: bool = False
+    raw_type: str = ""
+
+
+def parse_event(body: dict[str, Any]) -> ChatEvent:
+    """Normalise a classic (`type` at top level) or add-on (`chat` payload) event."""
+    if "type" in body:
+        return _classic(body)
+    return _addon(body)
+
+
+def _classic(body: dict[str, Any]) -> ChatEvent:
+    raw_type = str(body.get("type"))
+    message = _dict(body.get("message"))
+    base = ChatEvent(
+        kind=Kind.OTHER,
+        format=Format.CLASSIC,
+        space=_space(body.get("space"), message),
+        user=_dict(body.get("user")).get("name"),
+        raw_type=raw_type,
+    )
+    if raw_type in ("MESSAGE", "APP_COMMAND"):
+        command_id = _command_id(message, body.get("appCommandMetadata"))
+        kind = Kind.COMMAND if command_id is not None else Kind.MESSAGE
+        return replace(base, kind=kind, command_id=command_id, text=_argument(message))
+    if raw_type == "CARD_CLICKED":
+        params = _click_parameters(_dict(body.get("common")), _dict(body.get("action")))
+        return replace(base, kind=Kind.CLICK, parameters=params)
+    if raw_type == "ADDED_TO_SPACE":
+        return replace(base, kind=Kind.ADDED, added_by_mention=bool(message))
+    if raw_type == "REMOVED_FROM_SPACE":
+        return replace(base, kind=Kind.REMOVED)
+    return base
+
+
+_ADDON_PAYLOADS = {
+    "appCommandPayload": Kind.COMMAND,
+    "messagePayload": Kind.MESSAGE,
+    "buttonClickedPayload": Kind.CLICK,
+    "addedToSpacePayload": Kind.ADDED,
+    "removedFromSpacePayload": Kind.REMOVED,
+}
+
+
+def _addon(body: dict[str, Any]) -> ChatEvent:
+    chat = _dict(body.get("chat"))
+    name, kind = next(((n, k) for n, k in _ADDON_PAYLOADS.items() if n in chat), ("", Kind.OTHER))
+    payload = _dict(chat.get(name))
+    message = _dict(payload.get("message"))
+    base = ChatEvent(
+        kind=kind,
+        format=Format.ADDON,
+        space=_space(payload.get("space"), message),
+        user=_dict(chat.get("user")).get("name"),
+        raw_type=name or "unknown add-on payload",
+    )
+    if kind in (Kind.COMMAND, Kind.MESSAGE):
+        command_id = _command_id(message, payload.get("appCommandMetadata"))
+        return replace(
+            base,
+            kind=Kind.COMMAND if command_id is not None else Kind.MESSAGE,
+            command_id=command_id,
+            text=_argument(message),
+            added_by_mention=_mention_added_app(message),
+        )
+    if kind is Kind.CLICK:
+        params = _click_parameters(_dict(body.get("commonEventObject")), {})
+        return replace(base, parameters=params)
+    if kind is Kind.ADDED:
+        return replace(base, added_by_mention=bool(payload.get("interactionAdd")))
+    return base
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _int(value: Any) -> int | None:
+    """IDs arrive as 1, "1", 1.0 or "1.0"."""
+    try:
+        return int(float(value))
+    except (TypeError, ValueError):
+        return None
+
+
+def _command_id(message: dict[str, Any], metadata: Any) -> int | None:
+    slash = _dict(message.get("slashCommand"))
+    if "commandId" in slash:
+        return _int(slash["commandId"])
+    meta = _dict(metadata)
+    if meta.get("appCommandType", "SLASH_COMMAND") == "SLASH_COMMAND" and "appCommandId" in meta:
+        return _int(meta["appCommandId"])
+    return None
+
+
+def _argument(message: dict[str, Any]) -> str:
+    text = message.get("argumentText")
+    if not isinstance(text, str):
+        text = message.get("text") if not message.get("slashCommand") else ""
+    return " ".join(str(text or "").split())
+
+
+def _space(space: Any, message: dict[str, Any]) -> str | None:
+    name = _dict(space).get("name") or _dict(message.get("space")).get("name")
+    return name if isinstance(name, str) else None
+
+
+def _click_parameters(common: dict[str, Any], action: dict[str, Any]) -> dict[str, str]:
+    params = {str(k): str(v) for k, v in _dict(common.get("parameters")).items()}
+    for item in action.get("parameters") or []:
+        if isinstance(item, dict) and "key" in item:
+            params.setdefault(str(item["key"]), str(item.get("value", "")))
+    function = common.get("invokedFunction") or action.get("actionMethodName")
+    if function and "action" not in params:
+        params["action"] = str(function)
+    return params
+
+
+def _mention_added_app(message: dict[str, Any]) -> bool:
+    return any(
+        _dict(_dict(a).get("userMention")).get("type") == "ADD" for a in message.get("annotations") or []
+    )

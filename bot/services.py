@@ -1,0 +1,48 @@
+"""The app's services, built once from the configuration and passed to handlers.
+
+Time, the store and the sources come in from here, so tests replace them by
+building Services with their own values rather than by patching.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bot.config import Config, TeamConfig
+from bot.reports import Reporter, TeamReport
+from bot.sources import Source, build_source
+from bot.store import Store, resolve_url
+
+
+def utc_now() -> datetime:
+    """The current time in UTC (the production clock)."""
+    return datetime.now(UTC)
+
+
+@dataclass
+class Services:
+    """Everything a handler, the scheduler or the CLI needs besides the event."""
+
+    config: Config
+    store: Store
+    sources: dict[str, Source]
+    reporter: Reporter
+    clock: Callable[[], datetime]
+
+    def report(self, team: TeamConfig) -> TeamReport:
+        """Read the team's KPIs now (the path shared by /score, Refresh and schedules)."""
+        return self.reporter.report(team, self.config.zone(team).key)
+
+
+def build_services(config: Config, clock: Callable[[], datetime] = utc_now, store_url: str | None = None) -> Services:
+    """Services for ``config``; the store URL is ``store_url``, else $SCOREBOT_STORE, else the config's."""
+    base = config.path.parent if config.path else Path.cwd()
+    url = resolve_url(store_url or os.environ.get("SCOREBOT_STORE") or config.store, base)
+    store = Store(url)
+    sources = {name: build_source(name, settings, base) for name, settings in config.sources.items()}
+    reporter = Reporter(sources, store, clock, config.fetch_budget_seconds)
+    return Services(config=config, store=store, sources=sources, reporter=reporter, clock=clock)

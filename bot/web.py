@@ -1,0 +1,82 @@
+"""The Flask adapter: routes, request verification, and nothing else.
+
+Everything past the HTTP boundary (parsing, routing, handlers, formatting)
+is plain Python in `bot.events`, `bot.dispatch` and `handlers/`.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, Response, jsonify, request
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from bot.config import Config, load_config
+from bot.dispatch import dispatch
+from bot.errors import ConfigError, VerificationError
+from bot.events import parse_event
+from bot.replies import wrap
+from bot.services import Services, build_services
+from bot.verify import CertCache, CertsUnavailable, verify_chat_token
+
+log = logging.getLogger(__name__)
+MAX_BODY_BYTES = 1024 * 1024
+
+
+def create_app(
+    config: Config | None = None,
+    services: Services | None = None,
+    *,
+    allow_unverified: bool = False,
+    certs: CertCache | None = None,
+) -> Flask:
+    """The Chat app. Refuses ``chat.verify: false`` unless ``allow_unverified`` (loopback `serve`)."""
+    if services is None:
+        services = build_services(config or load_config())
+    config = services.config
+    if not config.chat.verify and not allow_unverified:
+        raise ConfigError(
+            f"{config.path}: chat.verify: false is for local trials only; "
+            "run `python -m bot serve` on 127.0.0.1, or set verify: true with an audience"
+        )
+    certs = certs or CertCache(config.chat.effective_certs_url)
+    app = Flask("scorebot")
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    app.extensions["scorebot"] = services
+
+    @app.get("/healthz")
+    def healthz() -> Response:
+        return Response("ok\n", mimetype="text/plain")
+
+    @app.post("/")
+    @app.post("/chat")
+    def chat_event() -> Any:
+        if config.chat.verify:
+            try:
+                verify_chat_token(request.headers.get("Authorization"), config.chat, certs)
+            except CertsUnavailable as exc:
+                log.error("cannot verify %s request: %s", request.path, exc)
+                return _error(503, "cannot verify the request now")
+            except VerificationError as exc:
+                log.warning("rejected %s request from %s: %s", request.path, request.remote_addr, exc)
+                return _error(401, "unauthorized")
+        try:
+            body = request.get_json(force=True, silent=True)
+        except RequestEntityTooLarge:
+            log.warning("rejected %s request: body over %d bytes", request.path, MAX_BODY_BYTES)
+            return _error(413, "request body too large")
+        if not isinstance(body, dict):
+            log.warning("rejected %s request: body is not a JSON object", request.path)
+            return _error(400, "expected a JSON object")
+        event = parse_event(body)
+        reply = dispatch(event, services)
+        if reply is None:
+            return Response("", status=200) if event.kind == "removed" else jsonify({})
+        return jsonify(wrap(reply, event.format))
+
+    return app
+
+
+def _error(status: int, message: str) -> tuple[Response, int]:
+    return jsonify({"error": message}), status

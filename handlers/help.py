@@ -1,0 +1,15 @@
+"""A message that asks for nothing Scorebot knows: the help card."""
+
+from __future__ import annotations
+
+from bot.cards import help_message
+from bot.events import ChatEvent
+from bot.replies import Reply
+from bot.services import Services
+
+
+def handle(event: ChatEvent, services: Services) -> Reply | None:
+    """Help, except for the message that added the app by @mention (already welcomed)."""
+    if event.added_by_mention:
+        return None
+    return Reply(help_message(services.config))

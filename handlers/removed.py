@@ -1,0 +1,17 @@
+"""Scorebot removed from a Space: nothing to say (the app cannot reply)."""
+
+from __future__ import annotations
+
+import logging
+
+from bot.events import ChatEvent
+from bot.replies import Reply
+from bot.services import Services
+
+log = logging.getLogger(__name__)
+
+
+def handle(event: ChatEvent, services: Services) -> Reply | None:
+    """Log the removal; answer nothing."""
+    log.info("removed from %s", event.space)
+    return None
