@@ -49,7 +49,7 @@ class ChatSettings(StrictModel):
     @model_validator(mode="after")
     def _audience_needed(self) -> ChatSettings:
         if self.verify and not self.audience:
-            raise ValueError("audience is required while verify is true")
+            raise ValueError("audience is required while verify is true (verify: false is for local trials only)")
         if self.audience_type == "addon" and self.verify and not self.addon_service_account:
             raise ValueError("addon_service_account is required for audience_type addon")
         return self
@@ -164,7 +164,7 @@ class ScheduleSettings(StrictModel):
 class Config(StrictModel):
     """The whole configuration, after validation."""
 
-    chat: ChatSettings = Field(default_factory=ChatSettings)
+    chat: ChatSettings
     store: str = "sqlite:///scorebot.db"
     timezone: str = "UTC"
     fetch_budget_seconds: float = Field(default=8, gt=0, le=25)

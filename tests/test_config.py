@@ -1,0 +1,138 @@
+"""Configuration: the demo loads; every kind of mistake names file, key path and problem."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from bot.config import DEMO_CONFIG, load_config
+from bot.errors import ConfigError
+from bot.sources.file import FileQuery
+
+VALID = {
+    "chat": {"audience": "1234567890"},
+    "sources": {"crm": {"type": "file", "path": "issues.csv"}},
+    "teams": [
+        {
+            "id": "team-a",
+            "name": "Team A",
+            "spaces": ["spaces/AAA"],
+            "kpis": [
+                {
+                    "id": "open",
+                    "name": "Open",
+                    "source": "crm",
+                    "count": {"where": {"status": "Open"}},
+                    "category": "priority",
+                    "weights": {"High": 10},
+                    "target": 10,
+                    "warning": 20,
+                }
+            ],
+        }
+    ],
+}
+
+
+def write(tmp_path: Path, data: object) -> Path:
+    path = tmp_path / "scorebot.yaml"
+    path.write_text(yaml.safe_dump(data) if not isinstance(data, str) else data)
+    return path
+
+
+def broken(**changes):
+    """VALID with the dotted keys in ``changes`` replaced (None deletes)."""
+    data = yaml.safe_load(yaml.safe_dump(VALID))
+    for dotted, value in changes.items():
+        node = data
+        *parents, last = dotted.split("__")
+        for part in parents:
+            node = node[int(part)] if part.isdigit() else node[part]
+        key = int(last) if last.isdigit() else last
+        if value is None:
+            del node[key]
+        else:
+            node[key] = value
+    return data
+
+
+def test_demo_config_loads_with_its_queries_validated():
+    config = load_config(DEMO_CONFIG)
+    assert [t.id for t in config.teams] == ["customer", "performance", "security"]
+    assert isinstance(config.teams[0].kpis[0].count, FileQuery)
+    assert config.team_for_space("spaces/DEMO-SECURITY").id == "security"
+
+
+def test_valid_config_and_env_substitution(tmp_path):
+    data = broken(chat__audience="${PROJECT_NUMBER}")
+    config = load_config(write(tmp_path, data), env={"PROJECT_NUMBER": "42"})
+    assert config.chat.audience == "42"
+    assert config.path == (tmp_path / "scorebot.yaml").resolve()
+
+
+@pytest.mark.parametrize(
+    ("changes", "where", "problem"),
+    [
+        ({"teams__0__colour": "red"}, "teams[0].colour", "unknown key"),
+        ({"teams__0__kpis__0__target": "ten"}, "teams[0].kpis[0].target", "valid number"),
+        ({"teams__0__kpis__0__weights": None}, "teams[0].kpis[0].weights", "missing required key"),
+        ({"teams__0__kpis__0__source": "nowhere"}, "teams[0].kpis[0].source", "no source named 'nowhere'"),
+        ({"teams__0__kpis__0__count": {"filter": "x"}}, "teams[0].kpis[0].count.filter", "unknown key"),
+        ({"sources__crm__type": "ftp"}, "sources.crm.type", "unknown source type 'ftp'"),
+        ({"sources__crm__path": None}, "sources.crm.path", "missing required key"),
+        ({"teams__0__schedule": "every day"}, "teams[0].schedule", "five-field cron"),
+        ({"teams__0__timezone": "Mars/Olympus"}, "teams[0].timezone", "unknown IANA time zone"),
+        ({"teams__0__spaces": ["AAA"]}, "teams[0].spaces[0]", "should match pattern"),
+        ({"teams__0__kpis__0__warning": 5}, "teams[0].kpis[0]", "warning must be >= target"),
+        ({"teams__0__deliver": [{"type": "fax"}]}, "teams[0].deliver[0]", "does not match any of the expected tags"),
+        ({"teams__0__deliver": [{"type": "webhook"}]}, "teams[0].deliver[0].url", "missing required key"),
+        ({"chat__audience": None}, "chat", "audience is required"),
+        ({"teams": []}, "teams", "at least 1 item"),
+    ],
+)
+def test_mistakes_name_the_key_path(tmp_path, changes, where, problem):
+    path = write(tmp_path, broken(**changes))
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: {where}: "), message
+    assert problem in message
+
+
+def test_missing_environment_variable_is_named(tmp_path):
+    path = write(tmp_path, broken(chat__audience="${SCOREBOT_TEST_UNSET}"))
+    with pytest.raises(ConfigError, match=r"chat\.audience: environment variable SCOREBOT_TEST_UNSET is not set"):
+        load_config(path, env={})
+
+
+def test_duplicate_team_ids_are_refused(tmp_path):
+    data = broken()
+    data["teams"].append(data["teams"][0])
+    with pytest.raises(ConfigError, match="duplicate team id 'team-a'"):
+        load_config(write(tmp_path, data))
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [("teams: [", "not valid YAML"), ("- a list", "expected a mapping at the top level")],
+)
+def test_unreadable_files(tmp_path, text, problem):
+    with pytest.raises(ConfigError, match=problem):
+        load_config(write(tmp_path, text))
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read the file"):
+        load_config(tmp_path / "absent.yaml")
+
+
+def test_cli_reports_a_bad_config_without_a_traceback(tmp_path):
+    path = write(tmp_path, broken(teams__0__kpis__0__source="nowhere"))
+    done = subprocess.run(
+        [sys.executable, "-m", "bot", "check", "--config", str(path)], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2
+    assert "teams[0].kpis[0].source: no source named 'nowhere'" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -1,0 +1,97 @@
+"""Scoring is pure: table-driven cases for the index, status, change and sparkline."""
+
+import pytest
+
+from scoring import CategoryLine, KpiRule, Status, score_kpi, sparkline, worst_status
+from scoring.index import judge
+
+LOWER = KpiRule(weights={"Critical": 10, "Minor": 5}, target=20, warning=40, lower_is_better=True)
+HIGHER = KpiRule(weights={"Closed": 1}, target=50, warning=30, lower_is_better=False)
+
+
+@pytest.mark.parametrize(
+    ("counts", "index", "status"),
+    [
+        ({}, 0, Status.GOOD),
+        ({"Critical": 1}, 10, Status.GOOD),
+        ({"Critical": 2}, 20, Status.GOOD),
+        ({"Critical": 2, "Minor": 1}, 25, Status.WARNING),
+        ({"Critical": 4}, 40, Status.WARNING),
+        ({"Critical": 4, "Minor": 1}, 45, Status.BAD),
+        ({"Minor": 10_000}, 50_000, Status.BAD),
+    ],
+)
+def test_lower_is_better(counts, index, status):
+    score = score_kpi(counts, LOWER)
+    assert (score.index, score.status) == (index, status)
+
+
+@pytest.mark.parametrize(
+    ("closed", "status"),
+    [(60, Status.GOOD), (50, Status.GOOD), (49, Status.WARNING), (30, Status.WARNING), (29, Status.BAD), (0, Status.BAD)],
+)
+def test_higher_is_better(closed, status):
+    assert score_kpi({"Closed": closed}, HIGHER).status is status
+
+
+def test_breakdown_lists_weighted_categories_heaviest_first_then_unweighted():
+    score = score_kpi({"Minor": 3, "Critical": 1, "Urgent": 2, "(none)": 4, "Zero": 0}, LOWER)
+    assert score.breakdown == (
+        CategoryLine("Critical", 1, 10),
+        CategoryLine("Minor", 3, 5),
+        CategoryLine("(none)", 4, None),
+        CategoryLine("Urgent", 2, None),
+    )
+    assert score.index == 25
+    assert [line.category for line in score.unweighted] == ["(none)", "Urgent"]
+    assert score.total_count == 10
+
+
+def test_unweighted_categories_do_not_change_the_index():
+    assert score_kpi({"Critical": 1, "Surprise": 99}, LOWER).index == 10
+
+
+@pytest.mark.parametrize(("previous", "change"), [(None, None), (30, -5), (25, 0), (0, 25)])
+def test_change_against_previous(previous, change):
+    assert score_kpi({"Critical": 2, "Minor": 1}, LOWER, previous=previous).change == change
+
+
+@pytest.mark.parametrize(
+    ("values", "line"),
+    [
+        ([], ""),
+        ([5], ""),
+        ([1, 1, 1], "▁▁▁"),
+        ([0, 7], "▁█"),
+        ([0, 1, 2, 3, 4, 5, 6, 7], "▁▂▃▄▅▆▇█"),
+        (list(range(20)), sparkline(list(range(8, 20)))),
+    ],
+)
+def test_sparkline(values, line):
+    assert sparkline(values) == line
+    assert len(sparkline(list(range(30)))) == 12
+
+
+def test_history_feeds_the_sparkline_with_the_current_value_last():
+    score = score_kpi({"Critical": 4}, LOWER, previous=0, history=[0, 20])
+    assert score.sparkline == "▁▅█"
+
+
+def test_judge_at_exact_levels_for_both_directions():
+    assert judge(20, LOWER) is Status.GOOD
+    assert judge(40, LOWER) is Status.WARNING
+    assert judge(50, HIGHER) is Status.GOOD
+    assert judge(30, HIGHER) is Status.WARNING
+
+
+@pytest.mark.parametrize(
+    ("statuses", "worst"),
+    [
+        ([], Status.GOOD),
+        ([Status.GOOD, Status.WARNING], Status.WARNING),
+        ([Status.BAD, Status.WARNING, Status.GOOD], Status.BAD),
+        ([Status.BAD, Status.UNKNOWN], Status.UNKNOWN),
+    ],
+)
+def test_worst_status(statuses, worst):
+    assert worst_status(statuses) is worst
