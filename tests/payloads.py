@@ -12,7 +12,9 @@ def _message(text: str, argument: str | None, slash: Any = None, annotations: li
         message["argumentText"] = argument
     if slash is not None:
         message["slashCommand"] = {"commandId": slash}
-        message["annotations"] = [{"type": "SLASH_COMMAND", "slashCommand": {"commandId": slash, "commandName": "/score"}}]
+        message["annotations"] = [
+            {"type": "SLASH_COMMAND", "slashCommand": {"commandId": slash, "commandName": "/score"}}
+        ]
     if annotations:
         message["annotations"] = annotations
     return message
@@ -55,7 +57,10 @@ def classic_click(team: str = "customer") -> dict:
         "space": SPACE,
         "user": USER,
         "message": {"name": "spaces/DEMO-CUSTOMER/messages/m2", "sender": {"type": "BOT"}, "cardsV2": []},
-        "action": {"actionMethodName": "refresh", "parameters": [{"key": "action", "value": "refresh"}, {"key": "team", "value": team}]},
+        "action": {
+            "actionMethodName": "refresh",
+            "parameters": [{"key": "action", "value": "refresh"}, {"key": "team", "value": team}],
+        },
         "common": {"invokedFunction": "refresh", "parameters": {"action": "refresh", "team": team}},
     }
 
@@ -101,8 +106,17 @@ def addon_app_command(argument: str | None = None, command_id: Any = 1.0) -> dic
 
 
 def addon_mention(text: str, adding: bool = False) -> dict:
-    annotations = [{"type": "USER_MENTION", "startIndex": 0.0, "length": 9.0, "userMention": {"type": "ADD" if adding else "MENTION"}}]
-    return _addon("messagePayload", {"message": _message("@Scorebot" + text, text, annotations=annotations), "space": SPACE})
+    annotations = [
+        {
+            "type": "USER_MENTION",
+            "startIndex": 0.0,
+            "length": 9.0,
+            "userMention": {"type": "ADD" if adding else "MENTION"},
+        }
+    ]
+    return _addon(
+        "messagePayload", {"message": _message("@Scorebot" + text, text, annotations=annotations), "space": SPACE}
+    )
 
 
 def addon_click(team: str = "customer") -> dict:

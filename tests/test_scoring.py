@@ -28,7 +28,14 @@ def test_lower_is_better(counts, index, status):
 
 @pytest.mark.parametrize(
     ("closed", "status"),
-    [(60, Status.GOOD), (50, Status.GOOD), (49, Status.WARNING), (30, Status.WARNING), (29, Status.BAD), (0, Status.BAD)],
+    [
+        (60, Status.GOOD),
+        (50, Status.GOOD),
+        (49, Status.WARNING),
+        (30, Status.WARNING),
+        (29, Status.BAD),
+        (0, Status.BAD),
+    ],
 )
 def test_higher_is_better(closed, status):
     assert score_kpi({"Closed": closed}, HIGHER).status is status
