@@ -1,0 +1,121 @@
+"""Reports: fresh reads are remembered; failures show the last value marked stale, never 0."""
+
+import shutil
+import threading
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from bot.cards import team_message
+from bot.config import DEMO_CONFIG, load_config
+from bot.errors import SourceUnavailable
+from bot.services import build_services
+from bot.sources import Deadline, FetchResult
+from scoring import Status
+
+
+class Clock:
+    """A settable clock for the services."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2026, 11, 26, 15, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def demo(tmp_path):
+    """The demo config copied to tmp_path (so tests can break its data), with its services."""
+    for name in ("demo.yaml", "demo-issues.csv"):
+        shutil.copy(DEMO_CONFIG.parent / name, tmp_path / name)
+    clock = Clock()
+    services = build_services(load_config(tmp_path / "demo.yaml"), clock=clock, store_url="sqlite:///store.db")
+    return services, clock, tmp_path
+
+
+def text_of(message):
+    return str(message)
+
+
+def test_fresh_reads_are_stored_and_give_change_and_trend(demo):
+    services, clock, tmp_path = demo
+    team = services.config.team("customer")
+    first = services.report(team)
+    assert first.fresh and first.kpis[0].score.index == 85 and first.kpis[0].score.change is None
+    csv = tmp_path / "demo-issues.csv"
+    lines = csv.read_text().splitlines()
+    csv.write_text("\n".join(line for line in lines if "Critical,,Open" not in line) + "\n")
+    clock.now += timedelta(hours=1)
+    second = services.report(team)
+    score = second.kpis[0].score
+    assert score.index < 85 and score.change == score.index - 85
+    assert len(score.sparkline) == 2
+    assert len(services.store.recent_snapshots("customer", "open-issues")) == 2
+
+
+def test_a_failing_source_shows_the_last_value_marked_stale(demo):
+    services, clock, tmp_path = demo
+    team = services.config.team("customer")
+    services.report(team)
+    (tmp_path / "demo-issues.csv").unlink()
+    clock.now += timedelta(hours=2, minutes=5)
+    report = services.report(team)
+    kpi = report.kpis[0]
+    assert not report.fresh
+    assert kpi.score.index == 85, "the last known value, not 0"
+    assert kpi.as_of == clock.now - timedelta(hours=2, minutes=5)
+    assert "cannot read demo-issues.csv" in kpi.stale_reason
+    card = text_of(team_message(report, refresh_function="refresh"))
+    assert "Could not refresh" in card and "read 2 h 5 min ago" in card
+    assert len(services.store.recent_snapshots("customer", "open-issues")) == 1, "a failure stores nothing"
+
+
+def test_no_data_yet_is_unknown_not_zero(demo):
+    services, _, tmp_path = demo
+    (tmp_path / "demo-issues.csv").unlink()
+    report = services.report(services.config.team("security"))
+    assert report.kpis[0].score is None
+    assert report.status is Status.UNKNOWN
+    message = team_message(report, refresh_function="refresh")
+    assert "No data yet." in text_of(message)
+    assert "no data yet" in message["text"]
+
+
+class SlowSource:
+    """A source that outlives the budget (its fetch waits on an event)."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+
+    def fetch(self, query, category, deadline: Deadline) -> FetchResult:
+        self.release.wait(10)
+        raise SourceUnavailable("released")
+
+
+def test_a_source_slower_than_the_budget_is_reported_within_the_budget(demo):
+    services, _, _ = demo
+    services.report(services.config.team("customer"))
+    slow = SlowSource()
+    services.sources["demo"] = slow
+    services.reporter.sources = services.sources
+    services.reporter.budget_seconds = 0.3
+    started = datetime.now(UTC)
+    report = services.report(services.config.team("customer"))
+    slow.release.set()
+    assert (datetime.now(UTC) - started).total_seconds() < 2
+    assert report.kpis[0].stale_reason == "demo did not answer within 0.3 s"
+    assert report.kpis[0].score.index == 85
+
+
+def test_history_is_rescored_with_todays_weights(demo):
+    services, clock, _ = demo
+    team = services.config.team("customer")
+    services.report(team)
+    kpi = team.kpis[0]
+    heavier = kpi.model_copy(update={"weights": {**kpi.weights, "Critical": 20}})
+    team = team.model_copy(update={"kpis": [heavier]})
+    clock.now += timedelta(hours=1)
+    score = services.report(team).kpis[0].score
+    assert score.index == 125
+    assert score.change == 0, "yesterday's counts under today's weights give the same index"
