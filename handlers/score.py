@@ -12,8 +12,9 @@ def handle(event: ChatEvent, services: Services) -> Reply:
     """Answer with the card of the named team, else of the Space's team, else help."""
     config = services.config
     words = event.text.split()
-    if words and words[0].lower() == "score":
-        words = words[1:]
+    lowered = [w.lower() for w in words]
+    if "score" in lowered:  # "@Scorebot what is the score security": the word after "score"
+        words = words[lowered.index("score") + 1 :]
     argument = words[0] if words else ""
     if argument.lower() == "help":
         return Reply(help_message(config))

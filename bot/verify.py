@@ -1,0 +1,237 @@
+"""Checking that a request really comes from Google Chat (or Cloud Scheduler).
+
+Every request carries ``Authorization: Bearer <JWT>``. Which token it is
+depends on the app's "Authentication Audience" (``chat.audience_type``):
+
+- ``project_number``: self-signed by ``chat@system.gserviceaccount.com``;
+  ``aud`` is the project number and ``iss`` the same service account.
+- ``endpoint_url``: a Google OIDC ID token; ``aud`` is the endpoint URL,
+  ``email`` is ``chat@system.gserviceaccount.com`` and ``email_verified`` true.
+- ``addon``: a Google OIDC ID token; ``aud`` is the endpoint URL and ``email``
+  exactly the configured add-on service account.
+
+Cloud Scheduler's OIDC token on the tick endpoint is checked by the same code
+(`verify_google_oidc`). Signature, ``iat``/``exp`` and audience are checked by
+``google.auth.jwt.decode``; the certificates come from a `CertCache`.
+
+What the caller should answer:
+
+    VerificationError       401: the request did not prove where it came from
+    └── CertsUnavailable    503: the signing certificates could not be fetched,
+                            so nothing can be verified right now (Google retries)
+
+Error messages are written for a log line: they name what was wrong, never
+the token itself.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Callable, Collection, Mapping
+from typing import Any
+
+import requests
+from google.auth import exceptions as google_exceptions
+from google.auth import jwt
+
+from bot.config import CHAT_ISSUER, ChatSettings
+from bot.errors import VerificationError
+
+GOOGLE_ISSUERS = frozenset({"https://accounts.google.com", "accounts.google.com"})
+CLOCK_SKEW_SECONDS = 30
+DEFAULT_MAX_AGE = 3600.0
+MIN_REFETCH_SECONDS = 60.0
+FETCH_TIMEOUT_SECONDS = 5.0
+_MAX_AGE = re.compile(r"max-age\s*=\s*(\d+)", re.IGNORECASE)
+
+# google.auth.jwt is not annotated: give the two functions used here their types.
+_jwt_decode: Callable[..., Mapping[str, Any]] = jwt.decode
+_jwt_header: Callable[[str], Mapping[str, Any]] = jwt.decode_header
+
+
+class CertsUnavailable(VerificationError):
+    """The signing certificates could not be fetched: answer 503, not 401."""
+
+
+class CertCache:
+    """Google's signing certificates (``{kid: PEM certificate}``) from one URL, cached.
+
+    The set is kept for the response's ``Cache-Control: max-age`` (an hour
+    when absent). A key id that is not in a fresh set triggers a refetch, at
+    most once a minute, so a rotated key is picked up without letting
+    unknown key ids hammer the certificate endpoint.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        session: requests.Session | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        timeout: float = FETCH_TIMEOUT_SECONDS,
+    ) -> None:
+        self.url = url
+        self._session = session
+        self._clock = clock
+        self._timeout = timeout
+        self._lock = threading.Lock()
+        self._certs: dict[str, str] | None = None
+        self._expires_at = 0.0
+        self._fetched_at = 0.0
+
+    def get(self, kid: str) -> str | None:
+        """The PEM certificate for ``kid``, or None if Google does not publish it.
+
+        Raises `CertsUnavailable` when a needed fetch fails.
+        """
+        with self._lock:
+            now = self._clock()
+            certs = self._certs
+            if certs is None or now >= self._expires_at:
+                certs = self._fetch(now)
+            elif kid not in certs and now - self._fetched_at >= MIN_REFETCH_SECONDS:
+                certs = self._fetch(now)  # perhaps a new key: Google rotates them
+            return certs.get(kid)
+
+    def _fetch(self, now: float) -> dict[str, str]:
+        self._fetched_at = now
+        try:
+            if self._session is None:
+                response = requests.get(self.url, timeout=self._timeout)
+            else:
+                response = self._session.get(self.url, timeout=self._timeout)
+        except requests.RequestException as exc:
+            raise CertsUnavailable(f"cannot fetch signing certificates from {self.url}: {type(exc).__name__}") from None
+        if response.status_code != 200:
+            raise CertsUnavailable(f"signing certificates at {self.url} answered HTTP {response.status_code}")
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in body.items()):
+            raise CertsUnavailable(f"signing certificates at {self.url} are not a JSON object of key id to PEM")
+        match = _MAX_AGE.search(response.headers.get("Cache-Control", ""))
+        self._certs = body
+        self._expires_at = now + (float(match.group(1)) if match else DEFAULT_MAX_AGE)
+        return body
+
+
+def verify_chat_token(authorization_header: str | None, settings: ChatSettings, certs: CertCache) -> dict[str, Any]:
+    """Verify a Chat request's bearer token per ``settings.audience_type``; return its claims.
+
+    ``certs`` must serve ``settings.effective_certs_url``. Raises
+    `VerificationError` (answer 401) or `CertsUnavailable` (answer 503).
+    """
+    if not settings.audience:
+        raise VerificationError("no chat.audience configured to check tokens against")
+    if settings.audience_type == "project_number":
+        return _verify(authorization_header, certs, settings.audience, issuers={CHAT_ISSUER})
+    if settings.audience_type == "endpoint_url":
+        return _verify(
+            authorization_header,
+            certs,
+            settings.audience,
+            issuers=GOOGLE_ISSUERS,
+            email=CHAT_ISSUER,
+            email_verified_required=True,
+        )
+    if not settings.addon_service_account:
+        raise VerificationError("no chat.addon_service_account configured to check add-on tokens against")
+    return _verify(
+        authorization_header, certs, settings.audience, issuers=GOOGLE_ISSUERS, email=settings.addon_service_account
+    )
+
+
+def verify_google_oidc(
+    authorization_header: str | None, audience: str, service_account: str, certs: CertCache
+) -> dict[str, Any]:
+    """Verify a Google OIDC ID token (e.g. Cloud Scheduler's) for ``audience`` and ``service_account``.
+
+    ``certs`` must serve Google's OAuth2 certificates (``GOOGLE_OIDC_CERTS_URL``).
+    Raises `VerificationError` (answer 401) or `CertsUnavailable` (answer 503).
+    """
+    return _verify(authorization_header, certs, audience, issuers=GOOGLE_ISSUERS, email=service_account)
+
+
+def _verify(
+    header: str | None,
+    certs: CertCache,
+    audience: str,
+    *,
+    issuers: Collection[str],
+    email: str | None = None,
+    email_verified_required: bool = False,
+) -> dict[str, Any]:
+    """The one verification path: bearer, shape, key, signature, time, audience, issuer, email."""
+    token = _bearer_token(header)
+    kid, payload = _unverified(token)
+    cert = certs.get(kid)
+    if cert is None:
+        raise VerificationError(f"unknown key id {_show(kid)}")
+    try:
+        claims = dict(
+            _jwt_decode(token, certs={kid: cert}, audience=audience, clock_skew_in_seconds=CLOCK_SKEW_SECONDS)
+        )
+    except (google_exceptions.GoogleAuthError, ValueError, TypeError) as exc:
+        raise VerificationError(_why_rejected(exc, payload, audience)) from None
+    if claims.get("iss") not in issuers:
+        raise VerificationError(f"wrong issuer {_show(claims.get('iss'))}")
+    if email is not None:
+        if claims.get("email") != email:
+            raise VerificationError(f"wrong email {_show(claims.get('email'))} (expected {email!r})")
+        verified = claims.get("email_verified")
+        if verified is False or (email_verified_required and verified is not True):
+            raise VerificationError(f"email not verified (email_verified is {_show(verified)})")
+    return claims
+
+
+def _bearer_token(header: str | None) -> str:
+    if not header or not header.strip():
+        raise VerificationError("missing Authorization header")
+    scheme, _, token = header.strip().partition(" ")
+    if scheme.lower() != "bearer":
+        raise VerificationError("Authorization header is not a Bearer token")
+    token = token.strip()
+    if not token:
+        raise VerificationError("malformed token: empty")
+    return token
+
+
+def _unverified(token: str) -> tuple[str, dict[str, Any]]:
+    """The token's key id and claims, read without any check; raise if it is not a JWT."""
+    try:
+        header = _jwt_header(token)
+        payload = _jwt_decode(token, verify=False)
+    except (google_exceptions.GoogleAuthError, ValueError, TypeError):
+        raise VerificationError("malformed token: not a JSON Web Token") from None
+    if header.get("alg") != "RS256":
+        raise VerificationError(f"malformed token: unsupported algorithm {_show(header.get('alg'))}")
+    kid = header.get("kid")
+    if not isinstance(kid, str) or not kid:
+        raise VerificationError("malformed token: no key id")
+    return kid, dict(payload)
+
+
+def _why_rejected(exc: Exception, payload: dict[str, Any], audience: str) -> str:
+    """Name the check google-auth failed, from its exception type and the token's own claims."""
+    if not all(isinstance(payload.get(key), int | float) for key in ("iat", "exp")):
+        return "malformed token: no numeric iat and exp claims"
+    if not isinstance(exc, google_exceptions.InvalidValue):
+        # google-auth checks the signature before the claims and reports a mismatch as MalformedError.
+        return "bad signature"
+    now = time.time()
+    if payload["exp"] + CLOCK_SKEW_SECONDS < now:
+        return f"token expired {int(now - payload['exp'])} s ago"
+    if payload["iat"] - CLOCK_SKEW_SECONDS > now:
+        return "token issued in the future (check the clock)"
+    if payload.get("aud") != audience:
+        return f"wrong audience {_show(payload.get('aud'))} (expected {audience!r})"
+    return f"token rejected ({type(exc).__name__})"
+
+
+def _show(value: Any) -> str:
+    """A claim value for a log line: quoted and cut short (it comes from the caller)."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."

@@ -1,0 +1,141 @@
+"""The one formatter: every card it can produce validates against the Chat API schema."""
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from bot.card_text import message_as_text
+from bot.cards import MAX_CATEGORY_LINES, help_message, team_message, welcome_message
+from bot.config import DEMO_CONFIG, load_config
+from bot.reports import KpiReport, TeamReport, score_with_history
+from bot.store import Snapshot
+from scoring import Status
+from tests.chat_schema import validate_message
+
+NOW = datetime(2026, 11, 26, 15, 0, tzinfo=UTC)
+CONFIG = load_config(DEMO_CONFIG)
+TEAM = CONFIG.team("customer")
+KPI = TEAM.kpis[0]
+
+
+def report_for(counts, *, stale=None, history=(), kpis=1, team=TEAM):
+    """A team report whose KPIs all read ``counts`` (None: no data yet)."""
+    snaps = [Snapshot(NOW - timedelta(days=i + 1), c, 0) for i, c in enumerate(history)]
+    items = []
+    for i in range(kpis):
+        kpi = KPI.model_copy(update={"id": f"kpi-{i}", "name": f"KPI {i}"})
+        score = None if counts is None else score_with_history(kpi, counts, snaps)
+        as_of = None if counts is None else (NOW - timedelta(hours=3) if stale else NOW)
+        items.append(KpiReport(kpi=kpi, score=score, as_of=as_of, stale_reason=stale))
+    return TeamReport(team=team, kpis=tuple(items), generated_at=NOW, zone="America/New_York")
+
+
+def assert_valid(message):
+    errors = validate_message(message)
+    assert errors == [], errors
+    assert len(json.dumps(message).encode()) < 32_000
+
+
+GOOD = {"Low": 3}
+WARNING = {"Critical": 5}
+BAD = {"Critical": 10}
+
+CASES = {
+    "good": report_for(GOOD),
+    "warning": report_for(WARNING, history=[{"Critical": 3}, {"Critical": 4}]),
+    "bad": report_for(BAD, history=[BAD]),
+    "zero issues": report_for({}),
+    "one issue": report_for({"High": 1}),
+    "ten thousand issues": report_for({"Critical": 4000, "High": 3000, "Medium": 2000, "Low": 999, "(none)": 1}),
+    "unweighted": report_for({"Critical": 1, "Surprise": 4, "(none)": 2}),
+    "many categories": report_for({f"cat-{i:03}": i + 1 for i in range(300)}),
+    "stale": report_for(BAD, stale="Vtiger did not answer within 8 s"),
+    "no data": report_for(None, stale="Vtiger refused the access key"),
+    "many kpis": report_for(BAD, kpis=12),
+    "html in data": report_for({"<b>x</b> & <script>": 2}),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+@pytest.mark.parametrize("refresh", ["refresh", "https://scorebot.example.com/chat", None])
+def test_every_team_card_validates(name, refresh):
+    assert_valid(team_message(CASES[name], refresh_function=refresh))
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        help_message(CONFIG),
+        help_message(CONFIG, "No such team"),
+        welcome_message(CONFIG, TEAM),
+        welcome_message(CONFIG, None),
+    ],
+)
+def test_help_and_welcome_cards_validate(message):
+    assert_valid(message)
+
+
+@pytest.mark.parametrize(
+    ("name", "status"),
+    [("good", Status.GOOD), ("warning", Status.WARNING), ("bad", Status.BAD), ("no data", Status.UNKNOWN)],
+)
+def test_header_shows_the_status(name, status):
+    header = team_message(CASES[name], refresh_function=None)["cardsV2"][0]["card"]["header"]
+    assert header["subtitle"].startswith(
+        {"good": "Good", "warning": "Warning", "bad": "Bad", "unknown": "No data"}[status.value]
+    )
+    assert header["subtitle"].endswith("10:00 EST")
+
+
+def widgets_text(message):
+    return message_as_text(message)
+
+
+def test_breakdown_lines_show_count_weight_and_points():
+    text = widgets_text(team_message(CASES["ten thousand issues"], refresh_function="refresh"))
+    assert "Critical: 4000 × 10 = 40000" in text
+    assert "(none): 1 (unweighted)" in text
+    assert "59999" in text  # 40000 + 15000 + 4000 + 999
+
+
+def test_zero_and_one_issue():
+    assert "No open items." in widgets_text(team_message(CASES["zero issues"], refresh_function="refresh"))
+    assert "High: 1 × 5 = 5" in widgets_text(team_message(CASES["one issue"], refresh_function="refresh"))
+
+
+def test_many_categories_are_cut_with_a_count_of_the_rest():
+    text = widgets_text(team_message(CASES["many categories"], refresh_function="refresh"))
+    hidden = len(CASES["many categories"].kpis[0].score.breakdown) - MAX_CATEGORY_LINES
+    assert f"… and {hidden} more categories" in text
+
+
+def test_change_and_sparkline():
+    text = widgets_text(team_message(CASES["warning"], refresh_function="refresh"))
+    assert "▲ +10 since last reading" in text
+    assert "▁▅█" in text
+
+
+def test_webhook_cards_carry_only_open_links():
+    message = team_message(CASES["bad"], refresh_function=None)
+    buttons = message["cardsV2"][0]["card"]["sections"][-1]["widgets"][0]["buttonList"]["buttons"]
+    assert [b["text"] for b in buttons] == ["Open in CRM"]
+    assert "action" not in json.dumps(message)
+
+
+def test_stale_card_says_why_and_how_old():
+    text = widgets_text(team_message(CASES["stale"], refresh_function="refresh"))
+    assert "Could not refresh" in text
+    assert "Vtiger did not answer within 8 s" in text
+    assert "read 3 h ago" in text
+
+
+def test_data_is_escaped_in_card_html():
+    message = team_message(CASES["html in data"], refresh_function=None)
+    assert "<script>" not in json.dumps(message)
+
+
+def test_same_report_same_card():
+    assert team_message(CASES["bad"], refresh_function="refresh") == team_message(
+        CASES["bad"], refresh_function="refresh"
+    )

@@ -1,0 +1,122 @@
+"""The command line: preview, check and serve, as a user runs them."""
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+import requests
+
+from bot.__main__ import is_loopback, main
+from bot.config import DEMO_CONFIG
+from tests.chat_schema import validate_message
+
+
+@pytest.fixture
+def demo_copy(tmp_path, monkeypatch):
+    for name in ("demo.yaml", "demo-issues.csv"):
+        shutil.copy(DEMO_CONFIG.parent / name, tmp_path / name)
+    monkeypatch.setenv("SCOREBOT_STORE", f"sqlite:///{tmp_path / 'cli.db'}")
+    return tmp_path / "demo.yaml"
+
+
+def test_preview_prints_the_card_as_text(demo_copy, capsys):
+    assert main(["--config", str(demo_copy), "preview", "customer"]) == 0
+    out = capsys.readouterr().out
+    assert "Customer Issues" in out
+    assert "Critical: 4 × 10 = 40" in out
+    assert "[Refresh]  [Open in CRM]" in out
+
+
+def test_preview_json_is_the_exact_message(demo_copy, capsys):
+    assert main(["preview", "security", "--format", "json", "--config", str(demo_copy)]) == 0
+    message = json.loads(capsys.readouterr().out)
+    assert validate_message(message) == []
+    assert message["cardsV2"][0]["card"]["header"]["title"] == "🟢 Security"
+
+
+def test_preview_of_an_unknown_team(demo_copy, capsys):
+    assert main(["--config", str(demo_copy), "preview", "nobody"]) == 2
+    assert "teams: customer, performance, security" in capsys.readouterr().err
+
+
+def test_check_reads_every_kpi(demo_copy, capsys):
+    assert main(["--config", str(demo_copy), "check"]) == 0
+    out = capsys.readouterr().out
+    assert "ok   customer/open-issues (source demo): index 85 (bad)" in out
+    assert out.count("plan: read file; 1 calls;") == 3
+
+
+def test_check_fails_when_a_source_fails(demo_copy, capsys):
+    (demo_copy.parent / "demo-issues.csv").unlink()
+    assert main(["--config", str(demo_copy), "check"]) == 1
+    assert "FAIL customer/open-issues (source demo): cannot read demo-issues.csv" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("127.0.0.1", True),
+        ("127.9.9.9", True),
+        ("::1", True),
+        ("localhost", True),
+        ("0.0.0.0", False),
+        ("10.0.0.1", False),
+        ("example.com", False),
+    ],
+)
+def test_loopback_hosts(host, loopback):
+    assert is_loopback(host) is loopback
+
+
+def run_bot(*args, **kwargs):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **kwargs.pop("env", {})}
+    return subprocess.Popen(
+        [sys.executable, "-m", "bot", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        **kwargs,
+    )
+
+
+def test_serve_refuses_verify_false_off_loopback(demo_copy):
+    process = run_bot("serve", "--host", "0.0.0.0", "--config", str(demo_copy))
+    out, _ = process.communicate(timeout=60)
+    assert process.returncode == 2
+    assert "serve listens only on a loopback address" in out
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_serve_runs_the_demo_on_loopback(demo_copy):
+    port = free_port()
+    process = run_bot("serve", "--port", str(port), "--config", str(demo_copy))
+    try:
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(100):
+            try:
+                if requests.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        body = {
+            "type": "MESSAGE",
+            "space": {"name": "spaces/DEMO-CUSTOMER"},
+            "message": {"slashCommand": {"commandId": "1"}},
+        }
+        reply = requests.post(base, json=body, timeout=10).json()
+        assert reply["cardsV2"][0]["card"]["header"]["title"] == "🔴 Customer Issues"
+    finally:
+        process.terminate()
+        out, _ = process.communicate(timeout=30)
+    assert "request verification is OFF" in out

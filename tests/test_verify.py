@@ -1,0 +1,250 @@
+"""Request verification: every token kind accepted, every fault named, certificates cached."""
+
+import base64
+import json
+import time
+
+import pytest
+
+from bot.config import CHAT_ISSUER
+from bot.errors import VerificationError
+from bot.verify import CertsUnavailable, verify_chat_token, verify_google_oidc
+from tests.tokens import ADDON_SERVICE_ACCOUNT, GOOGLE_ISSUER, bearer, signing_key
+
+PROJECT = "123456789012"
+URL = "https://scorebot.example.com/chat"
+TICK_URL = "https://scorebot.example.com/tick"
+SCHEDULER = "scheduler@scorebot-demo.iam.gserviceaccount.com"
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def rejection(header, settings, certs) -> str:
+    """The reason a header is refused; checks that it is a 401 kind and does not leak the token."""
+    with pytest.raises(VerificationError) as caught:
+        verify_chat_token(header, settings, certs)
+    assert not isinstance(caught.value, CertsUnavailable)
+    reason = str(caught.value)
+    token = (header or "").removeprefix("Bearer ")
+    for secret in [token, *token.split(".")]:
+        assert len(secret) < 8 or secret not in reason
+    return reason
+
+
+def test_project_number_token_accepted(token_factory):
+    settings = token_factory.settings("project_number", PROJECT)
+    claims = verify_chat_token(
+        bearer(token_factory.project_number_token(PROJECT)), settings, token_factory.cert_cache()
+    )
+    assert claims["aud"] == PROJECT
+    assert claims["iss"] == CHAT_ISSUER
+
+
+def test_endpoint_url_token_accepted(token_factory):
+    settings = token_factory.settings("endpoint_url", URL)
+    claims = verify_chat_token(bearer(token_factory.endpoint_token(URL)), settings, token_factory.cert_cache())
+    assert claims["email"] == CHAT_ISSUER
+    assert claims["aud"] == URL
+
+
+@pytest.mark.parametrize("email_verified", [None, True])
+def test_addon_token_accepted_with_or_without_email_verified(token_factory, email_verified):
+    settings = token_factory.settings("addon", URL)
+    token = token_factory.addon_token(URL, email_verified=email_verified)
+    claims = verify_chat_token(bearer(token), settings, token_factory.cert_cache())
+    assert claims["email"] == ADDON_SERVICE_ACCOUNT
+
+
+def test_scheduler_token_accepted_and_pinned_to_its_service_account(token_factory):
+    certs = token_factory.cert_cache()
+    token = token_factory.oidc_token(TICK_URL, SCHEDULER)
+    assert verify_google_oidc(bearer(token), TICK_URL, SCHEDULER, certs)["email"] == SCHEDULER
+    with pytest.raises(VerificationError, match="wrong email"):
+        verify_google_oidc(
+            bearer(token_factory.oidc_token(TICK_URL, "other@x.iam.gserviceaccount.com")), TICK_URL, SCHEDULER, certs
+        )
+    with pytest.raises(VerificationError, match="wrong audience"):
+        verify_google_oidc(bearer(token), URL, SCHEDULER, certs)
+
+
+@pytest.mark.parametrize(
+    ("header", "reason"),
+    [
+        (None, "missing Authorization header"),
+        ("", "missing Authorization header"),
+        ("Basic dXNlcjpzZWNyZXRwYXNzd29yZA==", "not a Bearer token"),
+        ("Bearer", "malformed token: empty"),
+        ("Bearer garbage-not-a-jwt", "malformed token"),
+        ("Bearer eyJhbGciOiJSUzI1NiJ9.eyJhdWQiOiIxIn0", "malformed token"),
+        ("Bearer aaaa.bbbb.cccc", "malformed token"),
+    ],
+)
+def test_headers_that_are_not_a_token(token_factory, header, reason):
+    settings = token_factory.settings("project_number", PROJECT)
+    assert reason in rejection(header, settings, token_factory.cert_cache())
+    assert token_factory.fetches == 0
+
+
+def test_token_without_key_id_or_with_another_algorithm(token_factory):
+    settings = token_factory.settings("project_number", PROJECT)
+    certs = token_factory.cert_cache()
+    no_kid = signing_key(0).sign({"aud": PROJECT, "iss": CHAT_ISSUER}, kid=None)
+    assert "no key id" in rejection(bearer(no_kid), settings, certs)
+
+    def segment(obj):
+        return base64.urlsafe_b64encode(json.dumps(obj).encode()).rstrip(b"=").decode()
+
+    unsigned = f"{segment({'alg': 'none', 'kid': token_factory.kid})}.{segment({'aud': PROJECT})}.sig"
+    assert "unsupported algorithm 'none'" in rejection(bearer(unsigned), settings, certs)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "reason"),
+    [
+        ({"issued_at": time.time() - 7200}, "token expired"),
+        ({"issued_at": time.time() + 600}, "issued in the future"),
+        ({"key": signing_key(2)}, "bad signature"),
+        ({"kid": "not-a-served-key"}, "unknown key id 'not-a-served-key'"),
+        ({"issuer": GOOGLE_ISSUER}, "wrong issuer 'https://accounts.google.com'"),
+    ],
+)
+def test_project_number_faults(token_factory, overrides, reason):
+    settings = token_factory.settings("project_number", PROJECT)
+    token = token_factory.project_number_token(PROJECT, **overrides)
+    assert reason in rejection(bearer(token), settings, token_factory.cert_cache())
+
+
+def test_wrong_audience_names_both(token_factory):
+    settings = token_factory.settings("project_number", PROJECT)
+    reason = rejection(bearer(token_factory.project_number_token("999")), settings, token_factory.cert_cache())
+    assert reason == "wrong audience '999' (expected '123456789012')"
+
+
+def test_project_number_token_sent_to_an_endpoint_url_app(token_factory):
+    settings = token_factory.settings("endpoint_url", URL)
+    reason = rejection(bearer(token_factory.project_number_token(PROJECT)), settings, token_factory.cert_cache())
+    assert "wrong audience" in reason
+
+
+def test_token_without_expiry(token_factory):
+    settings = token_factory.settings("project_number", PROJECT)
+    token = token_factory.sign(aud=PROJECT, iss=CHAT_ISSUER, iat=int(time.time()))
+    assert "no numeric iat and exp" in rejection(bearer(token), settings, token_factory.cert_cache())
+
+
+@pytest.mark.parametrize(
+    ("overrides", "reason"),
+    [
+        ({"email": "someone@example.com"}, "wrong email 'someone@example.com'"),
+        ({"email": None}, "wrong email None"),
+        ({"email_verified": False}, "email not verified"),
+        ({"email_verified": None}, "email not verified"),
+        ({"issuer": CHAT_ISSUER}, "wrong issuer"),
+    ],
+)
+def test_endpoint_url_faults(token_factory, overrides, reason):
+    settings = token_factory.settings("endpoint_url", URL)
+    token = token_factory.endpoint_token(URL, **overrides)
+    assert reason in rejection(bearer(token), settings, token_factory.cert_cache())
+
+
+@pytest.mark.parametrize(
+    ("overrides", "reason"),
+    [
+        ({"email": "service-999999999999@gcp-sa-gsuiteaddons.iam.gserviceaccount.com"}, "wrong email"),
+        ({"email": CHAT_ISSUER}, "wrong email"),
+        ({"email": ADDON_SERVICE_ACCOUNT.upper()}, "wrong email"),
+        ({"email_verified": False}, "email not verified"),
+        ({"issuer": "https://evil.example.com"}, "wrong issuer"),
+    ],
+)
+def test_addon_faults(token_factory, overrides, reason):
+    settings = token_factory.settings("addon", URL)
+    token = token_factory.addon_token(URL, **overrides)
+    assert reason in rejection(bearer(token), settings, token_factory.cert_cache())
+
+
+def test_certificates_are_fetched_once_for_many_requests(token_factory):
+    settings = token_factory.settings("project_number", PROJECT)
+    certs = token_factory.cert_cache()
+    for _ in range(10):
+        verify_chat_token(bearer(token_factory.project_number_token(PROJECT)), settings, certs)
+    assert token_factory.fetches == 1
+
+
+def test_unknown_key_id_refetches_at_most_once_a_minute(token_factory):
+    settings = token_factory.settings("project_number", PROJECT)
+    clock = FakeClock()
+    certs = token_factory.cert_cache(clock=clock)
+    verify_chat_token(bearer(token_factory.project_number_token(PROJECT)), settings, certs)
+    unknown = bearer(token_factory.project_number_token(PROJECT, kid="rotated-away"))
+    for _ in range(5):
+        assert "unknown key id" in rejection(unknown, settings, certs)
+    assert token_factory.fetches == 1  # the set was fetched just now
+    clock.now += 61
+    for _ in range(5):
+        assert "unknown key id" in rejection(unknown, settings, certs)
+    assert token_factory.fetches == 2
+
+
+def test_a_rotated_in_key_is_picked_up(token_factory):
+    settings = token_factory.settings("project_number", PROJECT)
+    clock = FakeClock()
+    certs = token_factory.cert_cache(clock=clock)
+    verify_chat_token(bearer(token_factory.project_number_token(PROJECT)), settings, certs)
+    token_factory.add_key("test-key-2", index=1)
+    clock.now += 120
+    for _ in range(3):
+        verify_chat_token(bearer(token_factory.project_number_token(PROJECT, kid="test-key-2")), settings, certs)
+    assert token_factory.fetches == 2
+
+
+@pytest.mark.parametrize(("max_age", "lifetime"), [(10, 10), (None, 3600)])
+def test_cache_follows_max_age(token_factory, max_age, lifetime):
+    token_factory.max_age = max_age
+    settings = token_factory.settings("project_number", PROJECT)
+    clock = FakeClock()
+    certs = token_factory.cert_cache(clock=clock)
+    header = bearer(token_factory.project_number_token(PROJECT))
+    verify_chat_token(header, settings, certs)
+    clock.now += lifetime - 1
+    verify_chat_token(header, settings, certs)
+    assert token_factory.fetches == 1
+    clock.now += 2
+    verify_chat_token(header, settings, certs)
+    assert token_factory.fetches == 2
+
+
+def test_certificate_server_error_is_certs_unavailable(token_factory):
+    token_factory.fail_with = 500
+    settings = token_factory.settings("project_number", PROJECT)
+    with pytest.raises(CertsUnavailable, match="answered HTTP 500"):
+        verify_chat_token(bearer(token_factory.project_number_token(PROJECT)), settings, token_factory.cert_cache())
+
+
+def test_unreachable_certificate_server_is_certs_unavailable(token_factory):
+    settings = token_factory.settings("project_number", PROJECT)
+    header = bearer(token_factory.project_number_token(PROJECT))
+    certs = token_factory.cert_cache()
+    token_factory.close()
+    with pytest.raises(CertsUnavailable, match="cannot fetch signing certificates"):
+        verify_chat_token(header, settings, certs)
+
+
+def test_failed_refetch_keeps_the_certificates_already_known(token_factory):
+    settings = token_factory.settings("project_number", PROJECT)
+    clock = FakeClock()
+    certs = token_factory.cert_cache(clock=clock)
+    known = bearer(token_factory.project_number_token(PROJECT))
+    verify_chat_token(known, settings, certs)
+    token_factory.fail_with = 503
+    clock.now += 61
+    with pytest.raises(CertsUnavailable):
+        verify_chat_token(bearer(token_factory.project_number_token(PROJECT, kid="new")), settings, certs)
+    assert verify_chat_token(known, settings, certs)["aud"] == PROJECT
