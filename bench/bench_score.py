@@ -1,0 +1,82 @@
+"""How long `/score` and Refresh take inside the app, against a baseline in the same process.
+
+Runs the demo configuration with request verification on (tokens signed by a
+key made here, certificates served on 127.0.0.1), through Flask's test client.
+Prints the median of several runs, per request, and the ratio to `/healthz`
+(routing alone) measured alongside, since absolute times on a shared machine
+drift. Usage: .venv/bin/python bench/bench_score.py [--requests 200] [--runs 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bot.config import CHAT_ISSUER, DEMO_CONFIG, load_config
+from bot.services import build_services
+from bot.web import create_app
+from tests import payloads
+from tests.tokens import TokenFactory
+
+
+def per_request_ms(action: Callable[[], object], requests: int, runs: int) -> float:
+    """Median over ``runs`` of the mean time of ``requests`` calls, in milliseconds."""
+    samples = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        for _ in range(requests):
+            action()
+        samples.append((time.perf_counter() - started) / requests * 1000)
+    return statistics.median(samples)
+
+
+def main() -> None:
+    """Measure and print."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+    tokens = TokenFactory()
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        for name in ("demo.yaml", "demo-issues.csv"):
+            shutil.copy(DEMO_CONFIG.parent / name, folder / name)
+        data = yaml.safe_load((folder / "demo.yaml").read_text())
+        data["chat"] = {"verify": True, "audience": "123", "certs_url": tokens.certs_url}
+        (folder / "demo.yaml").write_text(yaml.safe_dump(data))
+        services = build_services(load_config(folder / "demo.yaml"), store_url="sqlite:///bench.db")
+        client = create_app(services=services).test_client()
+        now = int(time.time())
+        token = tokens.sign(iss=CHAT_ISSUER, aud="123", iat=now, exp=now + 3600)
+        headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+        score = json.dumps(payloads.classic_slash())
+        click = json.dumps(payloads.addon_click("customer"))
+        figures = {
+            "GET /healthz (baseline)": lambda: client.get("/healthz"),
+            "POST / unknown event (verify + parse)": lambda: client.post("/", data="{}", headers=headers),
+            "POST / /score": lambda: client.post("/", data=score, headers=headers),
+            "POST / Refresh (add-on)": lambda: client.post("/", data=click, headers=headers),
+        }
+        results = {name: per_request_ms(action, args.requests, args.runs) for name, action in figures.items()}
+        baseline = results["GET /healthz (baseline)"]
+        print(f"{args.runs} runs x {args.requests} requests, median per request:")
+        for name, ms in results.items():
+            print(f"  {name:42s} {ms:8.3f} ms   {ms / baseline:6.1f}x baseline")
+        print(f"  certificate fetches for all requests: {tokens.fetches}")
+        services.store.engine.dispose()
+    tokens.close()
+
+
+if __name__ == "__main__":
+    main()
