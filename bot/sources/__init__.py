@@ -7,9 +7,13 @@ from typing import Any
 
 from bot.sources.base import Deadline, FetchResult, Source, SourceSettings
 from bot.sources.file import FileSource
+from bot.sources.http import HttpSource
+from bot.sources.vtiger import VtigerSource
 
 SOURCE_TYPES: dict[str, Any] = {
     "file": FileSource,
+    "http": HttpSource,
+    "vtiger": VtigerSource,
 }
 
 

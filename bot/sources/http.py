@@ -1,0 +1,229 @@
+"""The ``http`` source (counts from any JSON endpoint), and the HTTP call helper sources share.
+
+``send`` makes one HTTP call within a fetch's deadline and turns every
+transport failure into a ``SourceUnavailable`` whose message names the service
+and what went wrong, never the URL's query string or a credential.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+from urllib.parse import urlsplit
+
+import jmespath
+import jmespath.exceptions
+import requests
+from pydantic import Field, SecretStr, field_validator, model_validator
+
+from bot.errors import SourceAuthError, SourceDataError, SourceQueryError, SourceUnavailable
+from bot.sources.base import NO_CATEGORY, Deadline, FetchResult, SourceSettings, StrictModel
+
+
+def seconds(value: float) -> str:
+    """A duration for a message: ``8``, ``2.5``, ``0.3``."""
+    return f"{max(round(value, 1), 0.1):g}"
+
+
+def http_url(value: str) -> str:
+    """Validate an http(s) URL from the config; return it without a trailing slash."""
+    value = value.strip().rstrip("/")
+    parts = urlsplit(value)
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise ValueError("must be an http:// or https:// address")
+    return value
+
+
+def host_of(url: str) -> str:
+    """``host[:port]`` of ``url``, without any credentials written into it."""
+    parts = urlsplit(url)
+    return f"{parts.hostname}:{parts.port}" if parts.port else str(parts.hostname)
+
+
+@dataclass
+class Calls:
+    """The HTTP calls of one fetch: the deadline they share, and how many were made."""
+
+    deadline: Deadline
+    service: str
+    count: int = 0
+    budget: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.budget = self.deadline.remaining()
+
+    def timed_out(self) -> SourceUnavailable:
+        """The error for a fetch whose time is spent."""
+        return SourceUnavailable(f"{self.service} did not answer within {seconds(self.budget)} s")
+
+
+def send(
+    session: requests.Session,
+    method: str,
+    url: str,
+    calls: Calls,
+    timeouts: tuple[float, float],
+    **kwargs: Any,
+) -> requests.Response:
+    """One HTTP call, its (connect, read) timeouts capped by the time the fetch has left."""
+    remaining = calls.deadline.remaining()
+    if remaining <= 0:
+        raise calls.timed_out()
+    connect, read = min(timeouts[0], remaining), min(timeouts[1], remaining)
+    calls.count += 1
+    try:
+        return session.request(method, url, timeout=(connect, read), allow_redirects=False, **kwargs)
+    except requests.Timeout as exc:
+        limit = connect if isinstance(exc, requests.ConnectTimeout) else read
+        configured = timeouts[0] if isinstance(exc, requests.ConnectTimeout) else timeouts[1]
+        if limit < configured:
+            raise calls.timed_out() from None
+        raise SourceUnavailable(f"{calls.service} did not answer within {seconds(limit)} s") from None
+    except requests.ConnectionError as exc:
+        raise SourceUnavailable(f"cannot reach {calls.service} at {host_of(url)} ({_reason(exc)})") from None
+    except requests.RequestException as exc:
+        raise SourceUnavailable(f"{calls.service} call failed ({type(exc).__name__})") from None
+
+
+def _reason(exc: requests.ConnectionError) -> str:
+    text = str(exc).lower()
+    if "refused" in text:
+        return "connection refused"
+    if "resolve" in text or "name or service not known" in text or "getaddrinfo" in text:
+        return "host name not found"
+    if "ssl" in text or "certificate" in text:
+        return "TLS handshake failed"
+    return "connection failed"
+
+
+def json_body(response: requests.Response, service: str) -> Any:
+    """The decoded JSON body, or ``SourceDataError`` saying what came instead."""
+    try:
+        return response.json()
+    except ValueError:
+        kind = response.headers.get("Content-Type", "").split(";")[0] or "no content type"
+        raise SourceDataError(
+            f"{service} answered HTTP {response.status_code} with a body that is not JSON ({kind}); "
+            "check the url setting"
+        ) from None
+
+
+class HttpSettings(SourceSettings):
+    """``type: http``: a JSON endpoint, with a bearer ``token`` or ``username``/``password``."""
+
+    type: Literal["http"]
+    url: str
+    token: SecretStr | None = None
+    username: str | None = None
+    password: SecretStr | None = None
+    connect_timeout: float = Field(default=3.05, gt=0, le=60)
+    read_timeout: float = Field(default=10, gt=0, le=120)
+
+    _check_url = field_validator("url")(http_url)
+
+    @model_validator(mode="after")
+    def _one_auth(self) -> HttpSettings:
+        if (self.username is None) != (self.password is None):
+            raise ValueError("username and password go together")
+        if self.token is not None and self.username is not None:
+            raise ValueError("use either token or username/password, not both")
+        return self
+
+
+class HttpQuery(StrictModel):
+    """``path``: a JMESPath expression selecting a ``{category: count}`` object or a list of records."""
+
+    path: str
+
+    @field_validator("path")
+    @classmethod
+    def _valid_path(cls, value: str) -> str:
+        try:
+            jmespath.compile(value)
+        except jmespath.exceptions.JMESPathError as exc:
+            raise ValueError(f"not a valid JMESPath expression: {exc}") from None
+        return value
+
+
+class HttpSource:
+    """Counts from a JSON document fetched with one GET per fetch."""
+
+    Settings: ClassVar[type[SourceSettings]] = HttpSettings
+    Query: ClassVar[type[StrictModel]] = HttpQuery
+
+    def __init__(self, name: str, settings: HttpSettings, base_dir: Path) -> None:
+        self.name = name
+        self.settings = settings
+        self._http = requests.Session()
+        if settings.token is not None:
+            self._http.headers["Authorization"] = f"Bearer {settings.token.get_secret_value()}"
+        elif settings.username is not None and settings.password is not None:
+            self._http.auth = (settings.username, settings.password.get_secret_value())
+
+    def fetch(self, query: HttpQuery, category: str, deadline: Deadline) -> FetchResult:
+        """Fetch the document, select ``query.path``, and count by ``category`` if it is a list."""
+        calls = Calls(deadline, self.name)
+        timeouts = (self.settings.connect_timeout, self.settings.read_timeout)
+        response = send(self._http, "GET", self.settings.url, calls, timeouts, headers={"Accept": "application/json"})
+        self._check_status(response)
+        try:
+            selected = jmespath.search(query.path, json_body(response, self.name))
+        except jmespath.exceptions.JMESPathError as exc:
+            raise SourceDataError(f"{self.name}: path {query.path!r} does not apply to the answer ({exc})") from None
+        if isinstance(selected, dict):
+            return FetchResult(counts=self._counts(selected, query.path), plan="read counts", calls=calls.count)
+        if isinstance(selected, list):
+            counts = self._group(selected, category, query.path)
+            return FetchResult(counts=counts, plan="group records", calls=calls.count, details={"rows": len(selected)})
+        found = "nothing" if selected is None else type(selected).__name__
+        raise SourceDataError(
+            f"{self.name}: path {query.path!r} selected {found}; it must select a {{category: count}} object "
+            "or a list of records"
+        )
+
+    def close(self) -> None:
+        """Release pooled connections."""
+        self._http.close()
+
+    def _check_status(self, response: requests.Response) -> None:
+        status = response.status_code
+        if status < 300:
+            return
+        where = f"{self.name} answered HTTP {status}"
+        if status in {401, 403}:
+            raise SourceAuthError(f"{where}: the token or username/password was refused")
+        if status == 429:
+            after = response.headers.get("Retry-After")
+            raise SourceUnavailable(f"{where}: too many requests" + (f" (retry after {after} s)" if after else ""))
+        if status >= 500:
+            raise SourceUnavailable(f"{where}: the service failed; try again later")
+        if 300 <= status < 400:
+            raise SourceQueryError(f"{where}: a redirect; set url to the final address")
+        raise SourceQueryError(f"{where}: check the url setting")
+
+    def _counts(self, selected: dict[str, Any], path: str) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for key, value in selected.items():
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise SourceDataError(f"{self.name}: {path}[{key!r}] is {value!r}, not a non-negative integer count")
+            name = key.strip() or NO_CATEGORY
+            counts[name] = counts.get(name, 0) + value
+        return counts
+
+    def _group(self, records: list[Any], category: str, path: str) -> dict[str, int]:
+        counts: Counter[str] = Counter()
+        seen_field = not records or not category
+        for number, record in enumerate(records, start=1):
+            if not isinstance(record, dict):
+                raise SourceDataError(f"{self.name}: item {number} of {path!r} is not a JSON object")
+            value = record.get(category) if category else None
+            seen_field = seen_field or category in record
+            if isinstance(value, dict | list):
+                raise SourceDataError(f"{self.name}: {category!r} of item {number} is not a single value")
+            text = "" if value is None else str(value).strip()
+            counts[text or NO_CATEGORY] += 1
+        if not seen_field:
+            raise SourceQueryError(f"{self.name}: no record under {path!r} has a field {category!r}")
+        return dict(counts)

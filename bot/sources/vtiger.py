@@ -1,0 +1,253 @@
+"""The ``vtiger`` source: open items per category, counted in Vtiger CRM with few calls.
+
+VTQL has no GROUP BY and returns at most 100 rows, so there are two plans:
+
+- ``count``: one ``count(*)`` per picklist value of the category field, plus
+  the total; records with an empty category are the total minus the rest
+  (``field = ''`` does not work on Vtiger 8.2).
+- ``page``: ``SELECT <category> ... LIMIT offset,100`` until a short page,
+  grouped here.
+
+``auto`` (the default) first counts the total, then takes the plan with fewer
+calls left: ``len(values)`` against ``total // 100 + 1`` pages (a page of
+exactly 100 rows needs one more page to prove it was the last); on a tie it
+pages, which groups every value exactly as stored.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field, SecretStr, field_validator
+
+from bot.errors import SourceDataError, SourceError, SourceQueryError
+from bot.sources.base import NO_CATEGORY, Deadline, FetchResult, SourceSettings, StrictModel
+from bot.sources.http import Calls, http_url
+from bot.sources.vtiger_api import SERVICE, UnknownModule, VtigerApi, make_api
+from bot.sources.vtiger_vtql import IDENTIFIER, Condition, Filter, parse_filter, quotable
+
+log = logging.getLogger(__name__)
+
+PAGE = 100
+"""Rows per VTQL query: Vtiger clamps any LIMIT above 100."""
+
+
+class VtigerSettings(SourceSettings):
+    """``type: vtiger``: where Vtiger is, which API, and whose access key."""
+
+    type: Literal["vtiger"]
+    api: Literal["webservice", "rest"] = "webservice"
+    url: str
+    username: str = Field(min_length=1)
+    access_key: SecretStr = Field(min_length=1)
+    connect_timeout: float = Field(default=3.05, gt=0, le=60)
+    read_timeout: float = Field(default=10, gt=0, le=120)
+    requests_per_minute: float | None = Field(default=None, gt=0)
+    throttle_retries: int = Field(default=3, ge=0, le=10)
+    describe_cache_seconds: float = Field(default=600, ge=0)
+
+    @field_validator("url")
+    @classmethod
+    def _base_url(cls, value: str) -> str:
+        value = http_url(value)
+        for suffix in ("/webservice.php", "/restapi/v1/vtiger/default"):
+            value = value.removesuffix(suffix)
+        return value
+
+
+class VtigerQuery(StrictModel):
+    """What a KPI counts: records of ``module`` matching ``filter`` (a VTQL condition)."""
+
+    module: str = Field(pattern=f"^{IDENTIFIER.pattern}$")
+    filter: str = ""
+    plan: Literal["auto", "count", "page"] = "auto"
+
+    @field_validator("filter")
+    @classmethod
+    def _valid_filter(cls, value: str) -> str:
+        parse_filter(value)
+        return value
+
+    @property
+    def condition(self) -> Filter:
+        """The parsed filter."""
+        return parse_filter(self.filter)
+
+
+@dataclass(frozen=True)
+class _Module:
+    fields: frozenset[str]
+    picklists: Mapping[str, tuple[str, ...]]
+    expires: float
+
+
+class VtigerSource:
+    """Counts Vtiger records per category value through the webservice or REST API."""
+
+    Settings: ClassVar[type[SourceSettings]] = VtigerSettings
+    Query: ClassVar[type[StrictModel]] = VtigerQuery
+
+    def __init__(self, name: str, settings: VtigerSettings, base_dir: Path) -> None:
+        self.name = name
+        self.settings = settings
+        self.api: VtigerApi = make_api(settings)
+        self._modules: dict[str, _Module] = {}
+        self._modules_lock = threading.Lock()
+
+    def fetch(self, query: VtigerQuery, category: str, deadline: Deadline) -> FetchResult:
+        """Count the records ``query`` selects per value of ``category``."""
+        calls = Calls(deadline, SERVICE)
+        where = query.condition
+        if not IDENTIFIER.fullmatch(category):
+            raise SourceQueryError(f"category {category!r} is not a Vtiger field name")
+        module = self._module(query.module, calls)
+        for name in (*where.fields, category):
+            if name not in module.fields:
+                close = difflib.get_close_matches(name, module.fields, n=3)
+                hint = f" (did you mean {', '.join(close)}?)" if close else ""
+                raise SourceQueryError(f"Vtiger module {query.module!r} has no field {name!r}{hint}")
+        values = module.picklists.get(category)
+        countable = values is not None and all(quotable(v) for v in values)
+        if query.plan == "count" and not countable:
+            raise SourceQueryError(
+                f"plan count needs {category!r} to be a picklist field of {query.module} with plain values; "
+                "use plan auto or page"
+            )
+        if query.plan == "page":
+            return self._page(query.module, where, category, calls)
+        total = self._count(query.module, where.where(), calls)
+        if total == 0:
+            return self._result({}, "count(*) per category", calls, 0)
+        if values is not None and countable and (query.plan == "count" or len(values) < total // PAGE + 1):
+            return self._per_value(query.module, where, category, values, total, calls)
+        return self._page(query.module, where, category, calls)
+
+    def close(self) -> None:
+        """Release pooled connections (the Vtiger session is left to expire)."""
+        self.api.transport.close()
+
+    def _per_value(
+        self, module: str, where: Filter, category: str, values: tuple[str, ...], total: int, calls: Calls
+    ) -> FetchResult:
+        counts: dict[str, int] = {}
+        for value in values:
+            number = self._count(module, where.where(Condition(category, "=", (value,))), calls)
+            if number:
+                counts[value] = counts.get(value, 0) + number
+        rest = total - sum(counts.values())
+        if rest < 0:
+            raise SourceDataError(
+                f"Vtiger's counts for {module} do not add up ({sum(counts.values())} by {category} > {total} in all); "
+                "records may have changed meanwhile, try again"
+            )
+        if rest:
+            counts[NO_CATEGORY] = rest
+        return self._result(counts, "count(*) per category", calls, total)
+
+    def _page(self, module: str, where: Filter, category: str, calls: Calls) -> FetchResult:
+        counts: Counter[str] = Counter()
+        offset = 0
+        while True:
+            # module and category are checked identifiers; where() quotes every value
+            vtql = f"SELECT {category} FROM {module}{where.where()} ORDER BY id LIMIT {offset},{PAGE};"  # noqa: S608
+            rows = self._rows(self.api.query(vtql, module, calls), module)
+            for row in rows:
+                if category not in row:
+                    raise SourceDataError(f"Vtiger's {module} rows lack the {category!r} column")
+                value = row[category]
+                if isinstance(value, dict | list):
+                    raise SourceDataError(f"Vtiger's {module}.{category} holds a {type(value).__name__}, not a value")
+                text = "" if value is None else str(value).strip()
+                counts[text or NO_CATEGORY] += 1
+            offset += len(rows)
+            if len(rows) < PAGE:
+                return self._result(dict(counts), "page records", calls, offset)
+
+    def _count(self, module: str, where: str, calls: Calls) -> int:
+        result = self.api.query(f"SELECT count(*) FROM {module}{where};", module, calls)  # noqa: S608
+        rows = self._rows(result, module)
+        value = rows[0].get("count") if len(rows) == 1 else None
+        try:
+            number = int(str(value))
+        except ValueError:
+            number = -1
+        if number < 0:
+            raise SourceDataError(f"Vtiger answered count(*) on {module} with {result!r:.80}, not a count")
+        return number
+
+    @staticmethod
+    def _rows(result: Any, module: str) -> list[dict[str, Any]]:
+        if not isinstance(result, list) or not all(isinstance(r, dict) for r in result):
+            raise SourceDataError(f"Vtiger answered a query on {module} with something other than a list of rows")
+        if len(result) > PAGE:
+            raise SourceDataError(f"Vtiger returned {len(result)} rows for a query on {module}, more than {PAGE}")
+        return result
+
+    def _result(self, counts: dict[str, int], plan: str, calls: Calls, rows: int) -> FetchResult:
+        log.debug("%s: %s, %d rows, %d calls", self.name, plan, rows, calls.count)
+        return FetchResult(
+            counts=counts, plan=plan, calls=calls.count, details={"rows": rows, "api": self.settings.api}
+        )
+
+    def _module(self, name: str, calls: Calls) -> _Module:
+        """The fields and picklist values of module ``name``, described at most once per cache period."""
+        cached = self._modules.get(name)
+        if cached and cached.expires > time.monotonic():
+            return cached
+        if not self._modules_lock.acquire(timeout=calls.deadline.remaining()):
+            raise calls.timed_out()
+        try:
+            cached = self._modules.get(name)
+            if cached and cached.expires > time.monotonic():
+                return cached
+            try:
+                result = self.api.describe(name, calls)
+            except UnknownModule as exc:
+                raise UnknownModule(f"{exc}{self._module_hint(name, calls)}") from None
+            module = _describe(name, result, time.monotonic() + self.settings.describe_cache_seconds)
+            self._modules[name] = module
+            return module
+        finally:
+            self._modules_lock.release()
+
+    def _module_hint(self, name: str, calls: Calls) -> str:
+        """A suggestion from ``listtypes`` for a module name Vtiger does not know (best effort)."""
+        try:
+            result = self.api.listtypes(calls)
+        except SourceError:
+            return ""
+        types = result.get("types") if isinstance(result, dict) else None
+        if not isinstance(types, list):
+            return ""
+        close = difflib.get_close_matches(name, [str(t) for t in types], n=3, cutoff=0.5)
+        return f" (similar modules: {', '.join(close)})" if close else ""
+
+
+def _describe(name: str, result: Any, expires: float) -> _Module:
+    """Fields and picklist values from a ``describe`` result."""
+    fields = result.get("fields") if isinstance(result, dict) else None
+    if not isinstance(fields, list):
+        raise SourceDataError(f"Vtiger's describe of {name} has no field list")
+    names: set[str] = set()
+    picklists: dict[str, tuple[str, ...]] = {}
+    for item in fields:
+        field_name = item.get("name") if isinstance(item, dict) else None
+        if not isinstance(field_name, str):
+            raise SourceDataError(f"Vtiger's describe of {name} lists a field without a name")
+        names.add(field_name)
+        kind = item.get("type")
+        if isinstance(kind, dict) and kind.get("name") == "picklist":
+            options = kind.get("picklistValues") or []
+            if not isinstance(options, list):
+                raise SourceDataError(f"Vtiger's describe of {name} has malformed picklist values for {field_name}")
+            values = [o.get("value") for o in options if isinstance(o, dict)]
+            picklists[field_name] = tuple(dict.fromkeys(str(v) for v in values if v not in (None, "")))
+    return _Module(frozenset(names), picklists, expires)

@@ -1,0 +1,513 @@
+"""A stand-in Vtiger CRM 8.2 on 127.0.0.1: ``webservice.php`` and the Cloud REST API.
+
+Written from the project's Vtiger reference, it enforces what the real server
+does: challenge tokens that expire (``clock``, ``token_ttl``), the md5 login,
+the HTTP method per operation, sessions (``expire_sessions``), the error
+envelope and its codes, the VTQL subset (parentheses, NOT, IS NULL, ``<>`` and
+a missing ``;`` are QUERY_SYNTAX_ERROR; ``= ''`` is INTERNAL_SERVER_ERROR),
+the 100-row clamp, ``count(*)`` as a string, HTTP 500 with an empty body for an
+unknown operation, slow answers (``delay``), and on the REST side Basic auth,
+HTTP 429 (``throttle``, ``retry_after``) and ``X-FloodControl-*`` headers
+(``flood``). Every request is recorded in ``seen``; ``inject`` queues canned
+answers for an operation.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+import secrets
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+PICKLISTS: dict[str, dict[str, list[str]]] = {
+    "Calendar": {
+        "taskpriority": ["High", "Medium", "Low"],
+        "taskstatus": ["Not Started", "In Progress", "Completed", "Pending Input", "Deferred", "Planned"],
+        "activitytype": ["Task", "Call", "Meeting"],
+    },
+    "HelpDesk": {
+        "ticketpriorities": ["Low", "Normal", "High", "Urgent"],
+        "ticketstatus": ["Open", "In Progress", "Wait For Response", "Closed"],
+        "ticketseverities": ["Minor", "Major", "Feature", "Critical"],
+        "ticketcategories": ["Big Problem", "Small Problem", "Other Problem"],
+    },
+}
+TEXT_FIELDS = {
+    "Calendar": ["subject", "assigned_user_id", "createdtime", "modifiedtime", "date_start", "due_date"],
+    "HelpDesk": ["ticket_title", "ticket_no", "assigned_user_id", "createdtime", "modifiedtime"],
+}
+ID_PREFIX = {"Calendar": "9", "HelpDesk": "17"}
+GET_OPS = {"getchallenge", "query", "describe", "listtypes", "retrieve"}
+POST_OPS = {"login", "logout", "create", "update", "revise", "delete"}
+REST_PREFIX = "/restapi/v1/vtiger/default/"
+SESSION_ERRORS = ("INVALID_SESSIONID", "SESSION_EXPIRED", "SESSION_LEFT_IDLE", "AUTHENTICATION_REQUIRED")
+
+_LEX = re.compile(r"\s*(?:(?P<word>\w+)|(?P<string>'(?:[^']|'')+')|(?P<op><=|>=|!=|=|<|>)|(?P<punct>[(),*;]))")
+_COMPARE = {"=", "!=", "<", ">", "<=", ">=", "LIKE", "IN"}
+
+
+@dataclass(frozen=True)
+class Seen:
+    """One request the fake received."""
+
+    api: str
+    method: str
+    operation: str
+    query: str | None = None
+    session: str | None = None
+
+
+class VtigerError(Exception):
+    """An answer ``{"success": false, "error": {code, message}}``."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(code)
+        self.code = code
+        self.message = message
+
+
+def error_body(code: str, message: str = "injected") -> dict[str, Any]:
+    """The envelope of a failed call."""
+    return {"success": False, "error": {"code": code, "message": message}}
+
+
+class FakeVtiger:
+    """A threaded HTTP server holding records per module in memory."""
+
+    def __init__(
+        self, username: str = "scorebot", access_key: str = "Kx7d2QpZ9vTr41Lm", clock: Callable[[], float] | None = None
+    ) -> None:
+        self.username = username
+        self.access_key = access_key
+        self.clock = clock or time.monotonic
+        self.token_ttl = 300.0
+        self.delay = 0.0
+        self.records: dict[str, list[dict[str, str]]] = {module: [] for module in PICKLISTS}
+        self.seen: list[Seen] = []
+        self.sessions: set[str] = set()
+        self.throttle = 0
+        self.retry_after: str | None = None
+        self.flood: tuple[int, float] | None = None
+        self._tokens: dict[str, tuple[str, float]] = {}
+        self._canned: dict[str, deque[tuple[int, dict[str, str], bytes]]] = {}
+        self._next_id = 1
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._server = _Server(("127.0.0.1", 0), _Handler)
+        self._server.fake = self
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        """The base URL (what a user writes as ``url``)."""
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def close(self) -> None:
+        """Stop serving and release the port."""
+        self._stopping.set()
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+    def add(self, module: str, count: int, **values: str) -> None:
+        """Add ``count`` records to ``module`` with these field values (other fields empty)."""
+        with self._lock:
+            for _ in range(count):
+                record = {name: "" for name in (*PICKLISTS[module], *TEXT_FIELDS[module])}
+                record.update({"id": f"{ID_PREFIX[module]}x{self._next_id}", "activitytype": "Task"})
+                if module != "Calendar":
+                    del record["activitytype"]
+                record.update(values)
+                self.records[module].append(record)
+                self._next_id += 1
+
+    def expire_sessions(self) -> None:
+        """Make every session invalid, as Vtiger does after 30 idle minutes."""
+        with self._lock:
+            self.sessions.clear()
+
+    def inject(
+        self, operation: str, body: dict[str, Any] | bytes, status: int = 200, times: int = 1, **headers: str
+    ) -> None:
+        """Answer the next ``times`` requests for ``operation`` (either API) with this instead."""
+        raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+        with self._lock:
+            queue = self._canned.setdefault(operation, deque())
+            queue.extend([(status, headers, raw)] * times)
+
+    def count(self, operation: str | None = None, api: str | None = None) -> int:
+        """How many requests (for ``operation``, through ``api``) arrived."""
+        with self._lock:
+            return sum(1 for s in self.seen if (operation is None or s.operation == operation) and api in (None, s.api))
+
+    def queries(self) -> list[str]:
+        """The VTQL of every query received, in order."""
+        with self._lock:
+            return [s.query or "" for s in self.seen if s.operation == "query"]
+
+    # --- request handling --------------------------------------------------------
+
+    def respond(
+        self, method: str, path: str, params: dict[str, str], headers: Any
+    ) -> tuple[int, dict[str, str], bytes]:
+        """Status, headers and body for one request."""
+        if self.delay:
+            self._stopping.wait(self.delay)
+        if path == "/webservice.php":
+            return self._webservice(method, params)
+        if path.startswith(REST_PREFIX):
+            return self._rest(method, path.removeprefix(REST_PREFIX), params, headers)
+        return 404, {"Content-Type": "text/html"}, b"<html>Not Found</html>"
+
+    def _webservice(self, method: str, params: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
+        op = params.get("operation", "")
+        session = params.get("sessionName")
+        with self._lock:
+            self.seen.append(Seen("webservice", method, op, params.get("query"), session))
+            canned = self._pop(op)
+        if canned:
+            return canned
+        if op not in GET_OPS | POST_OPS or op == "logout":
+            return 500, {}, b""
+        try:
+            if op == "login" and method != "POST":
+                raise VtigerError("INVALID_AUTH_TOKEN", "Specified token is invalid or expired")
+            if (op in GET_OPS and method != "GET") or (op in POST_OPS and method != "POST"):
+                raise VtigerError("ACCESS_DENIED", "Permission to perform the operation is denied")
+            if op == "getchallenge":
+                return _ok(self._challenge(params.get("username", "")))
+            if op == "login":
+                return _ok(self._login(params.get("username", ""), params.get("accessKey", "")))
+            with self._lock:
+                if not session:
+                    raise VtigerError("AUTHENTICATION_REQUIRED", "Authentication required")
+                if session not in self.sessions:
+                    raise VtigerError("INVALID_SESSIONID", "Session Identifier provided is Invalid")
+            return _ok(self._read(op, params))
+        except VtigerError as exc:
+            return 200, {"Content-Type": "application/json"}, json.dumps(error_body(exc.code, exc.message)).encode()
+
+    def _rest(
+        self, method: str, endpoint: str, params: dict[str, str], headers: Any
+    ) -> tuple[int, dict[str, str], bytes]:
+        with self._lock:
+            self.seen.append(Seen("rest", method, endpoint, params.get("query")))
+            canned = self._pop(endpoint)
+            extra = {}
+            if self.flood is not None:
+                extra = {
+                    "X-FloodControl-Remaining": str(self.flood[0]),
+                    "X-FloodControl-Reset": str(int(self.flood[1])),
+                }
+            throttled = self.throttle > 0
+            self.throttle -= 1 if throttled else 0
+        if throttled:
+            if self.retry_after is not None:
+                extra["Retry-After"] = self.retry_after
+            return (
+                429,
+                {**extra, "Content-Type": "application/json"},
+                json.dumps(error_body("TOO_MANY_REQUESTS")).encode(),
+            )
+        if canned:
+            return canned[0], {**extra, **canned[1]}, canned[2]
+        expected = base64.b64encode(f"{self.username}:{self.access_key}".encode()).decode()
+        if headers.get("Authorization") != f"Basic {expected}":
+            body = error_body("INVALID_USER_CREDENTIALS", "Invalid username or password")
+            return 401, {**extra, "Content-Type": "application/json"}, json.dumps(body).encode()
+        if method != "GET" or endpoint not in {"me", "listtypes", "describe", "query", "retrieve"}:
+            return 404, {**extra, "Content-Type": "application/json"}, json.dumps(error_body("NOT_FOUND")).encode()
+        try:
+            result = {"id": "19x1", "user_name": self.username} if endpoint == "me" else self._read(endpoint, params)
+            status, body = 200, {"success": True, "result": result}
+        except VtigerError as exc:
+            status = {"ACCESS_DENIED": 403, "INTERNAL_SERVER_ERROR": 500}.get(exc.code, 400)
+            body = error_body(exc.code, exc.message)
+        return status, {**extra, "Content-Type": "application/json"}, json.dumps(body).encode()
+
+    def _pop(self, operation: str) -> tuple[int, dict[str, str], bytes] | None:
+        queue = self._canned.get(operation)
+        return queue.popleft() if queue else None
+
+    def _challenge(self, username: str) -> dict[str, Any]:
+        if username != self.username:
+            raise VtigerError("ACCESS_DENIED", "No username given or user does not exist")
+        token = secrets.token_hex(8)
+        with self._lock:
+            self._tokens[username] = (token, self.clock() + self.token_ttl)
+        now = int(time.time())
+        return {"token": token, "serverTime": now, "expireTime": now + int(self.token_ttl)}
+
+    def _login(self, username: str, access_key: str) -> dict[str, Any]:
+        with self._lock:
+            token, expires = self._tokens.get(username, ("", 0.0))
+            if not token or self.clock() >= expires:
+                raise VtigerError("INVALID_AUTH_TOKEN", "Specified token is invalid or expired")
+            expected = hashlib.md5((token + self.access_key).encode(), usedforsecurity=False).hexdigest()
+            if access_key != expected:
+                raise VtigerError("INVALID_USER_CREDENTIALS", "Invalid username or password")
+            del self._tokens[username]
+            session = secrets.token_hex(12)
+            self.sessions.add(session)
+        return {"sessionName": session, "userId": "19x1", "version": "0.22", "vtigerVersion": "8.2.0"}
+
+    def _read(self, op: str, params: dict[str, str]) -> Any:
+        if op == "listtypes":
+            names = list(self.records)
+            return {"types": names, "information": {n: {"isEntity": True, "label": n, "singular": n} for n in names}}
+        if op == "describe":
+            return self._describe(params.get("elementType", ""))
+        if op == "retrieve":
+            wanted = params.get("id", "")
+            with self._lock:
+                found = [r for rs in self.records.values() for r in rs if r["id"] == wanted]
+            if not found:
+                raise VtigerError("ACCESS_DENIED", "Permission to read given object is denied")
+            return dict(found[0])
+        return self._query(params.get("query", ""))
+
+    def _describe(self, module: str) -> dict[str, Any]:
+        if module not in PICKLISTS:
+            raise VtigerError("ACCESS_DENIED", f"Permission to perform the operation is denied for name {module}")
+        fields: list[dict[str, Any]] = [{"name": "id", "label": "id", "type": {"name": "autogenerated"}}]
+        fields += [{"name": f, "label": f, "type": {"name": "string"}} for f in TEXT_FIELDS[module]]
+        for name, values in PICKLISTS[module].items():
+            options = [{"label": v, "value": v} for v in values]
+            fields.append({"name": name, "label": name, "type": {"name": "picklist", "picklistValues": options}})
+        return {"label": module, "name": module, "idPrefix": ID_PREFIX[module], "fields": fields}
+
+    # --- VTQL -----------------------------------------------------------------------
+
+    def _query(self, vtql: str) -> list[dict[str, str]]:
+        tokens = _lex(vtql)
+        at = 0
+
+        def peek() -> str:
+            return tokens[at][1] if at < len(tokens) else ""
+
+        def take() -> tuple[str, str]:
+            nonlocal at
+            if at >= len(tokens):
+                raise VtigerError("QUERY_SYNTAX_ERROR", "Parsing failed")
+            at += 1
+            return tokens[at - 1]
+
+        def expect(word: str) -> None:
+            if take()[1].upper() != word:
+                raise VtigerError("QUERY_SYNTAX_ERROR", f"Syntax Error: expected {word}")
+
+        expect("SELECT")
+        columns: list[str] = []
+        counting = star = False
+        if peek().lower() == "count":
+            take()
+            for part in "(*)":
+                if take()[1] != part:
+                    raise VtigerError("QUERY_SYNTAX_ERROR", "Syntax Error in count(*)")
+            counting = True
+        elif peek() == "*":
+            take()
+            star = True
+        else:
+            columns.append(_column(take()))
+            while peek() == ",":
+                take()
+                columns.append(_column(take()))
+        expect("FROM")
+        module = _column(take())
+        if module not in PICKLISTS:
+            raise VtigerError("ACCESS_DENIED", f"Permission to perform the operation is denied for name {module}")
+        conditions: list[tuple[str, str, list[str]]] = []
+        joins: list[str] = []
+        if peek().upper() == "WHERE":
+            take()
+            while True:
+                conditions.append(_condition(take, peek))
+                if peek().upper() not in {"AND", "OR"}:
+                    break
+                joins.append(take()[1].upper())
+        order: list[str] = []
+        descending = False
+        if peek().upper() == "ORDER":
+            take()
+            expect("BY")
+            order.append(_column(take()))
+            while peek() == ",":
+                take()
+                order.append(_column(take()))
+            if peek().upper() in {"ASC", "DESC"}:
+                descending = take()[1].upper() == "DESC"
+        limit: list[int] = []
+        if peek().upper() == "LIMIT":
+            take()
+            limit.append(_number(take()))
+            if peek() == ",":
+                take()
+                limit.append(_number(take()))
+        if take()[1] != ";" or at != len(tokens):
+            raise VtigerError("QUERY_SYNTAX_ERROR", "Syntax Error: expected ;")
+
+        known = {"id", *PICKLISTS[module], *TEXT_FIELDS[module]}
+        for name in [*columns, *order, *(c[0] for c in conditions)]:
+            if name not in known:
+                raise VtigerError("ACCESS_DENIED", f"Permission to access '{name}' attribute denied.")
+        with self._lock:
+            records = [dict(r) for r in self.records[module]]
+        if module == "Calendar":
+            records = [r for r in records if r.get("activitytype") == "Task"]
+        matching = [r for r in records if _matches(r, conditions, joins)]
+        if counting:
+            return [{"count": str(len(matching))}]
+        if order:
+            matching.sort(key=lambda r: [_sort_key(r.get(c, "")) for c in order], reverse=descending)
+        offset, size = (0, limit[0]) if len(limit) == 1 else (limit[0], limit[1]) if limit else (0, 100)
+        page = matching[offset : offset + min(size, 100)]
+        if star:
+            return page
+        return [{c: r.get(c, "") for c in [*columns, "id"]} for r in page]
+
+
+def _ok(result: Any) -> tuple[int, dict[str, str], bytes]:
+    return 200, {"Content-Type": "application/json"}, json.dumps({"success": True, "result": result}).encode()
+
+
+def _lex(vtql: str) -> list[tuple[str, str]]:
+    tokens: list[tuple[str, str]] = []
+    at = 0
+    while at < len(vtql.rstrip()):
+        match = _LEX.match(vtql, at)
+        if not match or match.lastgroup is None:
+            raise VtigerError("INTERNAL_SERVER_ERROR", "Unexpected input in the query")
+        tokens.append((match.lastgroup, match.group(match.lastgroup)))
+        at = match.end()
+    return tokens
+
+
+def _column(token: tuple[str, str]) -> str:
+    if token[0] != "word":
+        raise VtigerError("QUERY_SYNTAX_ERROR", f"Syntax Error: unexpected {token[1]!r}")
+    return token[1]
+
+
+def _number(token: tuple[str, str]) -> int:
+    if not token[1].isdigit():
+        raise VtigerError("QUERY_SYNTAX_ERROR", "Syntax Error in LIMIT")
+    return int(token[1])
+
+
+def _value(token: tuple[str, str]) -> str:
+    kind, text = token
+    if kind == "string":
+        return text[1:-1].replace("''", "'")
+    if kind == "word":
+        return text
+    raise VtigerError("QUERY_SYNTAX_ERROR", f"Syntax Error: unexpected {text!r}")
+
+
+def _condition(take: Callable[[], tuple[str, str]], peek: Callable[[], str]) -> tuple[str, str, list[str]]:
+    column = _column(take())
+    kind, op = take()
+    op = op.upper()
+    if op not in _COMPARE or (kind == "word" and op not in {"LIKE", "IN"}):
+        raise VtigerError("QUERY_SYNTAX_ERROR", f"Syntax Error: unexpected {op!r} after {column}")
+    if op != "IN":
+        return column, op, [_value(take())]
+    if take()[1] != "(":
+        raise VtigerError("QUERY_SYNTAX_ERROR", "Syntax Error: IN needs a list")
+    values = [_value(take())]
+    while peek() == ",":
+        take()
+        values.append(_value(take()))
+    if take()[1] != ")":
+        raise VtigerError("QUERY_SYNTAX_ERROR", "Syntax Error: IN list not closed")
+    return column, op, values
+
+
+def _matches(record: dict[str, str], conditions: list[tuple[str, str, list[str]]], joins: list[str]) -> bool:
+    """Conditions chained left to right, as the reference describes."""
+    if not conditions:
+        return True
+    result = _test(record, conditions[0])
+    for join, condition in zip(joins, conditions[1:], strict=True):
+        result = (result and _test(record, condition)) if join == "AND" else (result or _test(record, condition))
+    return result
+
+
+def _test(record: dict[str, str], condition: tuple[str, str, list[str]]) -> bool:
+    column, op, values = condition
+    have = str(record.get(column) or "").casefold()
+    wanted = [v.casefold() for v in values]
+    if op == "IN":
+        return have in wanted
+    if op == "LIKE":
+        pattern = "".join(".*" if c == "%" else "." if c == "_" else re.escape(c) for c in wanted[0])
+        return re.fullmatch(pattern, have, re.DOTALL) is not None
+    left, right = _sort_key(have), _sort_key(wanted[0])
+    if type(left[0]) is not type(right[0]):
+        left, right = (1, have), (1, wanted[0])
+    return {
+        "=": left == right,
+        "!=": left != right,
+        "<": left < right,
+        ">": left > right,
+        "<=": left <= right,
+        ">=": left >= right,
+    }[op]
+
+
+def _sort_key(value: str) -> tuple[Any, ...]:
+    """Numbers (and ids like 9x12) by value, other text as text."""
+    number = value.split("x", 1)[-1] if re.fullmatch(r"\d+x\d+", value) else value
+    try:
+        return (float(number),)
+    except ValueError:
+        return (1, value)
+
+
+class _Server(ThreadingHTTPServer):
+    fake: FakeVtiger
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that went away (timed out) is not a failure of the fake."""
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+
+    def do_GET(self) -> None:
+        self._answer("GET")
+
+    def do_POST(self) -> None:
+        self._answer("POST")
+
+    def _answer(self, method: str) -> None:
+        parts = urlsplit(self.path)
+        params = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
+        if method == "POST":
+            length = int(self.headers.get("Content-Length") or 0)
+            form = parse_qs(self.rfile.read(length).decode(), keep_blank_values=True)
+            params.update({k: v[-1] for k, v in form.items()})
+        status, headers, body = self.server.fake.respond(method, parts.path, params, self.headers)
+        try:
+            self.send_response(status)
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        except OSError:
+            pass
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet."""

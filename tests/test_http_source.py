@@ -1,0 +1,240 @@
+"""The http source against a small JSON server on 127.0.0.1 (real HTTP, no mocks)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from bot.errors import SourceAuthError, SourceDataError, SourceQueryError, SourceUnavailable
+from bot.sources.base import NO_CATEGORY, Deadline
+from bot.sources.http import HttpQuery, HttpSettings, HttpSource
+
+
+class JsonServer(ThreadingHTTPServer):
+    """Answers every GET with ``status``/``body`` after ``delay`` seconds; keeps the request headers."""
+
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.status = 200
+        self.body: Any = {}
+        self.content_type = "application/json"
+        self.delay = 0.0
+        self.headers_seen: list[dict[str, str]] = []
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/kpi"
+
+    def close(self) -> None:
+        self.stopping.set()
+        self.shutdown()
+        self.server_close()
+        self.thread.join(timeout=5)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that timed out is not a failure of the server."""
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: JsonServer
+
+    def do_GET(self) -> None:
+        server = self.server
+        server.headers_seen.append(dict(self.headers))
+        if server.delay:
+            server.stopping.wait(server.delay)
+        raw = server.body if isinstance(server.body, bytes) else json.dumps(server.body).encode()
+        try:
+            self.send_response(server.status)
+            self.send_header("Content-Type", server.content_type)
+            self.send_header("Content-Length", str(len(raw)))
+            self.end_headers()
+            self.wfile.write(raw)
+        except OSError:
+            pass
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet."""
+
+
+@pytest.fixture
+def server() -> Iterator[JsonServer]:
+    running = JsonServer()
+    yield running
+    running.close()
+
+
+@pytest.fixture
+def make_source(server: JsonServer) -> Iterator[Callable[..., HttpSource]]:
+    made: list[HttpSource] = []
+
+    def make(**overrides: object) -> HttpSource:
+        settings = HttpSettings.model_validate({"type": "http", "url": server.url, **overrides})
+        source = HttpSource("metrics", settings, Path())
+        made.append(source)
+        return source
+
+    yield make
+    for source in made:
+        source.close()
+
+
+def fetch(source: HttpSource, path: str, category: str = "priority", seconds: float = 5):
+    return source.fetch(HttpQuery(path=path), category, Deadline.after(seconds))
+
+
+def test_object_of_counts(server: JsonServer, make_source: Callable[..., HttpSource]) -> None:
+    server.body = {"data": {"counts": {"High": 3, "Low": 0, "": 2}}}
+    result = fetch(make_source(), "data.counts")
+    assert result.counts == {"High": 3, "Low": 0, NO_CATEGORY: 2}
+    assert (result.plan, result.calls) == ("read counts", 1)
+
+
+def test_list_of_records_grouped_by_category(server: JsonServer, make_source: Callable[..., HttpSource]) -> None:
+    server.body = {
+        "items": [
+            {"priority": "High", "state": "open"},
+            {"priority": "High", "state": "open"},
+            {"priority": None, "state": "open"},
+            {"priority": " ", "state": "open"},
+            {"state": "open"},
+            {"priority": "Low", "state": "closed"},
+        ]
+    }
+    result = fetch(make_source(), "items[?state=='open']")
+    assert result.counts == {"High": 2, NO_CATEGORY: 3}
+    assert result.details == {"rows": 5}
+
+
+def test_top_level_list(server: JsonServer, make_source: Callable[..., HttpSource]) -> None:
+    server.body = [{"priority": 1}, {"priority": 1}, {"priority": 2}]
+    assert fetch(make_source(), "@").counts == {"1": 2, "2": 1}
+
+
+@pytest.mark.parametrize("bad", [-1, "3", 2.5, True, None, [1]])
+def test_counts_must_be_non_negative_integers(
+    server: JsonServer, make_source: Callable[..., HttpSource], bad: object
+) -> None:
+    server.body = {"counts": {"High": 1, "Low": bad}}
+    with pytest.raises(SourceDataError, match=r"'Low'.* not a non-negative integer count"):
+        fetch(make_source(), "counts")
+
+
+@pytest.mark.parametrize(
+    ("body", "path", "text"),
+    [
+        ({"data": {}}, "data.counts", "selected nothing"),
+        ({"data": "7"}, "data", "selected str"),
+        ({"items": [1, 2]}, "items", "item 1 of 'items' is not a JSON object"),
+        ({"items": [{"priority": {"a": 1}}]}, "items", "not a single value"),
+    ],
+)
+def test_unexpected_shapes(
+    server: JsonServer, make_source: Callable[..., HttpSource], body: object, path: str, text: str
+) -> None:
+    server.body = body
+    with pytest.raises(SourceDataError, match=text):
+        fetch(make_source(), path)
+
+
+def test_path_that_fails_on_the_answer(server: JsonServer, make_source: Callable[..., HttpSource]) -> None:
+    server.body = {"data": "text"}
+    with pytest.raises(SourceDataError, match="does not apply to the answer"):
+        fetch(make_source(), "abs(data)")
+
+
+def test_category_missing_from_every_record(server: JsonServer, make_source: Callable[..., HttpSource]) -> None:
+    server.body = {"items": [{"prio": "High"}]}
+    with pytest.raises(SourceQueryError, match="no record under 'items' has a field 'priority'"):
+        fetch(make_source(), "items")
+
+
+def test_invalid_jmespath_fails_at_config_time() -> None:
+    with pytest.raises(ValidationError, match="not a valid JMESPath expression"):
+        HttpQuery(path="data.[counts")
+
+
+@pytest.mark.parametrize(
+    "block",
+    [
+        {"url": "ftp://example.com/x"},
+        {"url": "https://example.com", "username": "u"},
+        {"url": "https://example.com", "token": "t", "username": "u", "password": "p"},
+    ],
+)
+def test_invalid_settings(block: dict[str, str]) -> None:
+    with pytest.raises(ValidationError):
+        HttpSettings.model_validate({"type": "http", **block})
+
+
+def test_bearer_token_and_basic_auth_are_sent(server: JsonServer, make_source: Callable[..., HttpSource]) -> None:
+    server.body = {"c": {"x": 1}}
+    fetch(make_source(token="t0ken-abc"), "c")
+    fetch(make_source(username="bot", password="pw"), "c")
+    assert server.headers_seen[0]["Authorization"] == "Bearer t0ken-abc"
+    assert server.headers_seen[1]["Authorization"] == "Basic Ym90OnB3"
+
+
+@pytest.mark.parametrize(
+    ("status", "error", "text"),
+    [
+        (401, SourceAuthError, "metrics answered HTTP 401"),
+        (403, SourceAuthError, "refused"),
+        (404, SourceQueryError, "check the url setting"),
+        (429, SourceUnavailable, "too many requests"),
+        (500, SourceUnavailable, "HTTP 500"),
+        (503, SourceUnavailable, "try again later"),
+        (302, SourceQueryError, "redirect"),
+    ],
+)
+def test_http_errors(
+    server: JsonServer, make_source: Callable[..., HttpSource], status: int, error: type[Exception], text: str
+) -> None:
+    server.status = status
+    with pytest.raises(error, match=text):
+        fetch(make_source(token="t0ken-abc"), "c")
+
+
+def test_non_json_body(server: JsonServer, make_source: Callable[..., HttpSource]) -> None:
+    server.body, server.content_type = b"<html>login</html>", "text/html"
+    with pytest.raises(SourceDataError, match=r"not JSON \(text/html\)"):
+        fetch(make_source(), "c")
+
+
+def test_slow_answer_is_cut_at_the_deadline(server: JsonServer, make_source: Callable[..., HttpSource]) -> None:
+    server.delay = 3
+    with pytest.raises(SourceUnavailable, match=r"^metrics did not answer within 0\.3 s$"):
+        fetch(make_source(), "c", seconds=0.3)
+
+
+def test_connection_refused(make_source: Callable[..., HttpSource]) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(SourceUnavailable, match=f"cannot reach metrics at 127.0.0.1:{port} \\(connection refused\\)"):
+        fetch(make_source(url=f"http://127.0.0.1:{port}/kpi?key=s3cret"), "c")
+
+
+def test_no_credential_in_logs_or_messages(
+    server: JsonServer, make_source: Callable[..., HttpSource], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    server.status = 401
+    with pytest.raises(SourceAuthError) as caught:
+        fetch(make_source(token="t0ken-abc"), "c")
+    assert "t0ken-abc" not in str(caught.value)
+    assert "t0ken-abc" not in caplog.text

@@ -1,0 +1,697 @@
+"""The vtiger source against a stand-in Vtiger 8.2 on 127.0.0.1 (real HTTP, no mocks)."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import requests
+from pydantic import ValidationError
+
+from bot.config import load_config
+from bot.errors import (
+    ConfigError,
+    SourceAuthError,
+    SourceDataError,
+    SourceError,
+    SourceQueryError,
+    SourceUnavailable,
+)
+from bot.sources import SOURCE_TYPES
+from bot.sources.base import NO_CATEGORY, Deadline, FetchResult
+from bot.sources.vtiger import VtigerQuery, VtigerSettings, VtigerSource
+from tests.fakes.vtiger import SESSION_ERRORS, FakeVtiger, error_body
+
+MakeSource = Callable[..., VtigerSource]
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeVtiger]:
+    server = FakeVtiger()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def make_source(fake: FakeVtiger) -> Iterator[MakeSource]:
+    made: list[VtigerSource] = []
+
+    def make(api: str = "webservice", **overrides: object) -> VtigerSource:
+        block = {"type": "vtiger", "api": api, "url": fake.url, "username": fake.username}
+        settings = VtigerSettings.model_validate({**block, "access_key": fake.access_key, **overrides})
+        source = VtigerSource("crm", settings, Path())
+        made.append(source)
+        return source
+
+    yield make
+    for source in made:
+        source.close()
+
+
+def tasks(filter: str = "", plan: str = "auto") -> VtigerQuery:
+    return VtigerQuery.model_validate({"module": "Calendar", "filter": filter, "plan": plan})
+
+
+def fetch(source: VtigerSource, query: VtigerQuery | None = None, category: str = "taskpriority", seconds: float = 5):
+    return source.fetch(query or tasks(), category, Deadline.after(seconds))
+
+
+def seed_tasks(fake: FakeVtiger, high: int = 0, low: int = 0, empty: int = 0, done: int = 0) -> None:
+    fake.add("Calendar", high, taskpriority="High", taskstatus="Not Started")
+    fake.add("Calendar", low, taskpriority="Low", taskstatus="In Progress")
+    fake.add("Calendar", empty, taskpriority="", taskstatus="Not Started")
+    fake.add("Calendar", done, taskpriority="High", taskstatus="Completed")
+
+
+# --- configuration --------------------------------------------------------------------
+
+
+def test_both_types_are_registered() -> None:
+    assert SOURCE_TYPES["vtiger"] is VtigerSource
+    assert SOURCE_TYPES["http"].__name__ == "HttpSource"
+
+
+def test_settings_normalise_url_and_hide_the_key() -> None:
+    settings = VtigerSettings.model_validate(
+        {"type": "vtiger", "url": "https://crm.example.com/webservice.php", "username": "u", "access_key": "k3y"}
+    )
+    assert settings.url == "https://crm.example.com"
+    assert settings.api == "webservice"
+    assert "k3y" not in repr(settings)
+    with pytest.raises(ValidationError):
+        VtigerSettings.model_validate({"type": "vtiger", "url": "crm.example.com", "username": "u", "access_key": "k"})
+    with pytest.raises(ValidationError):
+        VtigerSettings.model_validate(
+            {"type": "vtiger", "api": "soap", "url": "https://x", "username": "u", "access_key": "k"}
+        )
+
+
+@pytest.mark.parametrize(
+    ("filter", "hint"),
+    [
+        ("(taskstatus = 'Open')", "parentheses are not supported"),
+        ("NOT taskstatus = 'Completed'", "use != for one value"),
+        ("taskstatus NOT IN ('Completed')", "list the values you want with taskstatus IN"),
+        ("taskpriority IS NULL", "IS NULL / IS NOT NULL are not supported"),
+        ("taskstatus <> 'Completed'", "use != instead of <>"),
+        ("taskpriority = ''", "does not work on Vtiger 8.2"),
+        ("taskstatus = 'Open';", "leave out the ';'"),
+        ("taskstatus = 'A' AND taskpriority = 'High' OR taskpriority = 'Low'", "AND or with OR, not both"),
+        ('taskstatus = "Open"', "single quotes"),
+        ("taskstatus = Open", "quote the value: taskstatus = 'Open'"),
+        ("taskstatus = 'Open", "not closed"),
+        ("SELECT * FROM Calendar", "only the condition after WHERE"),
+        ("taskstatus IN 'Open'", "list in parentheses"),
+        ("taskstatus = 'a\\b'", "backslash"),
+        ("taskstatus = 'Open' AND", "ends in the middle"),
+        ("1st = 'x'", "unexpected '1'"),
+    ],
+)
+def test_filter_outside_the_subset_is_rejected_with_a_hint(filter: str, hint: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        tasks(filter)
+    assert hint in str(caught.value)
+
+
+def test_filter_in_the_subset_is_parsed_and_re_emitted() -> None:
+    query = tasks("taskstatus != 'Completed' and taskpriority in ('High','Medium') AND subject LIKE '%O''Brien%'")
+    assert query.condition.fields == ("taskstatus", "taskpriority", "subject")
+    assert query.condition.where() == (
+        " WHERE taskstatus != 'Completed' AND taskpriority IN ('High','Medium') AND subject LIKE '%O''Brien%'"
+    )
+
+
+@pytest.mark.parametrize("module", ["Help Desk", "Calendar;", "", "1Calendar"])
+def test_module_must_be_an_identifier(module: str) -> None:
+    with pytest.raises(ValidationError):
+        VtigerQuery.model_validate({"module": module})
+
+
+def write_config(tmp_path: Path, count_block: str) -> Path:
+    path = tmp_path / "scorebot.yaml"
+    path.write_text(
+        f"""
+chat: {{verify: false}}
+sources:
+  crm:
+    type: vtiger
+    api: webservice
+    url: https://crm.example.com
+    username: scorebot
+    access_key: ${{VTIGER_ACCESS_KEY}}
+teams:
+  - id: support
+    name: Support
+    kpis:
+      - id: open-tasks
+        name: Open tasks
+        source: crm
+        category: taskpriority
+        count:
+{count_block}
+        weights: {{High: 3, Medium: 2, Low: 1, "(none)": 1}}
+        target: 10
+        warning: 20
+""",
+        encoding="utf-8",
+    )
+    return path
+
+
+def test_config_validates_the_filter_at_start(tmp_path: Path) -> None:
+    good = write_config(tmp_path, "          module: Calendar\n          filter: taskstatus != 'Completed'")
+    config = load_config(good, env={"VTIGER_ACCESS_KEY": "from-env"})
+    assert isinstance(config.teams[0].kpis[0].count, VtigerQuery)
+    assert config.sources["crm"].access_key.get_secret_value() == "from-env"
+
+    bad = write_config(tmp_path, "          module: Calendar\n          filter: taskstatus <> 'Completed'")
+    with pytest.raises(ConfigError) as caught:
+        load_config(bad, env={"VTIGER_ACCESS_KEY": "from-env"})
+    assert "teams[0].kpis[0].count.filter: use != instead of <>" in str(caught.value)
+
+
+# --- the happy path, both APIs --------------------------------------------------------
+
+
+@pytest.mark.parametrize("api", ["webservice", "rest"])
+def test_counts_per_priority_with_empty_as_none(fake: FakeVtiger, make_source: MakeSource, api: str) -> None:
+    seed_tasks(fake, high=3, low=2, empty=4, done=5)
+    fake.add("Calendar", 2, taskpriority="High", taskstatus="Not Started", activitytype="Call")  # not a task
+    result = fetch(make_source(api), tasks("taskstatus != 'Completed'"))
+    assert result.counts == {"High": 3, "Low": 2, NO_CATEGORY: 4}
+    assert result.details["rows"] == 9
+
+
+def test_webservice_uses_the_right_method_per_operation_and_never_logs_out(
+    fake: FakeVtiger, make_source: MakeSource
+) -> None:
+    seed_tasks(fake, high=1)
+    result = fetch(make_source())
+    methods = [(s.operation, s.method) for s in fake.seen]
+    assert methods == [
+        ("getchallenge", "GET"),
+        ("login", "POST"),
+        ("describe", "GET"),
+        ("query", "GET"),
+        ("query", "GET"),
+    ]
+    assert result.calls == 5
+    assert fake.count("logout") == 0
+
+
+def test_rest_uses_basic_auth_and_no_session(fake: FakeVtiger, make_source: MakeSource) -> None:
+    seed_tasks(fake, high=1)
+    fetch(make_source("rest"))
+    assert {s.api for s in fake.seen} == {"rest"}
+    assert [s.operation for s in fake.seen] == ["describe", "query", "query"]
+
+
+def test_session_and_describe_are_reused(fake: FakeVtiger, make_source: MakeSource) -> None:
+    seed_tasks(fake, high=2)
+    source = make_source()
+    first, second = fetch(source), fetch(source)
+    assert first.counts == second.counts == {"High": 2}
+    assert (fake.count("getchallenge"), fake.count("login"), fake.count("describe")) == (1, 1, 1)
+    assert second.calls == 2
+
+
+def test_describe_is_asked_again_after_its_ttl(fake: FakeVtiger, make_source: MakeSource) -> None:
+    source = make_source(describe_cache_seconds=0)
+    fetch(source)
+    fetch(source)
+    assert fake.count("describe") == 2
+
+
+# --- plans and their calls --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("rows", "pages"), [(0, 1), (100, 2), (101, 2), (250, 3)])
+def test_paging_is_exact_at_page_boundaries(fake: FakeVtiger, make_source: MakeSource, rows: int, pages: int) -> None:
+    fake.add("Calendar", rows - rows // 3, taskpriority="Medium")
+    fake.add("Calendar", rows // 3, taskpriority="")
+    result = fetch(make_source(), tasks(plan="page"))
+    expected = {k: v for k, v in {"Medium": rows - rows // 3, NO_CATEGORY: rows // 3}.items() if v}
+    assert result.counts == expected
+    assert result.plan == "page records"
+    assert result.details["rows"] == rows
+    assert fake.queries() == [
+        f"SELECT taskpriority FROM Calendar ORDER BY id LIMIT {offset},100;"  # noqa: S608
+        for offset in range(0, pages * 100, 100)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("rows", "queries", "plan"), [(0, 1, "count"), (100, 3, "page"), (101, 3, "page"), (250, 4, "page")]
+)
+def test_auto_spends_the_total_then_the_cheaper_plan(
+    fake: FakeVtiger, make_source: MakeSource, rows: int, queries: int, plan: str
+) -> None:
+    fake.add("Calendar", rows, taskpriority="Low")
+    result = fetch(make_source())
+    assert result.counts == ({"Low": rows} if rows else {})
+    assert result.plan.startswith(plan)
+    assert fake.count("query") == queries
+    assert fake.queries()[0] == "SELECT count(*) FROM Calendar;"
+
+
+def test_auto_counts_per_value_when_that_is_cheaper(fake: FakeVtiger, make_source: MakeSource) -> None:
+    seed_tasks(fake, high=200, low=100, empty=50)  # 350 rows: 4 pages > 3 picklist values
+    result = fetch(make_source())
+    assert result.plan == "count(*) per category"
+    assert result.counts == {"High": 200, "Low": 100, NO_CATEGORY: 50}
+    assert fake.queries() == [
+        "SELECT count(*) FROM Calendar;",
+        "SELECT count(*) FROM Calendar WHERE taskpriority = 'High';",
+        "SELECT count(*) FROM Calendar WHERE taskpriority = 'Medium';",
+        "SELECT count(*) FROM Calendar WHERE taskpriority = 'Low';",
+    ]
+
+
+def test_auto_pages_helpdesk_when_pages_are_fewer_than_values(fake: FakeVtiger, make_source: MakeSource) -> None:
+    fake.add("HelpDesk", 250, ticketpriorities="Urgent", ticketstatus="Open")
+    query = VtigerQuery.model_validate({"module": "HelpDesk", "filter": "ticketstatus != 'Closed'"})
+    result = fetch(make_source(), query, category="ticketpriorities")
+    assert result.plan == "page records"  # 3 pages < 4 values (Low, Normal, High, Urgent)
+    assert result.counts == {"Urgent": 250}
+    assert fake.count("query") == 1 + 3
+
+
+@pytest.mark.parametrize(
+    "filter", ["taskstatus != 'Completed'", "taskstatus = 'Not Started' OR taskstatus = 'In Progress'"]
+)
+def test_both_plans_agree(fake: FakeVtiger, make_source: MakeSource, filter: str) -> None:
+    seed_tasks(fake, high=120, low=30, empty=7, done=40)
+    source = make_source()
+    by_count = fetch(source, tasks(filter, plan="count"))
+    by_page = fetch(source, tasks(filter, plan="page"))
+    assert by_count.counts == by_page.counts == {"High": 120, "Low": 30, NO_CATEGORY: 7}
+    assert by_count.plan == "count(*) per category"
+    assert by_page.plan == "page records"
+
+
+def test_values_are_quoted_never_pasted(fake: FakeVtiger, make_source: MakeSource) -> None:
+    fake.add("Calendar", 1, taskpriority="High", subject="O'Brien's task")
+    fake.add("Calendar", 3, taskpriority="High", subject="other")
+    source = make_source()
+    assert fetch(source, tasks("subject = 'O''Brien''s task'")).counts == {"High": 1}
+    assert fetch(source, tasks("subject = 'x'' OR subject != ''y'")).counts == {}
+
+
+def test_count_plan_needs_a_picklist_category(fake: FakeVtiger, make_source: MakeSource) -> None:
+    fake.add("Calendar", 2, subject="a")
+    source = make_source()
+    with pytest.raises(SourceQueryError, match="needs 'subject' to be a picklist field"):
+        fetch(source, tasks(plan="count"), category="subject")
+    assert fetch(source, category="subject").counts == {"a": 2}
+
+
+# --- unknown names ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("api", ["webservice", "rest"])
+def test_unknown_module_names_it(fake: FakeVtiger, make_source: MakeSource, api: str) -> None:
+    with pytest.raises(SourceQueryError) as caught:
+        fetch(make_source(api), VtigerQuery.model_validate({"module": "Calender"}))
+    message = str(caught.value)
+    assert "no module 'Calender'" in message
+    assert "ACCESS_DENIED" in message
+    assert "similar modules: Calendar" in message
+
+
+@pytest.mark.parametrize(
+    ("filter", "category", "field"),
+    [("taskstatuss = 'x'", "taskpriority", "taskstatuss"), ("", "priority", "priority")],
+)
+def test_unknown_field_names_it(
+    fake: FakeVtiger, make_source: MakeSource, filter: str, category: str, field: str
+) -> None:
+    with pytest.raises(SourceQueryError, match=f"Vtiger module 'Calendar' has no field '{field}'"):
+        fetch(make_source(), tasks(filter), category=category)
+    assert fake.count("query") == 0
+
+
+def test_category_must_be_a_field_name(make_source: MakeSource) -> None:
+    with pytest.raises(SourceQueryError, match="not a Vtiger field name"):
+        fetch(make_source(), category="taskpriority FROM Users;")
+
+
+# --- credentials and sessions -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("api", ["webservice", "rest"])
+def test_wrong_access_key(fake: FakeVtiger, make_source: MakeSource, api: str) -> None:
+    with pytest.raises(SourceAuthError) as caught:
+        fetch(make_source(api, access_key="not-the-key"))
+    assert "refused the access key for user 'scorebot'" in str(caught.value)
+    assert "not-the-key" not in str(caught.value)
+    if api == "webservice":
+        assert str(caught.value).endswith("(INVALID_USER_CREDENTIALS)")
+
+
+def test_unknown_user(fake: FakeVtiger, make_source: MakeSource) -> None:
+    with pytest.raises(SourceAuthError, match="does not know user 'nobody'"):
+        fetch(make_source(username="nobody"))
+
+
+def test_expired_challenge_token(fake: FakeVtiger, make_source: MakeSource) -> None:
+    fake.token_ttl = 0
+    with pytest.raises(SourceAuthError, match="INVALID_AUTH_TOKEN"):
+        fetch(make_source())
+
+
+@pytest.mark.parametrize("code", SESSION_ERRORS)
+def test_refused_session_logs_in_again_once(fake: FakeVtiger, make_source: MakeSource, code: str) -> None:
+    seed_tasks(fake, high=1)
+    source = make_source()
+    fetch(source)
+    fake.inject("query", error_body(code))
+    assert fetch(source).counts == {"High": 1}
+    assert fake.count("login") == 2
+
+
+@pytest.mark.parametrize("code", SESSION_ERRORS)
+def test_refused_fresh_session_does_not_loop(fake: FakeVtiger, make_source: MakeSource, code: str) -> None:
+    fake.inject("describe", error_body(code), times=5)
+    with pytest.raises(SourceAuthError, match=f"refused a fresh session for user 'scorebot' \\({code}\\)"):
+        fetch(make_source())
+    assert (fake.count("login"), fake.count("describe")) == (2, 2)
+
+
+def test_sessions_expiring_mid_run(fake: FakeVtiger, make_source: MakeSource) -> None:
+    seed_tasks(fake, high=1, low=1)
+    source = make_source()
+    fetch(source)
+    fake.expire_sessions()
+    assert fetch(source).counts == {"High": 1, "Low": 1}
+    assert fake.count("login") == 2
+
+
+def fetch_in_threads(source: VtigerSource, threads: int = 8) -> list[FetchResult | SourceError]:
+    """Fetch from ``threads`` threads released at the same moment."""
+    start = threading.Barrier(threads)
+    results: list[FetchResult | SourceError] = []
+
+    def run() -> None:
+        start.wait()
+        try:
+            results.append(fetch(source))
+        except SourceError as exc:
+            results.append(exc)
+
+    workers = [threading.Thread(target=run) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    return results
+
+
+def test_eight_threads_share_one_login(fake: FakeVtiger, make_source: MakeSource) -> None:
+    seed_tasks(fake, high=5, low=3)
+    fake.delay = 0.05
+    results = fetch_in_threads(make_source())
+    assert [r.counts for r in results if isinstance(r, FetchResult)] == [{"High": 5, "Low": 3}] * 8
+    assert (fake.count("getchallenge"), fake.count("login"), fake.count("describe")) == (1, 1, 1)
+
+
+def test_eight_threads_renew_an_expired_session_once(fake: FakeVtiger, make_source: MakeSource) -> None:
+    seed_tasks(fake, high=5, low=3)
+    source = make_source()
+    fetch(source)
+    fake.expire_sessions()
+    fake.delay = 0.05
+    results = fetch_in_threads(source)
+    assert [r.counts for r in results if isinstance(r, FetchResult)] == [{"High": 5, "Low": 3}] * 8
+    assert (fake.count("getchallenge"), fake.count("login")) == (2, 2)
+
+
+# --- transport failures ---------------------------------------------------------------------
+
+
+def test_slow_answer_is_cut_at_the_deadline(fake: FakeVtiger, make_source: MakeSource) -> None:
+    fake.delay = 3
+    started = time.monotonic()
+    with pytest.raises(SourceUnavailable, match=r"^Vtiger did not answer within 0\.4 s$"):
+        fetch(make_source(), seconds=0.4)
+    assert time.monotonic() - started < 1.5
+
+
+def test_slow_answer_is_cut_at_the_read_timeout(fake: FakeVtiger, make_source: MakeSource) -> None:
+    fake.delay = 3
+    with pytest.raises(SourceUnavailable, match=r"^Vtiger did not answer within 0\.3 s$"):
+        fetch(make_source(read_timeout=0.3), seconds=5)
+
+
+def test_spent_deadline_makes_no_call(fake: FakeVtiger, make_source: MakeSource) -> None:
+    with pytest.raises(SourceUnavailable, match="did not answer within"):
+        fetch(make_source(), seconds=0)
+    assert fake.count() == 0
+
+
+def test_connection_refused(make_source: MakeSource) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(SourceUnavailable, match=f"cannot reach Vtiger at 127.0.0.1:{port} \\(connection refused\\)"):
+        fetch(make_source(url=f"http://127.0.0.1:{port}"))
+
+
+@pytest.mark.parametrize("status", [500, 502, 503])
+def test_http_5xx(fake: FakeVtiger, make_source: MakeSource, status: int) -> None:
+    fake.inject("describe", b"", status=status)
+    with pytest.raises(SourceUnavailable, match=f"Vtiger answered HTTP {status} to describe"):
+        fetch(make_source())
+
+
+def test_wrong_url_path(fake: FakeVtiger, make_source: MakeSource) -> None:
+    with pytest.raises(SourceQueryError, match="HTTP 404; check the url and api settings"):
+        fetch(make_source(url=f"{fake.url}/crm"))
+
+
+def test_rest_403_without_envelope_is_an_auth_error(fake: FakeVtiger, make_source: MakeSource) -> None:
+    fake.inject("describe", b"Forbidden", status=403)
+    with pytest.raises(SourceAuthError, match=r"refused describe for user 'scorebot' \(HTTP 403\)"):
+        fetch(make_source("rest"))
+
+
+def test_unknown_operation_is_an_empty_500_on_the_fake(fake: FakeVtiger) -> None:
+    answer = requests.get(f"{fake.url}/webservice.php", params={"operation": "frobnicate"}, timeout=5)
+    assert (answer.status_code, answer.content) == (500, b"")
+
+
+@pytest.mark.parametrize(
+    ("operation", "body", "error", "text"),
+    [
+        ("getchallenge", b"<html>Under maintenance</html>", SourceDataError, "not JSON"),
+        ("getchallenge", {"result": {}}, SourceDataError, "envelope"),
+        ("getchallenge", {"success": False}, SourceDataError, "no error code"),
+        ("getchallenge", {"success": True, "result": {}}, SourceDataError, "no token"),
+        ("login", error_body("ACCESSKEY_UNDEFINED"), SourceAuthError, "ACCESSKEY_UNDEFINED"),
+        ("login", error_body("INVALID_AUTH_TOKEN"), SourceAuthError, "INVALID_AUTH_TOKEN"),
+        ("login", {"success": True, "result": {"userId": "19x1"}}, SourceDataError, "no session"),
+        (
+            "query",
+            error_body("QUERY_SYNTAX_ERROR", "Parsing failed"),
+            SourceQueryError,
+            r"\(QUERY_SYNTAX_ERROR\): Parsing failed",
+        ),
+        ("query", error_body("ACCESS_DENIED", "denied"), SourceQueryError, "ACCESS_DENIED"),
+        ("query", error_body("INVALID_ID_ATTRIBUTE"), SourceQueryError, "INVALID_ID_ATTRIBUTE"),
+        ("query", error_body("RECORD_NOT_FOUND"), SourceQueryError, "RECORD_NOT_FOUND"),
+        ("query", error_body("MANDATORY_FIELDS_MISSING"), SourceQueryError, "MANDATORY_FIELDS_MISSING"),
+        ("query", error_body("INTERNAL_SERVER_ERROR"), SourceUnavailable, "failed internally"),
+        ("query", {"success": True, "result": [{"count": "many"}]}, SourceDataError, "not a count"),
+        ("query", {"success": True, "result": {"count": "1"}}, SourceDataError, "list of rows"),
+        ("describe", {"success": True, "result": {"name": "Calendar"}}, SourceDataError, "no field list"),
+    ],
+)
+def test_each_failure_has_its_type(
+    fake: FakeVtiger, make_source: MakeSource, operation: str, body: object, error: type[SourceError], text: str
+) -> None:
+    fake.inject(operation, body)
+    with pytest.raises(error, match=text):
+        fetch(make_source())
+
+
+def test_a_page_without_the_category_column_is_a_data_error(fake: FakeVtiger, make_source: MakeSource) -> None:
+    fake.inject("query", {"success": True, "result": [{"id": "9x1"}]})
+    with pytest.raises(SourceDataError, match="lack the 'taskpriority' column"):
+        fetch(make_source(), tasks(plan="page"))
+
+
+# --- throttling ---------------------------------------------------------------------------------
+
+
+def test_429_then_success_within_the_deadline(fake: FakeVtiger, make_source: MakeSource) -> None:
+    seed_tasks(fake, high=1)
+    fake.throttle, fake.retry_after = 1, "1"
+    started = time.monotonic()
+    result = fetch(make_source("rest"))
+    assert result.counts == {"High": 1}
+    assert time.monotonic() - started >= 0.95
+    assert result.calls == 4  # describe twice (429, then 200), two queries
+    assert fake.count("describe") == 2
+
+
+def test_429_asking_for_more_than_the_deadline_fails_at_once(fake: FakeVtiger, make_source: MakeSource) -> None:
+    fake.throttle, fake.retry_after = 100, "30"
+    started = time.monotonic()
+    with pytest.raises(SourceUnavailable, match=r"throttling requests \(HTTP 429, asked to wait 30 s\)"):
+        fetch(make_source("rest"), seconds=3)
+    assert time.monotonic() - started < 1
+    assert fake.count() == 1
+
+
+def test_429_retries_are_bounded(fake: FakeVtiger, make_source: MakeSource) -> None:
+    fake.throttle = 100  # no Retry-After: back off 0.5 s, 1 s, ...
+    with pytest.raises(SourceUnavailable, match="gave up after 2 tries"):
+        fetch(make_source("rest", throttle_retries=1), seconds=5)
+    assert fake.count() == 2
+
+
+def test_flood_control_headers_pace_the_calls(fake: FakeVtiger, make_source: MakeSource) -> None:
+    seed_tasks(fake, high=1)
+    fake.flood = (0, int(time.time()) + 2)
+    started = time.monotonic()
+    assert fetch(make_source("rest")).counts == {"High": 1}
+    assert time.monotonic() - started >= 0.9
+
+
+def test_flood_control_beyond_the_deadline_fails_without_waiting(fake: FakeVtiger, make_source: MakeSource) -> None:
+    fake.flood = (0, time.time() + 60)
+    started = time.monotonic()
+    with pytest.raises(SourceUnavailable, match="request quota allows the next call in"):
+        fetch(make_source("rest"), seconds=2)
+    assert time.monotonic() - started < 1
+
+
+def test_requests_per_minute_spaces_the_calls(fake: FakeVtiger, make_source: MakeSource) -> None:
+    source = make_source("rest", requests_per_minute=300)  # one call per 0.2 s
+    started = time.monotonic()
+    fetch(source)  # describe + count
+    fetch(source)  # count
+    assert time.monotonic() - started >= 0.38
+
+
+# --- secrets ------------------------------------------------------------------------------------
+
+
+def test_no_secret_reaches_logs_or_messages(
+    fake: FakeVtiger, make_source: MakeSource, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    seed_tasks(fake, high=1)
+    source = make_source()
+    fetch(source)
+    fake.expire_sessions()
+    fetch(source)
+    messages = []
+    for failing in (make_source(access_key="wrong-key-123456"), make_source("rest", access_key="wrong-key-123456")):
+        with pytest.raises(SourceAuthError) as caught:
+            fetch(failing)
+        messages.append(str(caught.value))
+    sessions = {s.session for s in fake.seen if s.session}
+    assert len(sessions) == 2
+    assert "sessionName=[redacted]" in caplog.text  # urllib3's request lines were captured, then redacted
+    secrets = {fake.access_key, "wrong-key-123456", *sessions}
+    for text in (caplog.text, *messages):
+        for secret in secrets:
+            assert secret not in text
+
+
+def test_md5_login_key_is_what_the_fake_checks(fake: FakeVtiger) -> None:
+    token = requests.get(
+        f"{fake.url}/webservice.php", params={"operation": "getchallenge", "username": "scorebot"}, timeout=5
+    ).json()["result"]["token"]
+    as_get = requests.get(
+        f"{fake.url}/webservice.php", params={"operation": "login", "username": "scorebot", "accessKey": "x"}, timeout=5
+    ).json()
+    assert as_get["error"]["code"] == "INVALID_AUTH_TOKEN"
+    key = hashlib.md5((token + fake.access_key).encode(), usedforsecurity=False).hexdigest()
+    login = requests.post(
+        f"{fake.url}/webservice.php", data={"operation": "login", "username": "scorebot", "accessKey": key}, timeout=5
+    ).json()
+    session = login["result"]["sessionName"]
+    as_post = requests.post(
+        f"{fake.url}/webservice.php",
+        data={"operation": "query", "sessionName": session, "query": "SELECT count(*) FROM Calendar;"},
+        timeout=5,
+    ).json()
+    assert as_post["error"]["code"] == "ACCESS_DENIED"
+
+
+# --- the fake's VTQL, as the reference describes it ------------------------------------------
+
+
+def fake_query(fake: FakeVtiger, vtql: str) -> dict[str, object]:
+    token = requests.get(
+        f"{fake.url}/webservice.php", params={"operation": "getchallenge", "username": fake.username}, timeout=5
+    ).json()["result"]["token"]
+    key = hashlib.md5((token + fake.access_key).encode(), usedforsecurity=False).hexdigest()
+    session = requests.post(
+        f"{fake.url}/webservice.php",
+        data={"operation": "login", "username": fake.username, "accessKey": key},
+        timeout=5,
+    ).json()["result"]["sessionName"]
+    answer: dict[str, object] = requests.get(
+        f"{fake.url}/webservice.php", params={"operation": "query", "sessionName": session, "query": vtql}, timeout=5
+    ).json()
+    return answer
+
+
+@pytest.mark.parametrize(
+    ("vtql", "code"),
+    [
+        ("SELECT * FROM Calendar WHERE (taskpriority = 'High');", "QUERY_SYNTAX_ERROR"),
+        ("SELECT * FROM Calendar WHERE NOT taskpriority = 'High';", "QUERY_SYNTAX_ERROR"),
+        ("SELECT * FROM Calendar WHERE taskpriority NOT IN ('High');", "QUERY_SYNTAX_ERROR"),
+        ("SELECT * FROM Calendar WHERE taskpriority IS NULL;", "QUERY_SYNTAX_ERROR"),
+        ("SELECT * FROM Calendar WHERE taskpriority <> 'High';", "QUERY_SYNTAX_ERROR"),
+        ("SELECT * FROM Calendar", "QUERY_SYNTAX_ERROR"),
+        ("SELECT * FROM Calendar WHERE taskpriority = '';", "INTERNAL_SERVER_ERROR"),
+        ("SELECT * FROM Tasks;", "ACCESS_DENIED"),
+        ("SELECT priority FROM Calendar;", "ACCESS_DENIED"),
+    ],
+)
+def test_fake_rejects_what_vtiger_rejects(fake: FakeVtiger, vtql: str, code: str) -> None:
+    answer = fake_query(fake, vtql)
+    assert answer["success"] is False
+    assert answer["error"]["code"] == code
+
+
+def test_fake_clamps_to_100_rows_and_counts_as_a_string(fake: FakeVtiger) -> None:
+    fake.add("Calendar", 119, taskpriority="High")
+    assert len(fake_query(fake, "SELECT * FROM Calendar;")["result"]) == 100
+    assert len(fake_query(fake, "SELECT id FROM Calendar LIMIT 100,500;")["result"]) == 19
+    assert len(fake_query(fake, "SELECT id FROM Calendar LIMIT 500;")["result"]) == 100
+    assert fake_query(fake, "SELECT count(*) FROM Calendar;")["result"] == [{"count": "119"}]
+
+
+def test_fake_challenge_tokens_expire_after_five_minutes() -> None:
+    now = [1000.0]
+    fake = FakeVtiger(clock=lambda: now[0])
+    try:
+        endpoint = f"{fake.url}/webservice.php"
+
+        def login_after(seconds: float) -> dict[str, object]:
+            params = {"operation": "getchallenge", "username": fake.username}
+            token = requests.get(endpoint, params=params, timeout=5).json()["result"]["token"]
+            now[0] += seconds
+            key = hashlib.md5((token + fake.access_key).encode(), usedforsecurity=False).hexdigest()
+            data = {"operation": "login", "username": fake.username, "accessKey": key}
+            answer: dict[str, object] = requests.post(endpoint, data=data, timeout=5).json()
+            return answer
+
+        assert login_after(299)["success"] is True
+        assert login_after(301)["error"] == {
+            "code": "INVALID_AUTH_TOKEN",
+            "message": "Specified token is invalid or expired",
+        }
+    finally:
+        fake.close()
