@@ -1,8 +1,12 @@
 """Scorebot's command line: `python -m bot COMMAND`.
 
-    serve     run the Chat app (and the in-process scheduler)
-    preview   print a team's card as text, or as the exact message JSON
-    check     validate the configuration, read every KPI once, report
+serve     run the Chat app (and the in-process scheduler)
+preview   print a team's card as text, or as the exact message JSON
+check     validate the configuration, read every KPI once, report
+tick      post every scheduled slot that is due (for any cron)
+send      post a team's card to its targets now (--dry-run: print it)
+history   a team's recent snapshots, slots and deliveries
+schedule  each team's next scheduled slots, in its zone
 """
 
 from __future__ import annotations
@@ -12,17 +16,20 @@ import ipaddress
 import json
 import logging
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 
 from bot.card_text import message_as_text
 from bot.cards import team_message
+from bot.cli_schedule import add_commands
 from bot.config import Config, load_config
 from bot.errors import ScorebotError, SourceError
 from bot.logs import setup_logging
 from bot.reports import rule_of
 from bot.services import Services, build_services
 from bot.sources import Deadline
+from bot.tick import start_background_ticker
 from scoring import score_kpi
 
 log = logging.getLogger("bot")
@@ -52,8 +59,19 @@ def cmd_serve(args: argparse.Namespace, services: Services) -> int:
             return 2
         log.warning("request verification is OFF (chat.verify: false): for local trials only")
     app = create_app(services=services, allow_unverified=True)
-    log.info("Scorebot on http://%s:%d (config %s)", args.host, args.port, config.path)
-    run_simple(args.host, args.port, app, threaded=True)
+    stop = threading.Event()
+    start_background_ticker(services, stop)
+    log.info(
+        "Scorebot on http://%s:%d (config %s); scheduler ticks every %g s",
+        args.host,
+        args.port,
+        config.path,
+        config.schedule.tick_seconds,
+    )
+    try:
+        run_simple(args.host, args.port, app, threaded=True)
+    finally:
+        stop.set()
     return 0
 
 
@@ -107,6 +125,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Command]]:
     preview.add_argument("--format", choices=["text", "json"], default="text")
     commands.add_parser("check", help="validate the config and read every KPI once")
     table: dict[str, Command] = {"serve": cmd_serve, "preview": cmd_preview, "check": cmd_check}
+    table.update(add_commands(commands))
     for sub in commands.choices.values():
         sub.add_argument("--config", default=argparse.SUPPRESS, help="config file")
     return parser, table

@@ -16,6 +16,7 @@ from bot.config import Config, TeamConfig
 from bot.reports import Reporter, TeamReport
 from bot.sources import Source, build_source
 from bot.store import Store, resolve_url
+from bot.templates import validate_templates
 
 
 def utc_now() -> datetime:
@@ -40,6 +41,7 @@ class Services:
 
 def build_services(config: Config, clock: Callable[[], datetime] = utc_now, store_url: str | None = None) -> Services:
     """Services for ``config``; the store URL is ``store_url``, else $SCOREBOT_STORE, else the config's."""
+    validate_templates(config)
     base = config.path.parent if config.path else Path.cwd()
     url = resolve_url(store_url or os.environ.get("SCOREBOT_STORE") or config.store, base)
     store = Store(url)

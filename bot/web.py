@@ -18,6 +18,7 @@ from bot.errors import ConfigError, VerificationError
 from bot.events import parse_event
 from bot.replies import wrap
 from bot.services import Services, build_services
+from bot.tick_route import create_tick_blueprint
 from bot.verify import CertCache, CertsUnavailable, verify_chat_token
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,7 @@ def create_app(
     app = Flask("scorebot")
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.extensions["scorebot"] = services
+    app.register_blueprint(create_tick_blueprint(services))
 
     @app.get("/healthz")
     def healthz() -> Response:

@@ -1,0 +1,157 @@
+"""Scheduling commands of `python -m bot`:
+
+tick [--now ISO-TIME]   work every slot due now (for any external cron)
+send TEAM [--dry-run]   post the team's card to its targets now, or print what would be posted
+history TEAM            recent snapshots, slots and deliveries
+schedule                each team's next slots in its own time zone
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from bot.config import TeamConfig
+from bot.delivery import target_key
+from bot.errors import DeliveryError
+from bot.schedule import next_slots
+from bot.services import Services
+from bot.sources import Deadline
+from bot.store import FAILED
+from bot.tick import ERROR, Scheduler
+
+Command = Callable[[argparse.Namespace, Services], int]
+
+
+def add_commands(subparsers: Any) -> dict[str, Command]:
+    """Register tick, send, history and schedule on ``subparsers``; return their handlers by name.
+
+    Each parser also gets ``handler`` as a default, for callers that dispatch on it.
+    """
+    tick = subparsers.add_parser("tick", help="post every scheduled slot that is due")
+    tick.add_argument("--now", type=parse_instant, help="pretend it is this ISO time (default: now; naive = UTC)")
+    send = subparsers.add_parser("send", help="post a team's card to its targets now")
+    send.add_argument("team")
+    send.add_argument("--dry-run", action="store_true", help="print what would be posted, post nothing")
+    history = subparsers.add_parser("history", help="a team's recent snapshots, slots and deliveries")
+    history.add_argument("team")
+    history.add_argument("--limit", type=int, default=10)
+    schedule = subparsers.add_parser("schedule", help="each team's next scheduled slots")
+    schedule.add_argument("--count", type=int, default=3)
+    handlers: dict[str, Command] = {
+        "tick": cmd_tick,
+        "send": cmd_send,
+        "history": cmd_history,
+        "schedule": cmd_schedule,
+    }
+    for name, handler in handlers.items():
+        subparsers.choices[name].set_defaults(handler=handler)
+    return handlers
+
+
+def parse_instant(text: str) -> datetime:
+    """An ISO 8601 time; without an offset it is taken as UTC."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO time: {text!r}") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def cmd_tick(args: argparse.Namespace, services: Services) -> int:
+    """Run one tick; exit 1 if a slot failed."""
+    result = Scheduler(services).tick(args.now)
+    for outcome in result.outcomes:
+        detail = f": {outcome.detail}" if outcome.detail else ""
+        print(f"{outcome.team_id} {outcome.slot.isoformat()} {outcome.state}{detail}")
+    print(f"tick at {result.now.isoformat()}: {result.summary()}")
+    return 1 if result.count(FAILED) or result.count(ERROR) else 0
+
+
+def cmd_send(args: argparse.Namespace, services: Services) -> int:
+    """Post the team's card to each of its targets now (recorded in the history), or print it."""
+    team = _team(services, args.team)
+    if team is None:
+        return 2
+    if not team.deliver:
+        print(f"team {team.id} has no deliver targets", file=sys.stderr)
+        return 2
+    scheduler = Scheduler(services)
+    now = services.clock()
+    report = services.report(team)
+    failures = 0
+    for target in team.deliver:
+        post = scheduler.post_for(team, now, report, target)
+        key = target_key(target)
+        if args.dry_run:
+            thread = f", thread {post.thread_key}" if post.thread_key else ""
+            print(f"→ {key} (messageId {post.message_id}{thread})")
+            print(json.dumps(post.message, indent=2, ensure_ascii=False))
+            continue
+        try:
+            sent = scheduler.delivery.send(target, post, Deadline.after(services.config.schedule.deadline_seconds))
+        except DeliveryError as exc:
+            failures += 1
+            outcome = "error" if exc.retryable else "rejected"
+            services.store.record_delivery(team.id, now, key, outcome, services.clock(), detail=str(exc))
+            print(f"FAIL {key}: {exc}")
+            continue
+        outcome = "already" if sent.already else "delivered"
+        services.store.record_delivery(team.id, now, key, outcome, services.clock(), message_id=post.message_id)
+        print(f"ok   {key}: {outcome}")
+    return 1 if failures else 0
+
+
+def cmd_history(args: argparse.Namespace, services: Services) -> int:
+    """Print the team's recent snapshots, slots and delivery attempts."""
+    team = _team(services, args.team)
+    if team is None:
+        return 2
+    store, zone = services.store, services.config.zone(team)
+
+    def local(moment: datetime) -> str:
+        return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S %Z")
+
+    print(f"{team.name} ({team.id}), times in {zone.key}")
+    print("snapshots:")
+    for kpi in team.kpis:
+        for snap in reversed(store.recent_snapshots(team.id, kpi.id, args.limit)):
+            counts = ", ".join(f"{c}={n}" for c, n in sorted(snap.counts.items())) or "none"
+            print(f"  {local(snap.taken_at)}  {kpi.id}  index {snap.index:g}  ({counts})")
+    print("slots:")
+    for run in store.slot_runs(team.id, limit=args.limit):
+        detail = f"  {run.detail}" if run.detail else ""
+        print(f"  {local(run.slot)}  {run.state}  attempts {run.attempts}{detail}")
+    print("deliveries:")
+    for record in store.deliveries(team.id, limit=args.limit):
+        detail = f"  {record.detail}" if record.detail else ""
+        mid = f"  {record.message_id}" if record.message_id else ""
+        print(f"  {local(record.at)}  slot {local(record.slot)}  {record.target}  {record.outcome}{mid}{detail}")
+    return 0
+
+
+def cmd_schedule(args: argparse.Namespace, services: Services) -> int:
+    """Print each team's schedule, zone and next slots in local time."""
+    now = services.clock()
+    for team in services.config.teams:
+        zone = services.config.zone(team)
+        if not team.schedule:
+            print(f"{team.id}: no schedule")
+            continue
+        targets = ", ".join(target_key(t) for t in team.deliver) or "no targets"
+        print(f"{team.id}: {team.schedule!r} in {zone.key} → {targets}")
+        for slot in next_slots(team.schedule, zone, now, args.count):
+            print(f"  {slot.astimezone(zone):%Y-%m-%d %H:%M %Z}  ({slot:%Y-%m-%d %H:%M} UTC)")
+    return 0
+
+
+def _team(services: Services, team_id: str) -> TeamConfig | None:
+    team = services.config.team(team_id)
+    if team is None:
+        known = ", ".join(t.id for t in services.config.teams)
+        print(f"no team {team_id!r}; teams: {known}", file=sys.stderr)
+    return team

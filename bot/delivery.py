@@ -1,0 +1,303 @@
+"""Posting a message to a team's targets: a Space's webhook, the Chat API, or the log.
+
+One attempt either returns `Sent` or raises `DeliveryError`; `Delivery.send`
+retries the retryable ones (429, 5xx, connection errors, timeouts) with
+exponential backoff and full jitter, never sooner than a ``Retry-After``, and
+never past the tick's deadline. Other 4xx answers are not retried.
+
+Posts to one Space are paced in-process (``schedule.pace_seconds`` apart;
+Chat allows 60 message writes a minute per Space). Webhook URLs are secrets:
+only the Space id in their path is ever logged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from typing import Any
+
+import google.auth
+import google_auth_httplib2
+import httplib2
+import requests
+import tenacity
+from google.auth import exceptions as google_exceptions
+from google.oauth2 import service_account
+from googleapiclient.discovery import build
+from googleapiclient.errors import HttpError
+
+from bot.card_text import message_as_text
+from bot.config import ChatApiTarget, ChatSettings, DeliveryTarget, LogTarget, WebhookTarget
+from bot.errors import DeliveryError
+from bot.sources import Deadline
+from bot.store import Store
+
+log = logging.getLogger(__name__)
+
+Message = dict[str, Any]
+CHAT_SCOPES = ["https://www.googleapis.com/auth/chat.bot"]
+REPLY_OPTION = "REPLY_MESSAGE_FALLBACK_TO_NEW_THREAD"
+_SPACE_IN_URL = re.compile(r"/v1/(spaces/[A-Za-z0-9_-]+)/messages")
+
+
+@dataclass(frozen=True)
+class Post:
+    """One slot's message for one target, with its idempotency id and thread key."""
+
+    team_id: str
+    slot: datetime
+    message: Message
+    message_id: str
+    thread_key: str | None = None
+
+
+@dataclass(frozen=True)
+class Sent:
+    """A delivered post; ``already`` when the Chat API had it from an earlier attempt (409)."""
+
+    already: bool = False
+    name: str | None = None
+
+
+def message_id(team_id: str, slot: datetime) -> str:
+    """The Chat API ``messageId`` of a team's slot: ``client-TEAM-YYYYMMDDHHMMSS`` (UTC), at most 62 characters."""
+    return f"client-{team_id}-{slot.astimezone(UTC):%Y%m%d%H%M%S}"
+
+
+def space_of(target: DeliveryTarget) -> str:
+    """The Space a target posts to, safe to log (a webhook's key and token left out)."""
+    if isinstance(target, ChatApiTarget):
+        return target.space
+    if isinstance(target, WebhookTarget):
+        url = target.url.get_secret_value()
+        match = _SPACE_IN_URL.search(url)
+        return match.group(1) if match else "webhook-" + hashlib.sha256(url.encode()).hexdigest()[:12]
+    return "log"
+
+
+def target_key(target: DeliveryTarget) -> str:
+    """A target's name in the delivery history, e.g. ``chat_api:spaces/AAA``."""
+    return "log" if isinstance(target, LogTarget) else f"{target.type}:{space_of(target)}"
+
+
+def retry_after_seconds(value: str | None, now: datetime) -> float | None:
+    """A ``Retry-After`` header (seconds or an HTTP date) as seconds from ``now``."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    when = when if when.tzinfo else when.replace(tzinfo=UTC)
+    return max(0.0, (when - now).total_seconds())
+
+
+def chat_credentials(chat: ChatSettings, base_dir: Path) -> Any:
+    """Credentials to post as the app: the configured key file, else application default credentials."""
+    if chat.service_account_file:
+        path = base_dir / chat.service_account_file
+        return service_account.Credentials.from_service_account_file(  # type: ignore[no-untyped-call]
+            str(path), scopes=CHAT_SCOPES
+        )
+    credentials, _ = google.auth.default(scopes=CHAT_SCOPES)
+    return credentials
+
+
+class Pacer:
+    """Spaces posts to the same key at least ``interval`` seconds apart (thread-safe)."""
+
+    def __init__(
+        self,
+        interval: float,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.interval = interval
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._next: dict[str, float] = {}
+
+    def wait(self, key: str) -> None:
+        """Block until a post to ``key`` is allowed, and book the turn."""
+        with self._lock:
+            now = self._clock()
+            turn = max(now, self._next.get(key, now))
+            self._next[key] = turn + self.interval
+        if turn > now:
+            self._sleep(turn - now)
+
+
+class Delivery:
+    """Sends posts to targets, with retries and per-Space pacing; one per process."""
+
+    def __init__(
+        self,
+        chat: ChatSettings,
+        store: Store,
+        clock: Callable[[], datetime],
+        *,
+        base_dir: Path | None = None,
+        pace_seconds: float = 1.0,
+        backoff_seconds: float = 1.0,
+        max_attempts: int = 6,
+        timeout_seconds: float = 10.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.chat = chat
+        self.store = store
+        self.clock = clock
+        self.base_dir = base_dir or Path.cwd()
+        self.pacer = Pacer(pace_seconds, sleep=sleep)
+        self.backoff = tenacity.wait_random_exponential(multiplier=backoff_seconds, max=60)
+        self.max_attempts = max_attempts
+        self.timeout_seconds = timeout_seconds
+        self.sleep = sleep
+        self._lock = threading.Lock()
+        self._service: Any = None
+        self._credentials: Any = None
+
+    def send(self, target: DeliveryTarget, post: Post, deadline: Deadline) -> Sent:
+        """Deliver ``post`` to ``target``, retrying what may succeed later within ``deadline``.
+
+        Raises the last `DeliveryError` when it gives up.
+        """
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception(lambda exc: isinstance(exc, DeliveryError) and exc.retryable),
+            wait=self._wait,
+            stop=tenacity.stop_after_attempt(self.max_attempts) | _StopBefore(deadline),
+            sleep=self.sleep,
+            before_sleep=lambda state: log.warning(
+                "retrying %s for %s in %.1f s: %s",
+                space_of(target),
+                post.team_id,
+                state.upcoming_sleep,
+                state.outcome.exception() if state.outcome else "",
+            ),
+            reraise=True,
+        )
+        return retrying(self.attempt, target, post, deadline)
+
+    def _wait(self, state: tenacity.RetryCallState) -> float:
+        error = state.outcome.exception() if state.outcome else None
+        retry_after = error.retry_after if isinstance(error, DeliveryError) else None
+        return max(self.backoff(state), retry_after or 0.0)
+
+    def attempt(self, target: DeliveryTarget, post: Post, deadline: Deadline) -> Sent:
+        """One try at delivering ``post`` to ``target``; raises `DeliveryError`."""
+        if isinstance(target, LogTarget):
+            return self._log(post)
+        self.pacer.wait(target_key(target))
+        timeout = max(1.0, min(self.timeout_seconds, deadline.remaining()))
+        if isinstance(target, WebhookTarget):
+            return self._webhook(target, post, timeout)
+        return self._chat_api(target, post, timeout)
+
+    def _log(self, post: Post) -> Sent:
+        log.info(
+            "scheduled post for %s (slot %s):\n%s", post.team_id, post.slot.isoformat(), message_as_text(post.message)
+        )
+        self.store.add_outbox(post.team_id, post.slot, post.message, self.clock())
+        return Sent(name="outbox")
+
+    def _webhook(self, target: WebhookTarget, post: Post, timeout: float) -> Sent:
+        where = f"webhook to {space_of(target)}"
+        body, params = post.message, {}
+        if post.thread_key:
+            body = {**body, "thread": {"threadKey": post.thread_key}}
+            params["messageReplyOption"] = REPLY_OPTION
+        try:
+            response = requests.post(
+                target.url.get_secret_value(),
+                params=params,
+                data=json.dumps(body).encode(),
+                headers={"Content-Type": "application/json; charset=UTF-8"},
+                timeout=timeout,
+            )
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            # The exception's text holds the URL, a secret: name only its kind.
+            raise DeliveryError(f"{where}: {type(exc).__name__}", retryable=True) from None
+        if response.ok:
+            return Sent(name=_json_field(response.text, "name"))
+        reason = _json_field(response.text, "error", "message")
+        raise self._failure(where, response.status_code, response.headers.get("Retry-After"), reason)
+
+    def _chat_api(self, target: ChatApiTarget, post: Post, timeout: float) -> Sent:
+        where = f"Chat API post to {target.space}"
+        body, options = post.message, {}
+        if post.thread_key:
+            body = {**body, "thread": {"threadKey": post.thread_key}}
+            options["messageReplyOption"] = REPLY_OPTION
+        service, credentials = self._chat_service()
+        request = (
+            service.spaces().messages().create(parent=target.space, body=body, messageId=post.message_id, **options)
+        )
+        http = google_auth_httplib2.AuthorizedHttp(credentials, http=httplib2.Http(timeout=timeout))
+        try:
+            result = request.execute(http=http)
+        except HttpError as exc:
+            if exc.resp.status == 409:
+                log.info("%s: %s was already there (409)", where, post.message_id)
+                return Sent(already=True)
+            raise self._failure(where, exc.resp.status, exc.resp.get("retry-after"), str(exc.reason or "")) from None
+        except google_exceptions.RefreshError as exc:
+            raise DeliveryError(f"{where}: credentials refused ({exc})", retryable=False) from None
+        except (httplib2.HttpLib2Error, google_exceptions.TransportError, OSError) as exc:
+            raise DeliveryError(f"{where}: {type(exc).__name__}", retryable=True) from None
+        return Sent(name=result.get("name") if isinstance(result, dict) else None)
+
+    def _chat_service(self) -> tuple[Any, Any]:
+        """The Chat API client, built once (static discovery document, no network)."""
+        with self._lock:
+            if self._service is None:
+                self._credentials = chat_credentials(self.chat, self.base_dir)
+                options = {"api_endpoint": self.chat.api_endpoint} if self.chat.api_endpoint else None
+                self._service = build(
+                    "chat",
+                    "v1",
+                    credentials=self._credentials,
+                    static_discovery=True,
+                    cache_discovery=False,
+                    client_options=options,
+                )
+            return self._service, self._credentials
+
+    def _failure(self, where: str, status: int, retry_after: str | None, reason: str | None) -> DeliveryError:
+        retryable = status == 429 or status >= 500
+        wait = retry_after_seconds(retry_after, self.clock()) if retryable else None
+        text = f"{where}: HTTP {status}" + (f" ({reason[:200]})" if reason else "")
+        return DeliveryError(text, retryable=retryable, retry_after=wait)
+
+
+class _StopBefore(tenacity.stop.stop_base):
+    """Stop when the next wait would end past the deadline."""
+
+    def __init__(self, deadline: Deadline) -> None:
+        self.deadline = deadline
+
+    def __call__(self, state: tenacity.RetryCallState) -> bool:
+        return state.upcoming_sleep >= self.deadline.remaining()
+
+
+def _json_field(text: str, *path: str) -> str | None:
+    """A string at ``path`` in a JSON body, if the body is JSON and has it."""
+    try:
+        node: Any = json.loads(text)
+    except ValueError:
+        return None
+    for key in path:
+        node = node.get(key) if isinstance(node, dict) else None
+    return node if isinstance(node, str) else None

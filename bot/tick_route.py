@@ -1,0 +1,88 @@
+"""``GET /tasks/tick``: a tick for App Engine cron or Cloud Scheduler.
+
+Accepted only from:
+
+- App Engine cron: ``X-Appengine-Cron: true`` while running on App Engine
+  (``GAE_ENV`` or ``GAE_APPLICATION`` set; App Engine strips the header from
+  outside requests, so it is trusted there only);
+- Cloud Scheduler: a Google OIDC token for ``schedule.cron_audience``, issued
+  to ``schedule.cron_service_account``.
+
+Anything else gets 403 (and a log line saying why); 503 when Google's
+signing certificates cannot be fetched, so the scheduler retries.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+
+from flask import Blueprint, Response, jsonify, request
+
+from bot.config import GOOGLE_OIDC_CERTS_URL, ScheduleSettings
+from bot.errors import VerificationError
+from bot.services import Services
+from bot.tick import Scheduler
+from bot.verify import CertCache, CertsUnavailable, verify_google_oidc
+
+log = logging.getLogger(__name__)
+
+
+def create_tick_blueprint(
+    services: Services,
+    *,
+    scheduler: Scheduler | None = None,
+    certs: CertCache | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Blueprint:
+    """The blueprint serving ``GET /tasks/tick`` for ``services`` (register it on the app)."""
+    blueprint = Blueprint("tick", __name__)
+    runner = scheduler or Scheduler(services)
+    cert_cache = certs or CertCache(GOOGLE_OIDC_CERTS_URL)
+    environ = os.environ if env is None else env
+
+    @blueprint.get("/tasks/tick")
+    def tick() -> tuple[Response, int]:
+        try:
+            check_cron_request(
+                request.headers.get("X-Appengine-Cron"),
+                request.headers.get("Authorization"),
+                services.config.schedule,
+                environ,
+                cert_cache,
+            )
+        except CertsUnavailable as exc:
+            log.error("GET /tasks/tick: cannot verify: %s", exc)
+            return jsonify(error="cannot verify the request now"), 503
+        except VerificationError as exc:
+            log.warning("GET /tasks/tick refused: %s", exc)
+            return jsonify(error="forbidden"), 403
+        result = runner.tick()
+        log.info("tick at %s: %s", result.now.isoformat(), result.summary())
+        outcomes = [
+            {"team": o.team_id, "slot": o.slot.isoformat(), "state": o.state, "detail": o.detail}
+            for o in result.outcomes
+        ]
+        return jsonify(now=result.now.isoformat(), summary=result.summary(), outcomes=outcomes), 200
+
+    return blueprint
+
+
+def check_cron_request(
+    cron_header: str | None,
+    authorization: str | None,
+    settings: ScheduleSettings,
+    env: Mapping[str, str],
+    certs: CertCache,
+) -> None:
+    """Raise `VerificationError` unless the request is App Engine cron's or carries a valid OIDC token."""
+    on_app_engine = bool(env.get("GAE_ENV") or env.get("GAE_APPLICATION"))
+    if on_app_engine and cron_header == "true":
+        return
+    if not authorization:
+        where = "" if on_app_engine else " (X-Appengine-Cron is trusted on App Engine only)"
+        raise VerificationError(f"neither App Engine cron nor an OIDC token{where}")
+    if not (settings.cron_audience and settings.cron_service_account):
+        raise VerificationError("an OIDC token was sent but schedule.cron_audience/cron_service_account are not set")
+    verify_google_oidc(authorization, settings.cron_audience, settings.cron_service_account, certs)

@@ -1,0 +1,260 @@
+"""A loopback fake of Google Chat's message endpoint, for webhooks and the Chat API alike.
+
+`FakeChat` is a ThreadingHTTPServer on 127.0.0.1 (port 0) serving:
+
+- ``POST /v1/spaces/X/messages``: records every request (path, query, body,
+  headers, monotonic time), then answers as Chat does: the created message
+  (``name``, ``thread.name``), or 409 ``ALREADY_EXISTS`` for a ``messageId``
+  the Space already has, or whatever the test scripted for that Space
+  (`answer`: 429 with Retry-After, 500, 404, ... once each, in order;
+  `always`: every time), or it hangs (`hang`) until released, after storing
+  the message or before;
+- ``POST /token``: an OAuth token endpoint, so a service-account key file
+  whose ``token_uri`` points here drives google-auth's real refresh path.
+
+`write_config` writes a Scorebot config whose targets point at the fake.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import yaml
+
+from tests.tokens import signing_key
+
+ACCESS_TOKEN = "fake-access-token"
+HANG_LIMIT_SECONDS = 20
+
+
+@dataclass(frozen=True)
+class Received:
+    """One request to a message endpoint, as the fake saw it."""
+
+    path: str
+    query: dict[str, str]
+    body: dict[str, Any]
+    headers: dict[str, str]
+    at: float
+    status: int = 0
+
+    @property
+    def space(self) -> str:
+        """``spaces/X`` from the path."""
+        return "/".join(self.path.split("/")[2:4])
+
+
+@dataclass
+class _Hang:
+    landed: bool
+    arrived: threading.Event = field(default_factory=threading.Event)
+    release: threading.Event = field(default_factory=threading.Event)
+
+
+class FakeChat:
+    """The fake Chat endpoint; ``received`` holds every message request, ``created`` the stored messages."""
+
+    def __init__(self) -> None:
+        self.received: list[Received] = []
+        self.created: dict[tuple[str, str], dict[str, Any]] = {}
+        self.token_requests = 0
+        self._answers: dict[str, list[tuple[int, dict[str, str]]]] = {}
+        self._always: dict[str, int] = {}
+        self._hangs: dict[str, _Hang] = {}
+        self._lock = threading.Lock()
+        self._counter = 0
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
+        self._thread.start()
+        host, port = self._server.server_address[:2]
+        self.url = f"http://{host!s}:{port}/"
+        self.token_uri = f"{self.url}token"
+
+    def close(self) -> None:
+        """Release any hung request and stop the server."""
+        for hang in self._hangs.values():
+            hang.release.set()
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join()
+
+    def webhook_url(self, space_id: str) -> str:
+        """A webhook URL for ``spaces/space_id`` on the fake (with the secret-looking key and token)."""
+        return f"{self.url}v1/spaces/{space_id}/messages?key=secret-key&token=secret-token"
+
+    def answer(self, space: str, *answers: tuple[int, dict[str, str]]) -> None:
+        """Answer the next requests to ``space`` with these (status, headers), one each."""
+        with self._lock:
+            self._answers.setdefault(space, []).extend(answers)
+
+    def always(self, space: str, status: int) -> None:
+        """Answer every request to ``space`` with ``status`` (e.g. 404: a deleted webhook)."""
+        self._always[space] = status
+
+    def hang(self, space: str, *, landed: bool) -> _Hang:
+        """Hold the next request to ``space`` until released; ``landed``: store the message first."""
+        hang = _Hang(landed)
+        self._hangs[space] = hang
+        return hang
+
+    def posts(self, space: str | None = None) -> list[Received]:
+        """Requests received (for one Space, if given), in order."""
+        with self._lock:
+            return [r for r in self.received if space is None or r.space == space]
+
+    def messages(self, space: str | None = None) -> list[dict[str, Any]]:
+        """Messages stored (for one Space, if given)."""
+        with self._lock:
+            return [m for (s, _), m in self.created.items() if space is None or s == space]
+
+    def _create(self, space: str, query: dict[str, str], body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """Store a message unless its messageId exists: (200, message) or (409, error)."""
+        with self._lock:
+            self._counter += 1
+            message_id = query.get("messageId") or f"auto-{self._counter}"
+            if (space, message_id) in self.created:
+                error = {"code": 409, "message": f"Message {message_id} already exists.", "status": "ALREADY_EXISTS"}
+                return 409, {"error": error}
+            thread = body.get("thread", {}).get("threadKey") or message_id
+            message = {
+                **body,
+                "name": f"{space}/messages/{message_id}",
+                "thread": {"name": f"{space}/threads/{thread}"},
+            }
+            self.created[(space, message_id)] = message
+            return 200, message
+
+    def _respond(self, received: Received) -> tuple[int, dict[str, str], dict[str, Any]]:
+        space = received.space
+        hang = self._hangs.pop(space, None)
+        if hang is not None:
+            if hang.landed:
+                self._create(space, received.query, received.body)
+            hang.arrived.set()
+            hang.release.wait(HANG_LIMIT_SECONDS)
+            return 503, {}, {"error": {"code": 503, "message": "hung", "status": "UNAVAILABLE"}}
+        with self._lock:
+            queued = self._answers.get(space)
+            scripted = queued.pop(0) if queued else None
+        if scripted is None and space in self._always:
+            scripted = (self._always[space], {})
+        if scripted is not None:
+            status, headers = scripted
+            return status, headers, {"error": {"code": status, "message": "scripted", "status": "SCRIPTED"}}
+        status, body = self._create(space, received.query, received.body)
+        return status, {}, body
+
+
+def _handler(fake: FakeChat) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            parts = urlsplit(self.path)
+            length = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(length) if length else b""
+            if parts.path == "/token":
+                fake.token_requests += 1
+                self._send(200, {}, {"access_token": ACCESS_TOKEN, "expires_in": 3600, "token_type": "Bearer"})
+                return
+            if not (parts.path.startswith("/v1/spaces/") and parts.path.endswith("/messages")):
+                self._send(404, {}, {"error": {"code": 404, "message": "no such path", "status": "NOT_FOUND"}})
+                return
+            received = Received(
+                path=parts.path,
+                query=dict(parse_qsl(parts.query)),
+                body=json.loads(raw or b"{}"),
+                headers={k.lower(): v for k, v in self.headers.items()},
+                at=time.monotonic(),
+            )
+            with fake._lock:
+                fake.received.append(received)
+            status, headers, body = fake._respond(received)
+            self._send(status, headers, body)
+
+        def _send(self, status: int, headers: dict[str, str], body: dict[str, Any]) -> None:
+            data = json.dumps(body).encode()
+            try:
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Type", "application/json; charset=UTF-8")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the client is gone (a killed tick process)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    return Handler
+
+
+def service_account_file(fake: FakeChat, folder: Path) -> Path:
+    """A service-account key file whose token URI is the fake's (google-auth's real code path)."""
+    key = {
+        "type": "service_account",
+        "project_id": "scorebot-test",
+        "private_key_id": "test-key",
+        "private_key": signing_key(0).private_pem,
+        "client_email": "scorebot@scorebot-test.iam.gserviceaccount.com",
+        "client_id": "1",
+        "token_uri": fake.token_uri,
+    }
+    path = folder / "service-account.json"
+    path.write_text(json.dumps(key))
+    return path
+
+
+def write_config(
+    folder: Path,
+    fake: FakeChat,
+    teams: dict[str, list[dict[str, Any]]],
+    *,
+    schedule: str = "* * * * *",
+    timezone: str = "UTC",
+    store: str = "sqlite:///store.db",
+    team_options: dict[str, dict[str, Any]] | None = None,
+    **settings: Any,
+) -> Path:
+    """A config with one team per entry of ``teams`` (id → deliver targets), each on its own CSV source.
+
+    Every team's KPI counts its rows of ``ID.csv``; delete that file to take
+    the team's source down. ``team_options`` adds keys to a team (by id);
+    ``settings`` override ``schedule:`` keys.
+    """
+    service_account_file(fake, folder)
+    schedule_settings = {"grace_minutes": 10, "lease_seconds": 5, "pace_seconds": 0.05, "deadline_seconds": 20}
+    data: dict[str, Any] = {
+        "chat": {"verify": False, "api_endpoint": fake.url, "service_account_file": "service-account.json"},
+        "store": store,
+        "timezone": timezone,
+        "schedule": schedule_settings | settings,
+        "sources": {},
+        "teams": [],
+    }
+    for team_id, deliver in teams.items():
+        (folder / f"{team_id}.csv").write_text("status,priority\nOpen,High\nOpen,Low\nOpen,High\n")
+        data["sources"][team_id] = {"type": "file", "path": f"{team_id}.csv"}
+        kpi = {
+            "id": "open",
+            "name": "Open issues",
+            "source": team_id,
+            "count": {"where": {"status": "Open"}},
+            "category": "priority",
+            "weights": {"High": 5, "Low": 1},
+            "target": 20,
+            "warning": 40,
+        }
+        team = {"id": team_id, "name": team_id.title(), "schedule": schedule, "deliver": deliver, "kpis": [kpi]}
+        data["teams"].append(team | (team_options or {}).get(team_id, {}))
+    path = folder / "scorebot.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path

@@ -1,0 +1,224 @@
+"""The store's claims, on a SQLite file and on PostgreSQL, in one process and across several.
+
+PostgreSQL tests use their own schema (dropped afterwards) in the database at
+$SCOREBOT_TEST_POSTGRES (default postgresql://postgres@127.0.0.1:5432/test),
+and are skipped when it cannot be reached (they fail instead when
+SCOREBOT_REQUIRE_POSTGRES=1, as in CI).
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import psycopg
+import pytest
+import sqlalchemy as sa
+
+from bot.config import load_config
+from bot.services import build_services
+from bot.store import SCHEMA_VERSION, Store, schema_info
+from bot.tick import Scheduler
+from tests.fakes.chat import FakeChat, write_config
+
+REPO = Path(__file__).resolve().parent.parent
+PG_URL = os.environ.get("SCOREBOT_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+T0 = datetime(2026, 11, 9, 9, 0, 30, tzinfo=UTC)
+SLOT = datetime(2026, 11, 9, 9, 1, tzinfo=UTC)
+
+
+@pytest.fixture
+def pg_url():
+    """A PostgreSQL URL whose search_path is a fresh schema, dropped after the test."""
+    try:
+        admin = psycopg.connect(PG_URL, connect_timeout=3, autocommit=True)
+    except psycopg.OperationalError as exc:
+        reason = f"PostgreSQL not reachable at $SCOREBOT_TEST_POSTGRES or the default ({exc.__class__.__name__})"
+        if os.environ.get("SCOREBOT_REQUIRE_POSTGRES") == "1":
+            pytest.fail(reason + " and SCOREBOT_REQUIRE_POSTGRES=1")
+        pytest.skip(reason)
+    schema = f"scorebot_test_{uuid.uuid4().hex[:12]}"
+    admin.execute(f'CREATE SCHEMA "{schema}"')
+    yield f"{PG_URL}{'&' if '?' in PG_URL else '?'}options=-csearch_path%3D{schema}"
+    admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    admin.close()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store_url(request, tmp_path):
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store.db'}"
+    return request.getfixturevalue("pg_url")
+
+
+@pytest.fixture
+def store(store_url):
+    opened = Store(store_url)
+    yield opened
+    opened.engine.dispose()
+
+
+@pytest.fixture
+def fake():
+    chat = FakeChat()
+    yield chat
+    chat.close()
+
+
+def test_tables_are_created_once_and_the_schema_version_recorded(store, store_url):
+    again = Store(store_url)  # a second start changes nothing
+    tables = set(sa.inspect(again.engine).get_table_names())
+    assert {"schema_info", "snapshots", "slot_runs", "deliveries", "outbox", "team_marks"} <= tables
+    with again.engine.connect() as conn:
+        assert conn.execute(sa.select(schema_info.c.version)).scalars().all() == [SCHEMA_VERSION]
+    again.engine.dispose()
+
+
+def test_a_claim_is_exclusive_until_its_lease_runs_out(store):
+    lease = T0 + timedelta(seconds=5)
+    assert store.claim("alpha", SLOT, "one", T0, lease)
+    assert not store.claim("alpha", SLOT, "two", T0 + timedelta(seconds=4), lease)
+    # "one" died: after the lease, "two" takes the slot over; "one" can no longer act on it.
+    assert store.claim("alpha", SLOT, "two", T0 + timedelta(seconds=6), T0 + timedelta(seconds=11))
+    assert not store.renew("alpha", SLOT, "one", T0 + timedelta(seconds=20))
+    assert not store.finish("alpha", SLOT, "one", "delivered", T0, None)
+    assert store.finish("alpha", SLOT, "two", "delivered", T0 + timedelta(seconds=7), None)
+    assert not store.claim("alpha", SLOT, "three", T0 + timedelta(hours=1), T0 + timedelta(hours=2))
+    [run] = store.slot_runs("alpha")
+    assert (run.state, run.attempts, run.claimed_by) == ("delivered", 2, "two")
+
+
+def test_a_released_slot_is_claimable_at_once(store):
+    assert store.claim("alpha", SLOT, "one", T0, T0 + timedelta(minutes=3))
+    assert store.release("alpha", SLOT, "one", T0, "could not refresh: source down")
+    [run] = store.slot_runs("alpha")
+    assert (run.state, run.detail) == ("pending", "could not refresh: source down")
+    assert store.claim("alpha", SLOT, "two", T0, T0 + timedelta(minutes=3))
+
+
+def test_only_one_of_many_simultaneous_claimers_wins(store):
+    barrier = threading.Barrier(8)
+    wins = []
+
+    def claim(owner):
+        barrier.wait()
+        wins.append(store.claim("alpha", SLOT, owner, T0, T0 + timedelta(minutes=3)))
+
+    threads = [threading.Thread(target=claim, args=(f"owner-{i}",)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert sorted(wins) == [False] * 7 + [True]
+
+
+def test_missed_slots_marks_and_settled_targets(store):
+    first = store.team_mark("alpha", T0)
+    assert store.team_mark("alpha", T0 + timedelta(hours=1)) == first
+    store.advance_mark("alpha", T0 + timedelta(minutes=5))
+    store.advance_mark("alpha", T0 + timedelta(minutes=2))  # never backwards
+    assert store.team_mark("alpha", T0).scanned_until == T0 + timedelta(minutes=5)
+
+    slots = [SLOT, SLOT + timedelta(minutes=1)]
+    assert store.record_missed("alpha", slots, T0, "no tick") == slots
+    assert store.record_missed("alpha", slots, T0, "no tick") == []
+    assert not store.claim("alpha", SLOT, "one", T0 + timedelta(hours=1), T0 + timedelta(hours=2))
+
+    later = SLOT + timedelta(minutes=5)
+    store.record_delivery("alpha", later, "webhook:spaces/A", "delivered", T0)
+    store.record_delivery("alpha", later, "chat_api:spaces/B", "error", T0, detail="HTTP 503")
+    store.record_delivery("alpha", later, "webhook:spaces/C", "rejected", T0, detail="HTTP 404")
+    assert store.settled_targets("alpha", later) == {"webhook:spaces/A", "webhook:spaces/C"}
+
+
+def start_worker(config, store_url, now, *, wait=False):
+    command = [sys.executable, "-m", "tests.tick_worker", str(config), store_url, now.isoformat()]
+    return subprocess.Popen(
+        [*command, "--wait"] if wait else command,
+        cwd=REPO,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+
+
+def seeded_scheduler(tmp_path, fake, teams, store_url, **settings):
+    """The config file and an in-process scheduler that has ticked once at T0 (the schedule's start)."""
+    config = write_config(tmp_path, fake, teams, **settings)
+    scheduler = Scheduler(build_services(load_config(config), store_url=store_url))
+    assert scheduler.tick(T0).outcomes == []
+    return config, scheduler
+
+
+def test_concurrent_tick_processes_deliver_every_due_slot_exactly_once(tmp_path, fake, store_url):
+    teams = {
+        "alpha": [{"type": "chat_api", "space": "spaces/A"}],
+        "beta": [{"type": "chat_api", "space": "spaces/B"}],
+        "gamma": [{"type": "webhook", "url": fake.webhook_url("C")}],
+        "delta": [{"type": "webhook", "url": fake.webhook_url("D")}],
+    }
+    config, scheduler = seeded_scheduler(tmp_path, fake, teams, store_url)
+    now = T0 + timedelta(minutes=3)  # 09:01, 09:02 and 09:03 due for each of 4 teams
+
+    workers = [start_worker(config, store_url, now, wait=True) for _ in range(3)]
+    for worker in workers:
+        assert worker.stdout.readline().strip() == "ready"
+    for worker in workers:
+        worker.stdin.write("go\n")
+        worker.stdin.flush()
+    outputs = [worker.communicate(timeout=60) for worker in workers]
+
+    assert [w.returncode for w in workers] == [0, 0, 0], [err for _, err in outputs]
+    done = [json.loads(line) for out, _ in outputs for line in out.splitlines()]
+    assert len(done) == 12
+    assert {d["state"] for d in done} == {"delivered"}
+    assert len({(d["team"], d["slot"]) for d in done}) == 12
+    assert len(fake.posts()) == 12  # nothing sent twice, not even a 409
+    for space in ("spaces/A", "spaces/B", "spaces/C", "spaces/D"):
+        assert len(fake.messages(space)) == 3
+    for team in teams:
+        runs = scheduler.services.store.slot_runs(team)
+        assert [(r.state, r.attempts) for r in runs] == [("delivered", 1)] * 3
+    scheduler.services.store.engine.dispose()
+
+
+@pytest.mark.parametrize("landed", [True, False], ids=["post-landed", "post-lost"])
+def test_a_tick_killed_mid_send_is_finished_once_by_a_later_tick(tmp_path, fake, store_url, landed):
+    config, scheduler = seeded_scheduler(
+        tmp_path, fake, {"alpha": [{"type": "chat_api", "space": "spaces/A"}]}, store_url, lease_seconds=5
+    )
+    store = scheduler.services.store
+    now = T0 + timedelta(minutes=1)
+    hang = fake.hang("spaces/A", landed=landed)
+
+    worker = start_worker(config, store_url, now)
+    assert hang.arrived.wait(20), worker.stderr.read() if worker.poll() is not None else "worker still starting"
+    worker.send_signal(signal.SIGKILL)
+    assert worker.wait(10) == -signal.SIGKILL
+    worker.communicate()
+    hang.release.set()
+
+    [run] = store.slot_runs("alpha")
+    assert run.state == "claimed"
+    assert store.deliveries("alpha") == []
+    # While the dead process's lease lasts, nobody takes the slot over.
+    assert scheduler.tick(now + timedelta(seconds=1)).outcomes == []
+    assert len(fake.posts("spaces/A")) == 1
+
+    result = scheduler.tick(now + timedelta(seconds=10))
+
+    assert [o.state for o in result.outcomes] == ["delivered"]
+    posts = fake.posts("spaces/A")
+    assert [p.query["messageId"] for p in posts] == ["client-alpha-20261109090100"] * 2
+    assert len(fake.messages("spaces/A")) == 1
+    assert [d.outcome for d in store.deliveries("alpha")] == ["already" if landed else "delivered"]
+    [run] = store.slot_runs("alpha")
+    assert (run.state, run.attempts) == ("delivered", 2)
+    store.engine.dispose()

@@ -1,0 +1,436 @@
+"""The tick: grace, missed slots, sources down, per-target retries, deadline, concurrency,
+DST, templates, the /tasks/tick route, the background ticker and the CLI commands."""
+
+import argparse
+import json
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from flask import Flask
+
+from bot.cli_schedule import add_commands
+from bot.config import load_config
+from bot.delivery import Delivery
+from bot.errors import ConfigError
+from bot.services import build_services
+from bot.templates import validate_templates
+from bot.tick import Scheduler, start_background_ticker
+from bot.tick_route import create_tick_blueprint
+from tests.fakes.chat import FakeChat, write_config
+from tests.tokens import bearer
+
+T0 = datetime(2026, 11, 9, 9, 0, 30, tzinfo=UTC)
+
+
+@pytest.fixture
+def fake():
+    chat = FakeChat()
+    yield chat
+    chat.close()
+
+
+class Clock:
+    """A clock the test moves; the Reporter stamps snapshots with it."""
+
+    def __init__(self, now):
+        self.now = now
+
+    def __call__(self):
+        return self.now
+
+
+def setup(tmp_path, fake, teams, delivery_options=None, **options):
+    """An in-process scheduler on ``teams`` (config written by `write_config`), and its clock."""
+    clock = Clock(T0)
+    config = load_config(write_config(tmp_path, fake, teams, **options))
+    services = build_services(config, clock=clock, store_url=f"sqlite:///{tmp_path / 'store.db'}")
+    delivery_settings = {"backoff_seconds": 0.01, "pace_seconds": config.schedule.pace_seconds}
+    delivery = Delivery(
+        config.chat, services.store, clock, base_dir=tmp_path, **(delivery_settings | (delivery_options or {}))
+    )
+    return Scheduler(services, delivery=delivery), clock
+
+
+def tick(scheduler, clock, at):
+    clock.now = at
+    return scheduler.tick(at)
+
+
+def at(hhmmss):
+    return datetime.fromisoformat(f"2026-11-09T{hhmmss}+00:00")
+
+
+def states(result):
+    return sorted((o.team_id, f"{o.slot:%H:%M}", o.state) for o in result.outcomes)
+
+
+def test_slots_before_the_scheduler_first_saw_the_team_are_not_sent(tmp_path, fake):
+    scheduler, clock = setup(tmp_path, fake, {"alpha": [{"type": "webhook", "url": fake.webhook_url("A")}]})
+
+    assert tick(scheduler, clock, T0).outcomes == []  # the 09:00 slot is 30 s old but predates the scheduler
+    assert scheduler.services.store.slot_runs("alpha") == []
+    assert states(tick(scheduler, clock, at("09:01:05"))) == [("alpha", "09:01", "delivered")]
+    assert tick(scheduler, clock, at("09:01:35")).outcomes == []  # done is done
+    assert len(fake.posts()) == 1
+
+
+def test_slots_older_than_the_grace_period_are_recorded_missed_not_sent(tmp_path, fake):
+    scheduler, clock = setup(
+        tmp_path, fake, {"alpha": [{"type": "chat_api", "space": "spaces/A"}]}, schedule="*/5 * * * *"
+    )
+    tick(scheduler, clock, T0)
+
+    result = tick(scheduler, clock, at("09:30:30"))  # nothing ran for half an hour; grace is 10 minutes
+
+    assert states(result) == [
+        ("alpha", "09:05", "missed"),
+        ("alpha", "09:10", "missed"),
+        ("alpha", "09:15", "missed"),
+        ("alpha", "09:20", "missed"),
+        ("alpha", "09:25", "delivered"),
+        ("alpha", "09:30", "delivered"),
+    ]
+    assert sorted(p.query["messageId"][-6:-2] for p in fake.posts()) == ["0925", "0930"]
+    runs = {f"{r.slot:%H:%M}": r.state for r in scheduler.services.store.slot_runs("alpha")}
+    assert runs == {"09:05": "missed", "09:10": "missed", "09:15": "missed", "09:20": "missed"} | {
+        "09:25": "delivered",
+        "09:30": "delivered",
+    }
+
+
+def test_a_source_down_retries_within_grace_then_posts_the_marked_card(tmp_path, fake):
+    teams = {"alpha": [{"type": "webhook", "url": fake.webhook_url("A")}]}
+    scheduler, clock = setup(tmp_path, fake, teams, schedule="*/5 * * * *")
+    tick(scheduler, clock, T0)
+    assert states(tick(scheduler, clock, at("09:05:30"))) == [("alpha", "09:05", "delivered")]
+    (tmp_path / "alpha.csv").rename(tmp_path / "alpha.csv.away")
+
+    assert states(tick(scheduler, clock, at("09:10:30"))) == [("alpha", "09:10", "pending")]
+    assert states(tick(scheduler, clock, at("09:15:30"))) == [
+        ("alpha", "09:10", "pending"),
+        ("alpha", "09:15", "pending"),
+    ]
+    assert len(fake.posts()) == 1  # no post while the data cannot be read
+
+    result = tick(scheduler, clock, at("09:20:40"))  # the 09:10 slot's grace (10 min) has run out
+
+    assert states(result) == [
+        ("alpha", "09:10", "delivered"),
+        ("alpha", "09:15", "pending"),
+        ("alpha", "09:20", "pending"),
+    ]
+    stale = fake.posts()[-1].body
+    assert stale["text"].startswith("⚠ Could not refresh: Open issues: cannot read alpha.csv")
+    widgets = [w for s in stale["cardsV2"][0]["card"]["sections"] for w in s["widgets"]]
+    warning = next(
+        w["decoratedText"] for w in widgets if w.get("decoratedText", {}).get("topLabel") == "⚠ Could not refresh"
+    )
+    assert warning["bottomLabel"].startswith("Last known value, read 15 min ago")
+    assert "<b>11</b>" in json.dumps(stale, ensure_ascii=False)  # the last known index, not 0
+    [run] = [r for r in scheduler.services.store.slot_runs("alpha") if f"{r.slot:%H:%M}" == "09:10"]
+    assert (run.state, run.attempts) == ("delivered", 3)
+    assert run.detail.startswith("posted stale")
+
+    (tmp_path / "alpha.csv.away").rename(tmp_path / "alpha.csv")
+    result = tick(scheduler, clock, at("09:25:30"))  # back: the pending slots go out fresh
+    assert states(result) == [
+        ("alpha", "09:15", "delivered"),
+        ("alpha", "09:20", "delivered"),
+        ("alpha", "09:25", "delivered"),
+    ]
+    assert not any(p.body["text"].startswith("⚠") for p in fake.posts()[-3:])
+
+
+def test_on_failure_skip_records_the_slot_skipped_and_posts_nothing(tmp_path, fake):
+    teams = {"alpha": [{"type": "webhook", "url": fake.webhook_url("A")}]}
+    scheduler, clock = setup(
+        tmp_path, fake, teams, schedule="*/5 * * * *", team_options={"alpha": {"on_failure": "skip"}}
+    )
+    tick(scheduler, clock, T0)
+    (tmp_path / "alpha.csv").unlink()
+
+    assert states(tick(scheduler, clock, at("09:05:30"))) == [("alpha", "09:05", "pending")]
+    assert states(tick(scheduler, clock, at("09:15:40"))) == [
+        ("alpha", "09:05", "skipped"),
+        ("alpha", "09:10", "pending"),
+        ("alpha", "09:15", "pending"),
+    ]
+    assert fake.posts() == []
+    [run] = [r for r in scheduler.services.store.slot_runs("alpha") if r.state == "skipped"]
+    assert "cannot read alpha.csv" in run.detail
+
+
+def test_a_slot_left_unfinished_long_past_its_grace_is_given_up_not_posted_late(tmp_path, fake):
+    teams = {"alpha": [{"type": "webhook", "url": fake.webhook_url("A")}]}
+    scheduler, clock = setup(tmp_path, fake, teams, schedule="*/5 * * * *")
+    tick(scheduler, clock, T0)
+    (tmp_path / "alpha.csv").rename(tmp_path / "alpha.csv.away")
+    assert states(tick(scheduler, clock, at("09:05:30"))) == [("alpha", "09:05", "pending")]
+    (tmp_path / "alpha.csv.away").rename(tmp_path / "alpha.csv")
+
+    result = tick(scheduler, clock, at("09:30:00"))  # no tick for 25 minutes; grace is 10
+
+    assert states(result) == [
+        ("alpha", "09:10", "missed"),
+        ("alpha", "09:15", "missed"),
+        ("alpha", "09:20", "missed"),
+        ("alpha", "09:25", "delivered"),
+        ("alpha", "09:30", "delivered"),
+    ]
+    [run] = [r for r in scheduler.services.store.slot_runs("alpha") if f"{r.slot:%H:%M}" == "09:05"]
+    assert (run.state, run.detail) == ("missed", "not completed within the grace period")
+    assert len(fake.posts()) == 2
+
+
+def test_a_retry_does_not_resend_to_targets_that_already_succeeded(tmp_path, fake):
+    teams = {"alpha": [{"type": "webhook", "url": fake.webhook_url("A")}, {"type": "chat_api", "space": "spaces/B"}]}
+    fake.answer("spaces/B", (500, {}), (500, {}), (500, {}))
+    scheduler, clock = setup(tmp_path, fake, teams, delivery_options={"max_attempts": 3})
+    tick(scheduler, clock, T0)
+
+    assert states(tick(scheduler, clock, at("09:01:05"))) == [("alpha", "09:01", "pending")]
+    assert (len(fake.posts("spaces/A")), len(fake.posts("spaces/B"))) == (1, 3)
+
+    assert states(tick(scheduler, clock, at("09:01:35"))) == [("alpha", "09:01", "delivered")]
+    assert (len(fake.posts("spaces/A")), len(fake.posts("spaces/B"))) == (1, 4)
+    assert len(fake.messages()) == 2
+    outcomes = [(d.target, d.outcome) for d in reversed(scheduler.services.store.deliveries("alpha"))]
+    assert outcomes == [
+        ("webhook:spaces/A", "delivered"),
+        ("chat_api:spaces/B", "error"),
+        ("chat_api:spaces/B", "delivered"),
+    ]
+
+
+def test_slots_not_reached_before_the_deadline_stay_for_the_next_tick(tmp_path, fake):
+    teams = {"alpha": [{"type": "webhook", "url": fake.webhook_url("A")}]}
+    scheduler, clock = setup(tmp_path, fake, teams, deadline_seconds=1)
+    tick(scheduler, clock, T0)
+    fake.hang("spaces/A", landed=False)  # the first post hangs past the deadline
+
+    started = time.monotonic()
+    result = tick(scheduler, clock, at("09:03:05"))
+
+    assert time.monotonic() - started < 3
+    assert states(result) == [("alpha", "09:01", "pending")]
+    assert len(scheduler.services.store.slot_runs("alpha")) == 1  # 09:02 and 09:03 never claimed
+    assert states(tick(scheduler, clock, at("09:03:35"))) == [
+        ("alpha", "09:01", "delivered"),
+        ("alpha", "09:02", "delivered"),
+        ("alpha", "09:03", "delivered"),
+    ]
+
+
+def test_one_slow_space_does_not_hold_the_other_teams(tmp_path, fake):
+    teams = {name: [{"type": "webhook", "url": fake.webhook_url(name.upper())}] for name in ("slow", "beta", "gamma")}
+    scheduler, clock = setup(tmp_path, fake, teams, concurrency=3)
+    tick(scheduler, clock, T0)
+    hang = fake.hang("spaces/SLOW", landed=False)
+    release = threading.Timer(1.5, hang.release.set)
+    release.start()
+
+    started = time.monotonic()
+    result = tick(scheduler, clock, at("09:01:05"))
+
+    release.join()
+    assert states(result) == [
+        ("beta", "09:01", "delivered"),
+        ("gamma", "09:01", "delivered"),
+        ("slow", "09:01", "delivered"),
+    ]
+    others = [p.at - started for p in fake.posts() if p.space != "spaces/SLOW"]
+    assert max(others) < 1.0  # beta and gamma went out while the slow Space was still hanging
+    assert time.monotonic() - started >= 1.5
+
+
+def test_fall_back_night_in_two_zones_posts_each_wall_clock_slot_once(tmp_path, fake):
+    teams = {"newyork": [{"type": "log"}], "berlin": [{"type": "log"}]}
+    options = {
+        "newyork": {"timezone": "America/New_York", "schedule": "30 1 * * *"},  # 01:30 happens twice on 1 Nov
+        "berlin": {"timezone": "Europe/Berlin", "schedule": "30 2 * * *"},  # 02:30 happens twice on 25 Oct
+    }
+    scheduler, clock = setup(tmp_path, fake, teams, team_options=options)
+    for start, hours in ((datetime(2026, 10, 24, 22, 5, tzinfo=UTC), 5), (datetime(2026, 11, 1, 3, 5, tzinfo=UTC), 6)):
+        for step in range(hours * 6):
+            tick(scheduler, clock, start + timedelta(minutes=10 * step))
+
+    store = scheduler.services.store
+    assert [e.slot for e in store.outbox("berlin")] == [datetime(2026, 10, 25, 0, 30, tzinfo=UTC)]  # 02:30 CEST
+    assert [e.slot for e in store.outbox("newyork")] == [datetime(2026, 11, 1, 5, 30, tzinfo=UTC)]  # 01:30 EDT
+
+
+def test_a_team_template_becomes_the_message_text(tmp_path, fake):
+    template = (
+        "{{ team.name }} is {{ team.status }}: {% for k in kpis %}{{ k.name }} {{ k.index }}/{{ k.target }}"
+        " ({% for b in k.breakdown %}{{ b.category }}={{ b.count }} {% endfor %}){% endfor %} {{ crm_url }} {{ slot }}"
+    )
+    options = {"alpha": {"template": template, "crm_url": "https://crm.example.com/list"}}
+    scheduler, clock = setup(
+        tmp_path, fake, {"alpha": [{"type": "webhook", "url": fake.webhook_url("A")}]}, team_options=options
+    )
+    validate_templates(scheduler.services.config)
+    tick(scheduler, clock, T0)
+    tick(scheduler, clock, at("09:01:05"))
+
+    [post] = fake.posts()
+    assert (
+        post.body["text"]
+        == "Alpha is good: Open issues 11/20 (High=2 Low=1 ) https://crm.example.com/list 2026-11-09 09:01"
+    )
+    assert post.body["cardsV2"][0]["cardId"] == "score-alpha"  # the card stays the formatter's
+
+
+@pytest.mark.parametrize(
+    ("template", "expected"),
+    [
+        ("{{ team.name ", "teams[1].template: TemplateSyntaxError"),
+        ("{{ score }}", "teams[1].template: UndefinedError"),
+        ("{{ team.nickname }}", "teams[1].template: UndefinedError"),
+        ("{{ kpi['missing'].index }}", "teams[1].template: UndefinedError"),
+        ("{{ team.__class__.__mro__ }}", "teams[1].template: "),
+    ],
+)
+def test_a_bad_template_fails_at_start_naming_file_and_key(tmp_path, fake, template, expected):
+    path = write_config(tmp_path, fake, {"alpha": [], "beta": []}, team_options={"beta": {"template": template}})
+    with pytest.raises(ConfigError) as caught:
+        validate_templates(load_config(path))
+    assert str(caught.value).startswith(f"{path.resolve()}: {expected}")
+
+
+def test_a_bad_thread_key_fails_at_start(tmp_path, fake):
+    target = {"type": "webhook", "url": fake.webhook_url("A"), "thread": "{team}-{weekday}"}
+    path = write_config(tmp_path, fake, {"alpha": [target]})
+    with pytest.raises(ConfigError, match=r"teams\[0\]\.deliver\[0\]\.thread: bad thread key template \(KeyError"):
+        validate_templates(load_config(path))
+
+
+# --- GET /tasks/tick -------------------------------------------------------------------------
+
+AUDIENCE = "https://scorebot.example.com/tasks/tick"
+SCHEDULER_ACCOUNT = "cron@scorebot-test.iam.gserviceaccount.com"
+
+
+@pytest.fixture
+def route(tmp_path, fake, token_factory):
+    scheduler, _ = setup(
+        tmp_path,
+        fake,
+        {"alpha": [{"type": "log"}]},
+        cron_audience=AUDIENCE,
+        cron_service_account=SCHEDULER_ACCOUNT,
+    )
+
+    def client(env):
+        app = Flask(__name__)
+        blueprint = create_tick_blueprint(
+            scheduler.services, scheduler=scheduler, certs=token_factory.cert_cache(), env=env
+        )
+        app.register_blueprint(blueprint)
+        return app.test_client()
+
+    return client
+
+
+def test_the_tick_route_refuses_requests_that_are_not_from_cron(route, token_factory, caplog):
+    client = route({})
+    assert client.get("/tasks/tick").status_code == 403
+    assert client.get("/tasks/tick", headers={"X-Appengine-Cron": "true"}).status_code == 403  # not on App Engine
+    wrong = token_factory.oidc_token(AUDIENCE, "someone@example.com")
+    assert client.get("/tasks/tick", headers={"Authorization": bearer(wrong)}).status_code == 403
+    other = token_factory.oidc_token("https://elsewhere.example.com", SCHEDULER_ACCOUNT)
+    assert client.get("/tasks/tick", headers={"Authorization": bearer(other)}).status_code == 403
+    assert "wrong email" in caplog.text
+    assert "wrong audience" in caplog.text
+
+
+def test_the_tick_route_runs_a_tick_for_app_engine_cron_and_cloud_scheduler(route, token_factory):
+    on_app_engine = route({"GAE_ENV": "standard"})
+    response = on_app_engine.get("/tasks/tick", headers={"X-Appengine-Cron": "true"})
+    assert response.status_code == 200
+    assert response.json["summary"] == "nothing due"
+
+    token = token_factory.oidc_token(AUDIENCE, SCHEDULER_ACCOUNT)
+    response = route({}).get("/tasks/tick", headers={"Authorization": bearer(token)})
+    assert response.status_code == 200
+    assert "now" in response.json
+
+    token_factory.fail_with = 500
+    token_factory.add_key("rotated", 1)
+    rotated = token_factory.served["rotated"].sign({"aud": AUDIENCE}, "unseen-key")
+    response = route({}).get("/tasks/tick", headers={"Authorization": bearer(rotated)})
+    assert response.status_code == 503  # cannot verify now: Cloud Scheduler retries
+
+
+# --- serve's in-process ticker -----------------------------------------------------------------
+
+
+def test_the_background_ticker_posts_when_a_slot_falls_due_and_stops(tmp_path, fake):
+    config = load_config(write_config(tmp_path, fake, {"alpha": [{"type": "log"}]}, tick_seconds=0.1))
+    started = time.monotonic()
+
+    def fast_clock():  # a minute passes every second
+        return T0 + timedelta(minutes=time.monotonic() - started)
+
+    services = build_services(config, clock=fast_clock, store_url=f"sqlite:///{tmp_path / 'store.db'}")
+    stop = threading.Event()
+    thread = start_background_ticker(services, stop)
+    try:
+        deadline = time.monotonic() + 5
+        while not services.store.outbox("alpha") and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        thread.join(5)
+    assert not thread.is_alive()
+    [first, *_] = reversed(services.store.outbox("alpha"))
+    assert first.slot == datetime(2026, 11, 9, 9, 1, tzinfo=UTC)
+
+
+# --- python -m bot tick / send / history / schedule --------------------------------------------
+
+
+def run_cli(services, *argv):
+    parser = argparse.ArgumentParser()
+    handlers = add_commands(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(argv)
+    assert handlers[args.command] is args.handler
+    return args.handler(args, services)
+
+
+def test_cli_tick_send_history_and_schedule(tmp_path, fake, capsys):
+    target = {"type": "webhook", "url": fake.webhook_url("A"), "thread": "{team}-{iso_week}"}
+    options = {"alpha": {"template": "{{ team.name }}: {{ kpi['open'].index }}", "timezone": "Europe/Berlin"}}
+    scheduler, clock = setup(tmp_path, fake, {"alpha": [target]}, team_options=options)
+    services = scheduler.services
+
+    assert run_cli(services, "tick", "--now", "2026-11-09T09:00:30") == 0
+    assert run_cli(services, "tick", "--now", "2026-11-09T10:01:05+01:00") == 0
+    assert "alpha 2026-11-09T09:01:00+00:00 delivered" in capsys.readouterr().out
+
+    assert run_cli(services, "send", "alpha", "--dry-run") == 0
+    out = capsys.readouterr().out
+    assert "→ webhook:spaces/A (messageId client-alpha-20261109090030, thread alpha-2026-W46)" in out
+    assert '"text": "Alpha: 11"' in out
+    assert "secret" not in out
+    assert len(fake.posts()) == 1  # a dry run posts nothing
+
+    clock.now = at("09:30:00")
+    assert run_cli(services, "send", "alpha") == 0
+    assert "ok   webhook:spaces/A: delivered" in capsys.readouterr().out
+    assert len(fake.posts()) == 2
+
+    assert run_cli(services, "history", "alpha") == 0
+    out = capsys.readouterr().out
+    assert "2026-11-09 10:01:00 CET  delivered  attempts 1" in out
+    assert "webhook:spaces/A  delivered  client-alpha-20261109093000" in out
+    assert "open  index 11" in out
+
+    assert run_cli(services, "schedule", "--count", "2") == 0
+    out = capsys.readouterr().out
+    assert "alpha: '* * * * *' in Europe/Berlin → webhook:spaces/A" in out
+    assert "2026-11-09 10:31 CET  (2026-11-09 09:31 UTC)" in out
+
+    assert run_cli(services, "history", "nobody") == 2
+    assert "no team 'nobody'" in capsys.readouterr().err
