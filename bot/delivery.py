@@ -21,7 +21,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +37,7 @@ from googleapiclient.errors import HttpError
 from bot.card_text import message_as_text
 from bot.config import ChatApiTarget, ChatSettings, DeliveryTarget, LogTarget, WebhookTarget
 from bot.errors import DeliveryError
+from bot.http_headers import retry_after_seconds
 from bot.sources import Deadline
 from bot.store import Store
 
@@ -87,22 +87,6 @@ def space_of(target: DeliveryTarget) -> str:
 def target_key(target: DeliveryTarget) -> str:
     """A target's name in the delivery history, e.g. ``chat_api:spaces/AAA``."""
     return "log" if isinstance(target, LogTarget) else f"{target.type}:{space_of(target)}"
-
-
-def retry_after_seconds(value: str | None, now: datetime) -> float | None:
-    """A ``Retry-After`` header (seconds or an HTTP date) as seconds from ``now``."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    when = when if when.tzinfo else when.replace(tzinfo=UTC)
-    return max(0.0, (when - now).total_seconds())
 
 
 def chat_credentials(chat: ChatSettings, base_dir: Path) -> Any:
@@ -215,10 +199,7 @@ class Delivery:
 
     def _webhook(self, target: WebhookTarget, post: Post, timeout: float) -> Sent:
         where = f"webhook to {space_of(target)}"
-        body, params = post.message, {}
-        if post.thread_key:
-            body = {**body, "thread": {"threadKey": post.thread_key}}
-            params["messageReplyOption"] = REPLY_OPTION
+        body, params = _threaded(post)
         try:
             response = requests.post(
                 target.url.get_secret_value(),
@@ -237,10 +218,7 @@ class Delivery:
 
     def _chat_api(self, target: ChatApiTarget, post: Post, timeout: float) -> Sent:
         where = f"Chat API post to {target.space}"
-        body, options = post.message, {}
-        if post.thread_key:
-            body = {**body, "thread": {"threadKey": post.thread_key}}
-            options["messageReplyOption"] = REPLY_OPTION
+        body, options = _threaded(post)
         service, credentials = self._chat_service()
         request = (
             service.spaces().messages().create(parent=target.space, body=body, messageId=post.message_id, **options)
@@ -280,6 +258,13 @@ class Delivery:
         wait = retry_after_seconds(retry_after, self.clock()) if retryable else None
         text = f"{where}: HTTP {status}" + (f" ({reason[:200]})" if reason else "")
         return DeliveryError(text, retryable=retryable, retry_after=wait)
+
+
+def _threaded(post: Post) -> tuple[dict[str, Any], dict[str, str]]:
+    """The body and query options of ``post``: a thread key needs both, or Chat ignores it."""
+    if not post.thread_key:
+        return post.message, {}
+    return {**post.message, "thread": {"threadKey": post.thread_key}}, {"messageReplyOption": REPLY_OPTION}
 
 
 class _StopBefore(tenacity.stop.stop_base):

@@ -12,8 +12,9 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from bot.config import WebhookTarget, load_config
-from bot.delivery import Delivery, Post, message_id, retry_after_seconds
+from bot.delivery import Delivery, Post, message_id
 from bot.errors import DeliveryError
+from bot.http_headers import retry_after_seconds
 from bot.services import build_services
 from bot.sources import Deadline
 from bot.tick import Scheduler

@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from email.utils import parsedate_to_datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 import requests
@@ -30,6 +30,7 @@ from requests.adapters import HTTPAdapter
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, wait_exponential
 
 from bot.errors import SourceAuthError, SourceDataError, SourceError, SourceQueryError, SourceUnavailable
+from bot.http_headers import retry_after_seconds
 from bot.sources.http import Calls, json_body, seconds, send
 
 if TYPE_CHECKING:
@@ -72,20 +73,6 @@ class _Throttled(Exception):
     def __init__(self, retry_after: float | None) -> None:
         super().__init__("HTTP 429")
         self.retry_after = retry_after
-
-
-def _retry_after(value: str | None) -> float | None:
-    """``Retry-After`` in seconds (delta or HTTP date), if present and readable."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-    except (TypeError, ValueError):
-        return None
 
 
 class Pace:
@@ -218,7 +205,7 @@ class Transport:
             response = send(self.http, method, url, calls, self.timeouts, **kwargs)
             self.pace.observe(response.headers)
             if response.status_code == 429:
-                raise _Throttled(_retry_after(response.headers.get("Retry-After")))
+                raise _Throttled(retry_after_seconds(response.headers.get("Retry-After"), datetime.now(UTC)))
             return response
 
         def stop(state: RetryCallState) -> bool:
