@@ -7,6 +7,7 @@ function, because a webhook cannot receive clicks: their buttons only open links
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 from html import escape
 from typing import Any
@@ -26,22 +27,45 @@ STATUS_LOOK = {
     Status.UNKNOWN: ("⚪", "No data", "#5f6368"),
 }
 MAX_CATEGORY_LINES = 25
+CATEGORY_LINE_STEPS = (MAX_CATEGORY_LINES, 10, 3, 0)
+MAX_CATEGORY_NAME = 80
+MAX_TEXT = 4000
+MAX_MESSAGE_BYTES = 30_000
+"""Chat takes messages up to 32,000 bytes; the rest is margin for the reply's wrapping."""
 
 
 def team_message(report: TeamReport, *, refresh_function: str | None, text: str | None = None) -> Message:
-    """The message for a team's report; ``text`` replaces the plain-text fallback."""
+    """The message for a team's report; ``text`` replaces the plain-text fallback.
+
+    Breakdowns are shortened (25 categories a KPI, then 10, 3, none) until the
+    message fits Chat's size limit.
+    """
+    for lines in CATEGORY_LINE_STEPS:
+        message = _team_message(report, refresh_function, text, lines)
+        if message_bytes(message) <= MAX_MESSAGE_BYTES:
+            break
+    return message
+
+
+def message_bytes(message: Message) -> int:
+    """The size of ``message`` as Chat counts it: UTF-8 JSON."""
+    return len(json.dumps(message, ensure_ascii=False, separators=(",", ":")).encode())
+
+
+def _team_message(report: TeamReport, refresh_function: str | None, text: str | None, lines: int) -> Message:
     team, zone = report.team, ZoneInfo(report.zone)
     icon, label, _ = STATUS_LOOK[report.status]
     header = {
         "title": f"{icon} {team.name}",
         "subtitle": f"{label} · {_local(report.generated_at, zone)}",
     }
-    sections = [_kpi_section(k, report.generated_at, zone) for k in report.kpis]
+    sections = [_kpi_section(k, report.generated_at, zone, lines) for k in report.kpis]
     buttons = _buttons(team, report, refresh_function)
     if buttons:
         sections.append({"widgets": [{"buttonList": {"buttons": buttons}}]})
     card = {"cardId": f"score-{team.id}", "card": {"header": header, "sections": sections}}
-    return {"text": text if text is not None else plain_text(report), "cardsV2": [card]}
+    fallback = text if text is not None else plain_text(report)
+    return {"text": fallback[:MAX_TEXT], "cardsV2": [card]}
 
 
 def plain_text(report: TeamReport) -> str:
@@ -58,7 +82,7 @@ def plain_text(report: TeamReport) -> str:
     return "\n".join(lines)
 
 
-def _kpi_section(report: KpiReport, now: datetime, zone: ZoneInfo) -> dict[str, Any]:
+def _kpi_section(report: KpiReport, now: datetime, zone: ZoneInfo, lines: int) -> dict[str, Any]:
     kpi, score = report.kpi, report.score
     widgets: list[Widget] = []
     if score is None:
@@ -93,22 +117,26 @@ def _kpi_section(report: KpiReport, now: datetime, zone: ZoneInfo) -> dict[str, 
                 }
             }
         )
-    widgets.append({"textParagraph": {"text": _breakdown(score.breakdown)}})
+    widgets.append({"textParagraph": {"text": _breakdown(score.breakdown, lines)}})
     return {"header": escape(kpi.name), "widgets": widgets}
 
 
-def _breakdown(lines: tuple[CategoryLine, ...]) -> str:
+def _breakdown(lines: tuple[CategoryLine, ...], limit: int) -> str:
     if not any(line.count for line in lines):
         return "No open items."
-    shown = [_category(line) for line in lines[:MAX_CATEGORY_LINES]]
-    rest = lines[MAX_CATEGORY_LINES:]
+    shown = [_category(line) for line in lines[:limit]]
+    rest = lines[limit:]
     if rest:
-        shown.append(f"… and {len(rest)} more categories ({sum(r.count for r in rest)} items)")
+        more = "more " if shown else ""
+        shown.append(f"… {'and ' if shown else ''}{len(rest)} {more}categories ({sum(r.count for r in rest)} items)")
     return "<br>".join(shown)
 
 
 def _category(line: CategoryLine) -> str:
-    name = escape(line.category)
+    category = (
+        line.category if len(line.category) <= MAX_CATEGORY_NAME else line.category[: MAX_CATEGORY_NAME - 1] + "…"
+    )
+    name = escape(category)
     if line.weight is None:
         return f"{name}: {line.count} <i>(unweighted)</i>"
     return f"{name}: {line.count} × {_num(line.weight)} = {_num(line.points)}"

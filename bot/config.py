@@ -30,6 +30,9 @@ CHAT_ISSUER = "chat@system.gserviceaccount.com"
 CHAT_CERTS_URL = "https://www.googleapis.com/service_accounts/v1/metadata/x509/" + CHAT_ISSUER
 GOOGLE_OIDC_CERTS_URL = "https://www.googleapis.com/oauth2/v1/certs"
 
+MAX_KPIS_PER_TEAM = 20
+"""Three widgets a KPI at most keeps a team's card under Chat's 100 widgets."""
+
 Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,39}$")]
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -129,7 +132,7 @@ class TeamConfig(StrictModel):
     deliver: list[DeliveryTarget] = Field(default_factory=list)
     template: str | None = None
     on_failure: Literal["post_stale", "skip"] = "post_stale"
-    kpis: list[KpiConfig] = Field(min_length=1)
+    kpis: list[KpiConfig] = Field(min_length=1, max_length=MAX_KPIS_PER_TEAM)
 
     @field_validator("timezone")
     @classmethod

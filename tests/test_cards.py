@@ -7,7 +7,7 @@ import pytest
 
 from bot.card_text import message_as_text
 from bot.cards import MAX_CATEGORY_LINES, help_message, team_message, welcome_message
-from bot.config import DEMO_CONFIG, load_config
+from bot.config import DEMO_CONFIG, MAX_KPIS_PER_TEAM, load_config
 from bot.reports import KpiReport, TeamReport, score_with_history
 from bot.store import Snapshot
 from scoring import Status
@@ -54,6 +54,11 @@ CASES = {
     "no data": report_for(None, stale="Vtiger refused the access key"),
     "many kpis": report_for(BAD, kpis=12),
     "html in data": report_for({"<b>x</b> & <script>": 2}),
+    "largest team": report_for(
+        {f"{'é' * 70} category number {i:03}": i + 1 for i in range(300)},
+        stale="Vtiger did not answer within 8 s",
+        kpis=MAX_KPIS_PER_TEAM,
+    ),
 }
 
 
@@ -128,6 +133,19 @@ def test_stale_card_says_why_and_how_old():
     assert "Could not refresh" in text
     assert "Vtiger did not answer within 8 s" in text
     assert "read 3 h ago" in text
+
+
+def test_the_largest_team_is_shortened_to_fit_and_says_so():
+    message = team_message(CASES["largest team"], refresh_function="refresh")
+    assert_valid(message)
+    text = widgets_text(message)
+    assert "categories (" in text
+    assert "…" in text
+
+
+def test_a_long_template_text_is_cut():
+    message = team_message(CASES["good"], refresh_function=None, text="x" * 10_000)
+    assert len(message["text"]) == 4000
 
 
 def test_data_is_escaped_in_card_html():

@@ -136,3 +136,11 @@ def test_cli_reports_a_bad_config_without_a_traceback(tmp_path):
     assert done.returncode == 2
     assert "teams[0].kpis[0].source: no source named 'nowhere'" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_team_has_at_most_twenty_kpis(tmp_path):
+    data = broken()
+    kpi = data["teams"][0]["kpis"][0]
+    data["teams"][0]["kpis"] = [{**kpi, "id": f"k{i}"} for i in range(21)]
+    with pytest.raises(ConfigError, match=r"teams\[0\]\.kpis: List should have at most 20 items"):
+        load_config(write(tmp_path, data))
