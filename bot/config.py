@@ -12,12 +12,14 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterator, Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from croniter import croniter
+from croniter import CroniterError, croniter
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 
 from bot.errors import ConfigError
@@ -34,6 +36,7 @@ MAX_KPIS_PER_TEAM = 20
 """Three widgets a KPI at most keeps a team's card under Chat's 100 widgets."""
 
 Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,39}$")]
+Name = Annotated[str, Field(min_length=1, max_length=80)]
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -79,6 +82,15 @@ class WebhookTarget(StrictModel):
     url: SecretStr
     thread: str | None = None
 
+    @field_validator("url")
+    @classmethod
+    def _https(cls, value: SecretStr) -> SecretStr:
+        parts = urlsplit(value.get_secret_value())
+        loopback = parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost", "::1")
+        if not (parts.scheme == "https" or loopback) or not parts.hostname:
+            raise ValueError("must be the Space's https:// webhook URL (copied from the Space's Webhooks page)")
+        return value
+
 
 class ChatApiTarget(StrictModel):
     """Post as the app through the Chat API (the card keeps its Refresh button)."""
@@ -101,7 +113,7 @@ class KpiConfig(StrictModel):
     """One KPI: what to count where, how to weigh it, and what is good."""
 
     id: Slug
-    name: str
+    name: Name
     source: str
     count: Any = Field(default_factory=dict)
     category: str
@@ -124,7 +136,7 @@ class TeamConfig(StrictModel):
     """A team: its Spaces, its KPIs, and when and where it is told."""
 
     id: Slug
-    name: str
+    name: Name
     spaces: list[Annotated[str, Field(pattern=r"^spaces/[A-Za-z0-9_-]+$")]] = Field(default_factory=list)
     crm_url: str | None = None
     timezone: str | None = None
@@ -144,6 +156,11 @@ class TeamConfig(StrictModel):
     def _valid_cron(cls, value: str | None) -> str | None:
         if value is not None and (len(value.split()) != 5 or not croniter.is_valid(value)):
             raise ValueError(f"not a five-field cron expression: {value!r}")
+        if value is not None:
+            try:
+                croniter(value, datetime(2026, 1, 1)).get_next(datetime)
+            except CroniterError:
+                raise ValueError(f"cron expression {value!r} never fires") from None
         return value
 
     @model_validator(mode="after")
@@ -163,6 +180,12 @@ class ScheduleSettings(StrictModel):
     pace_seconds: float = Field(default=1.0, ge=0)
     cron_audience: str | None = None
     cron_service_account: str | None = None
+
+    @model_validator(mode="after")
+    def _lease_outlives_tick(self) -> ScheduleSettings:
+        if self.lease_seconds <= self.deadline_seconds:
+            raise ValueError("lease_seconds must be longer than deadline_seconds, or a slow tick loses its claims")
+        return self
 
 
 class Config(StrictModel):
@@ -185,6 +208,7 @@ class Config(StrictModel):
     @model_validator(mode="after")
     def _unique_teams(self) -> Config:
         _no_duplicates([t.id for t in self.teams], "team id")
+        _no_duplicates([space for t in self.teams for space in t.spaces], "Space (a Space belongs to one team)")
         return self
 
     def team(self, team_id: str) -> TeamConfig | None:

@@ -117,11 +117,15 @@ def _dict(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
 def _int(value: Any) -> int | None:
     """IDs arrive as 1, "1", 1.0 or "1.0"."""
     try:
         return int(float(value))
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
 
 
@@ -149,16 +153,14 @@ def _space(space: Any, message: dict[str, Any]) -> str | None:
 
 def _click_parameters(common: dict[str, Any], action: dict[str, Any]) -> dict[str, str]:
     params = {str(k): str(v) for k, v in _dict(common.get("parameters")).items()}
-    for item in action.get("parameters") or []:
+    for item in _list(action.get("parameters")):
         if isinstance(item, dict) and "key" in item:
             params.setdefault(str(item["key"]), str(item.get("value", "")))
     function = common.get("invokedFunction") or action.get("actionMethodName")
-    if function and "action" not in params:
+    if isinstance(function, str) and function and "action" not in params:
         params["action"] = str(function)
     return params
 
 
 def _mention_added_app(message: dict[str, Any]) -> bool:
-    return any(
-        _dict(_dict(a).get("userMention")).get("type") == "ADD" for a in message.get("annotations") or []
-    )
+    return any(_dict(_dict(a).get("userMention")).get("type") == "ADD" for a in _list(message.get("annotations")))

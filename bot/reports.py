@@ -112,9 +112,19 @@ class Reporter:
         try:
             result = future.result(timeout=deadline.remaining() + 0.5)
         except FutureTimeout:
-            reason = f"{kpi.source} did not answer within {self.budget_seconds:g} s"
+            reason = f"{self.sources[kpi.source].service} did not answer within {self.budget_seconds:g} s"
         except SourceError as exc:
             reason = str(exc)
+        except Exception as exc:  # a fault in a source must give a stale card, not a 500 or a 0
+            log.error(
+                "team %s KPI %s: source %s failed with %s",
+                team.id,
+                kpi.id,
+                kpi.source,
+                type(exc).__name__,
+                exc_info=log.isEnabledFor(logging.DEBUG),
+            )
+            reason = f"{self.sources[kpi.source].service} failed unexpectedly ({type(exc).__name__})"
         else:
             score = score_with_history(kpi, result.counts, history)
             self.store.save_snapshot(team.id, kpi.id, now, result.counts, score.index)

@@ -12,7 +12,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import sqlalchemy as sa
+
 from bot.config import Config, TeamConfig
+from bot.errors import ConfigError
 from bot.reports import Reporter, TeamReport
 from bot.sources import Source, build_source
 from bot.store import Store, resolve_url
@@ -39,12 +42,32 @@ class Services:
         return self.reporter.report(team, self.config.zone(team).key)
 
 
+def open_store(url: str, where: str) -> Store:
+    """The store at ``url``, or a `ConfigError` naming ``where`` the URL came from (password hidden)."""
+    try:
+        shown = sa.engine.make_url(url).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        raise ConfigError(f"{where}: not a database URL (use sqlite:///FILE or postgresql://...)") from None
+    if not shown.startswith(("sqlite:", "postgresql:", "postgresql+psycopg:")):
+        raise ConfigError(f"{where}: {shown}: only sqlite:///FILE and postgresql://... stores are supported")
+    try:
+        return Store(url)
+    except sa.exc.SQLAlchemyError as exc:
+        reason = type(exc.orig).__name__ if isinstance(exc, sa.exc.DBAPIError) else type(exc).__name__
+        raise ConfigError(f"{where}: cannot open the store at {shown} ({reason}: {_first_line(exc)})") from None
+
+
+def _first_line(exc: sa.exc.SQLAlchemyError) -> str:
+    text = str(exc.orig if isinstance(exc, sa.exc.DBAPIError) else exc)
+    return text.strip().splitlines()[0] if text.strip() else "no detail"
+
+
 def build_services(config: Config, clock: Callable[[], datetime] = utc_now, store_url: str | None = None) -> Services:
     """Services for ``config``; the store URL is ``store_url``, else $SCOREBOT_STORE, else the config's."""
     validate_templates(config)
     base = config.path.parent if config.path else Path.cwd()
-    url = resolve_url(store_url or os.environ.get("SCOREBOT_STORE") or config.store, base)
-    store = Store(url)
+    where = "store URL argument" if store_url else "$SCOREBOT_STORE" if os.environ.get("SCOREBOT_STORE") else "store"
+    store = open_store(resolve_url(store_url or os.environ.get("SCOREBOT_STORE") or config.store, base), where)
     sources = {name: build_source(name, settings, base) for name, settings in config.sources.items()}
     reporter = Reporter(sources, store, clock, config.fetch_budget_seconds)
     return Services(config=config, store=store, sources=sources, reporter=reporter, clock=clock)

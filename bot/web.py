@@ -68,6 +68,9 @@ def create_app(
         except RequestEntityTooLarge:
             log.warning("rejected %s request: body over %d bytes", request.path, MAX_BODY_BYTES)
             return _error(413, "request body too large")
+        except RecursionError:
+            log.warning("rejected %s request: JSON nested too deeply", request.path)
+            return _error(400, "JSON nested too deeply")
         if not isinstance(body, dict):
             log.warning("rejected %s request: body is not a JSON object", request.path)
             return _error(400, "expected a JSON object")

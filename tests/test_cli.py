@@ -120,3 +120,24 @@ def test_serve_runs_the_demo_on_loopback(demo_copy):
         process.terminate()
         out, _ = process.communicate(timeout=30)
     assert "request verification is OFF" in out
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("not a url", "$SCOREBOT_STORE: not a database URL"),
+        ("mysql://scorebot@127.0.0.1/db", "only sqlite:///FILE and postgresql://... stores are supported"),
+        (
+            "postgresql://scorebot:hunter2@127.0.0.1:1/db",
+            "cannot open the store at postgresql://scorebot:***@127.0.0.1:1/db",
+        ),
+        ("sqlite:////nonexistent-folder/x.db", "cannot open the store at sqlite:////nonexistent-folder/x.db"),
+    ],
+)
+def test_a_bad_store_is_a_clear_error(demo_copy, monkeypatch, capsys, url, problem):
+    monkeypatch.setenv("SCOREBOT_STORE", url)
+    assert main(["--config", str(demo_copy), "check"]) == 2
+    err = capsys.readouterr().err
+    assert problem in err
+    assert "hunter2" not in err
+    assert "Traceback" not in err

@@ -89,6 +89,16 @@ def test_valid_config_and_env_substitution(tmp_path):
         ({"teams__0__deliver": [{"type": "fax"}]}, "teams[0].deliver[0]", "does not match any of the expected tags"),
         ({"teams__0__deliver": [{"type": "webhook"}]}, "teams[0].deliver[0].url", "missing required key"),
         ({"chat__audience": None}, "chat", "audience is required"),
+        ({"teams__0__schedule": "0 0 30 2 *"}, "teams[0].schedule", "never fires"),
+        (
+            {"teams__0__deliver": [{"type": "webhook", "url": "http://chat.example.com/v1/spaces/A/messages"}]},
+            "teams[0].deliver[0].url",
+            "https:// webhook URL",
+        ),
+        ({"teams__0__deliver": [{"type": "webhook", "url": "chat.example.com"}]}, "teams[0].deliver[0].url", "https"),
+        ({"schedule": {"deadline_seconds": 200, "lease_seconds": 100}}, "schedule", "lease_seconds must be longer"),
+        ({"teams__0__name": "x" * 81}, "teams[0].name", "at most 80 characters"),
+        ({"teams__0__kpis__0__name": ""}, "teams[0].kpis[0].name", "at least 1 character"),
         ({"teams": []}, "teams", "at least 1 item"),
     ],
 )
@@ -105,6 +115,20 @@ def test_missing_environment_variable_is_named(tmp_path):
     path = write(tmp_path, broken(chat__audience="${SCOREBOT_TEST_UNSET}"))
     with pytest.raises(ConfigError, match=r"chat\.audience: environment variable SCOREBOT_TEST_UNSET is not set"):
         load_config(path, env={})
+
+
+def test_a_space_belongs_to_one_team(tmp_path):
+    data = broken()
+    data["teams"].append({**data["teams"][0], "id": "team-b"})
+    with pytest.raises(ConfigError, match=r"duplicate Space \(a Space belongs to one team\) 'spaces/AAA'"):
+        load_config(write(tmp_path, data))
+
+
+def test_webhook_secrets_never_appear_in_errors(tmp_path):
+    url = "http://chat.example.com/v1/spaces/A/messages?key=SECRETKEY&token=SECRETTOKEN"
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, broken(teams__0__deliver=[{"type": "webhook", "url": url}])))
+    assert "SECRET" not in str(caught.value)
 
 
 def test_duplicate_team_ids_are_refused(tmp_path):

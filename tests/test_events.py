@@ -1,5 +1,7 @@
 """Event parsing: both formats, and every quirk of events Google was seen to send."""
 
+import json
+
 import pytest
 
 from bot.events import Format, Kind, parse_event
@@ -86,3 +88,48 @@ def test_space_falls_back_to_the_message_space():
     body = p.classic_slash()
     del body["space"]
     assert parse_event(body).space == "spaces/DEMO-CUSTOMER"
+
+
+ODD_VALUES = [5, None, [], {}, "inf", float("inf"), 1e400, "x", [5], {"a": 5}, True]
+SAMPLES = [
+    p.classic_slash(" security"),
+    p.classic_app_command(" security"),
+    p.classic_mention(" score"),
+    p.classic_click(),
+    p.classic_added(),
+    p.addon_slash(" security"),
+    p.addon_app_command(" security"),
+    p.addon_mention(" score", adding=True),
+    p.addon_click(),
+    p.addon_added(interaction_add=True),
+]
+
+
+def paths(node, prefix=()):
+    """Every key path in a JSON tree."""
+    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else []
+    for key, value in items:
+        yield (*prefix, key)
+        yield from paths(value, (*prefix, key))
+
+
+def replaced(body, path, value):
+    copy = json.loads(json.dumps(body))
+    node = copy
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    return copy
+
+
+def test_any_value_anywhere_parses_without_error():
+    tried = 0
+    for body in SAMPLES:
+        for path in list(paths(body)):
+            for value in ODD_VALUES:
+                event = parse_event(replaced(body, path, value))
+                assert isinstance(event.text, str)
+                assert all(isinstance(k, str) and isinstance(v, str) for k, v in event.parameters.items())
+                assert event.command_id is None or isinstance(event.command_id, int)
+                tried += 1
+    assert tried > 1000

@@ -85,6 +85,8 @@ def test_no_data_yet_is_unknown_not_zero(demo):
 class SlowSource:
     """A source that outlives the budget (its fetch waits on an event)."""
 
+    service = "The slow service"
+
     def __init__(self) -> None:
         self.release = threading.Event()
 
@@ -104,8 +106,33 @@ def test_a_source_slower_than_the_budget_is_reported_within_the_budget(demo):
     report = services.report(services.config.team("customer"))
     slow.release.set()
     assert (datetime.now(UTC) - started).total_seconds() < 2
-    assert report.kpis[0].stale_reason == "demo did not answer within 0.3 s"
+    assert report.kpis[0].stale_reason == "The slow service did not answer within 0.3 s"
     assert report.kpis[0].score.index == 85
+
+
+class BrokenSource:
+    """A source with a bug: it raises something that is not a SourceError."""
+
+    service = "The broken service"
+
+    def fetch(self, query, category, deadline: Deadline) -> FetchResult:
+        raise KeyError("oops")
+
+
+def test_a_fault_in_a_source_gives_a_stale_card_not_an_error(demo):
+    services, _, _ = demo
+    services.report(services.config.team("customer"))
+    services.reporter.sources = {**services.sources, "demo": BrokenSource()}
+    report = services.report(services.config.team("customer"))
+    assert report.kpis[0].stale_reason == "The broken service failed unexpectedly (KeyError)"
+    assert report.kpis[0].score.index == 85
+
+
+def test_a_file_that_is_not_utf8_is_a_data_error(demo):
+    services, _, tmp_path = demo
+    (tmp_path / "demo-issues.csv").write_bytes(b"id,team\n\xff\xfe,customer\n")
+    report = services.report(services.config.team("customer"))
+    assert report.kpis[0].stale_reason == "demo-issues.csv is not UTF-8 text"
 
 
 def test_history_is_rescored_with_todays_weights(demo):

@@ -170,7 +170,14 @@ def test_unknown_events_answer_200_and_are_logged(client, auth, body, caplog):
 
 @pytest.mark.parametrize(
     ("data", "status"),
-    [(b"{not json", 400), (b"[1, 2]", 400), (b"", 400), (b'"text"', 400), (b"{" + b" " * (1024 * 1024) + b"}", 413)],
+    [
+        (b"{not json", 400),
+        (b"[1, 2]", 400),
+        (b"", 400),
+        (b'"text"', 400),
+        (b"{" + b" " * (1024 * 1024) + b"}", 413),
+        (b'{"a": ' * 100_000 + b"1" + b"}" * 100_000, 400),
+    ],
 )
 def test_bad_bodies_are_4xx_never_500(client, auth, data, status):
     response = client.post("/chat", data=data, headers=auth, content_type="application/json")

@@ -6,7 +6,9 @@ A source type is a class with two pydantic models and a fetch method:
   (``type`` included), validated at start;
 - ``Query``: what a KPI using this source counts (the KPI's ``count:`` block),
   validated at start against these rules;
-- ``fetch(query, category, deadline)``: the counts, or a ``SourceError``.
+- ``fetch(query, category, deadline)``: the counts, or a ``SourceError``;
+- ``check(deadline)``: sign in and prove the source answers (for ``check``);
+- ``service``: the service in words, for messages.
 
 Sources never raise anything but ``SourceError`` subclasses from ``fetch``,
 and never return a partial or guessed count: unknown is an error, not 0.
@@ -71,7 +73,13 @@ class Source(Protocol):
 
     Settings: ClassVar[type[SourceSettings]]
     Query: ClassVar[type[StrictModel]]
+    service: ClassVar[str]
+    """The service in words, for messages: "Vtiger did not answer within 8 s"."""
 
     def fetch(self, query: Any, category: str, deadline: Deadline) -> FetchResult:
         """Count the items ``query`` selects, grouped by the ``category`` field."""
+        ...
+
+    def check(self, deadline: Deadline) -> str:
+        """Prove the source answers with the configured credentials; say what it found."""
         ...

@@ -33,6 +33,7 @@ class FileSource:
 
     Settings: ClassVar[type[SourceSettings]] = FileSettings
     Query: ClassVar[type[StrictModel]] = FileQuery
+    service: ClassVar[str] = "The issues file"
 
     def __init__(self, name: str, settings: FileSettings, base_dir: Path) -> None:
         self.name = name
@@ -52,11 +53,17 @@ class FileSource:
                 counts[str(record[category] or "").strip() or NO_CATEGORY] += 1
         return FetchResult(counts=dict(counts), plan="read file", calls=1)
 
+    def check(self, deadline: Deadline) -> str:
+        """Read the file once."""
+        return f"{self.path.name}: {len(self._read())} records"
+
     def _read(self) -> list[dict[str, object]]:
         try:
             text = self.path.read_text(encoding="utf-8")
         except OSError as exc:
             raise SourceUnavailable(f"cannot read {self.path.name}: {exc.strerror}") from None
+        except UnicodeDecodeError:
+            raise SourceDataError(f"{self.path.name} is not UTF-8 text") from None
         if self.format == "csv":
             return list(csv.DictReader(text.splitlines()))
         try:
