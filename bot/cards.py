@@ -48,8 +48,8 @@ def team_message(report: TeamReport, *, refresh_function: str | None, text: str 
 
 
 def message_bytes(message: Message) -> int:
-    """The size of ``message`` as Chat counts it: UTF-8 JSON."""
-    return len(json.dumps(message, ensure_ascii=False, separators=(",", ":")).encode())
+    """The size of ``message`` as sent: JSON with non-ASCII escaped (the larger of the two encodings)."""
+    return len(json.dumps(message, separators=(",", ":")))
 
 
 def _team_message(report: TeamReport, refresh_function: str | None, text: str | None, lines: int) -> Message:
@@ -122,14 +122,25 @@ def _kpi_section(report: KpiReport, now: datetime, zone: ZoneInfo, lines: int) -
 
 
 def _breakdown(lines: tuple[CategoryLine, ...], limit: int) -> str:
+    """Weighted categories (counted ones first), then the unweighted ones; each kind is cut to ``limit``
+    lines on its own, so unweighted categories are never folded into a count of weighted ones."""
     if not any(line.count for line in lines):
         return "No open items."
+    weighted = sorted((line for line in lines if line.weight is not None), key=lambda line: not line.count)
+    unweighted = [line for line in lines if line.weight is None]
+    shown = _cut(weighted, limit, "weighted") + _cut(unweighted, limit, "unweighted")
+    return "<br>".join(shown)
+
+
+def _cut(lines: list[CategoryLine], limit: int, kind: str) -> list[str]:
     shown = [_category(line) for line in lines[:limit]]
     rest = lines[limit:]
     if rest:
-        more = "more " if shown else ""
-        shown.append(f"… {'and ' if shown else ''}{len(rest)} {more}categories ({sum(r.count for r in rest)} items)")
-    return "<br>".join(shown)
+        items = sum(line.count for line in rest)
+        shown.append(
+            f"… {'and ' if shown else ''}{len(rest)} {'more ' if shown else ''}{kind} categories ({items} items)"
+        )
+    return shown
 
 
 def _category(line: CategoryLine) -> str:

@@ -111,8 +111,8 @@ def test_zero_and_one_issue():
 
 def test_many_categories_are_cut_with_a_count_of_the_rest():
     text = widgets_text(team_message(CASES["many categories"], refresh_function="refresh"))
-    hidden = len(CASES["many categories"].kpis[0].score.breakdown) - MAX_CATEGORY_LINES
-    assert f"… and {hidden} more categories" in text
+    hidden = len(CASES["many categories"].kpis[0].score.unweighted) - MAX_CATEGORY_LINES
+    assert f"… and {hidden} more unweighted categories" in text
 
 
 def test_change_and_sparkline():
@@ -141,6 +141,17 @@ def test_the_largest_team_is_shortened_to_fit_and_says_so():
     text = widgets_text(message)
     assert "categories (" in text
     assert "…" in text
+
+
+def test_unweighted_categories_are_never_folded_into_weighted_ones():
+    weights = {f"w{i:02}": 1 for i in range(30)}
+    kpi = KPI.model_copy(update={"weights": weights})
+    score = score_with_history(kpi, {"w01": 2, "Surprise": 7}, [])
+    report = TeamReport(TEAM, (KpiReport(kpi, score, NOW),), NOW, "UTC")
+    text = widgets_text(team_message(report, refresh_function=None))
+    assert "Surprise: 7 (unweighted)" in text
+    assert text.splitlines()[6] == "│ w01: 2 × 1 = 2", "counted categories come first"
+    assert "… and 5 more weighted categories (0 items)" in text
 
 
 def test_a_long_template_text_is_cut():
