@@ -9,6 +9,7 @@ from bot.events import ChatEvent, Kind
 from bot.replies import Reply
 from bot.services import Services
 from handlers import added, help, refresh, removed, score
+from handlers.score import mention_words
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +31,7 @@ def route_key(event: ChatEvent, services: Services) -> tuple[Kind, str]:
     if event.kind is Kind.COMMAND:
         name = "score" if event.command_id == services.config.chat.score_command_id else "unknown"
     elif event.kind is Kind.MESSAGE:
-        name = "score" if "score" in event.text.lower().split() else "text"
+        name = "score" if "score" in mention_words(event.text) else "text"
     elif event.kind is Kind.CLICK:
         name = event.parameters.get("action", "")
     else:

@@ -2,20 +2,35 @@
 
 from __future__ import annotations
 
+import re
+
 from bot.cards import help_message, team_message
-from bot.events import ChatEvent
+from bot.events import ChatEvent, Kind
 from bot.replies import Reply
 from bot.services import Services
 
+WORD = re.compile(r"[a-z0-9-]+")
+
+
+def mention_words(text: str) -> list[str]:
+    """The lowercase words of a message, punctuation dropped ("what's the score?" → ..., "score")."""
+    return WORD.findall(text.lower())
+
 
 def handle(event: ChatEvent, services: Services) -> Reply:
-    """Answer with the card of the named team, else of the Space's team, else help."""
+    """Answer with the card of the named team, else of the Space's team, else help.
+
+    A slash command's first word is the team (or "help"); in a mention such as
+    "@Scorebot what's the score for security?" the first team id or "help"
+    after "score" counts, and other words are ignored.
+    """
     config = services.config
-    words = event.text.split()
-    lowered = [w.lower() for w in words]
-    if "score" in lowered:  # "@Scorebot what is the score security": the word after "score"
-        words = words[lowered.index("score") + 1 :]
-    argument = words[0] if words else ""
+    if event.kind is Kind.MESSAGE:
+        words = mention_words(event.text)
+        after = words[words.index("score") + 1 :] if "score" in words else words
+        argument = next((w for w in after if w == "help" or config.team(w)), "")
+    else:
+        argument = next(iter(event.text.split()), "")
     if argument.lower() == "help":
         return Reply(help_message(config))
     if argument:

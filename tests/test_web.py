@@ -78,6 +78,10 @@ SCORE_CASES = [
     (p.addon_slash(" Security"), "createMessageAction", "Security"),
     (p.addon_app_command(" performance"), "createMessageAction", "Performance"),
     (p.addon_mention(" what is the score"), "createMessageAction", "Customer Issues"),
+    (p.classic_mention(" what's the Score?"), "NEW_MESSAGE", "Customer Issues"),
+    (p.addon_mention(" Score!"), "createMessageAction", "Customer Issues"),
+    (p.classic_mention(" show the score for security, please"), "NEW_MESSAGE", "Security"),
+    (p.addon_mention(" score of the performance team"), "createMessageAction", "Performance"),
 ]
 
 
