@@ -1,11 +1,20 @@
 """App Engine's entry point: `gunicorn main:app`.
 
 The configuration comes from $SCOREBOT_CONFIG; request verification cannot
-be switched off here.
+be switched off here. A bad configuration stops the worker with one clear
+line instead of a traceback.
 """
 
+import logging
+import sys
+
+from bot.errors import ConfigError
 from bot.logs import setup_logging
 from bot.web import create_app
 
 setup_logging()
-app = create_app()
+try:
+    app = create_app()
+except ConfigError as exc:
+    logging.getLogger("bot").critical("cannot start: %s", exc)
+    sys.exit(3)  # gunicorn's "worker failed to boot": the server stops instead of restarting the worker
