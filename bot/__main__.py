@@ -87,10 +87,18 @@ def cmd_preview(args: argparse.Namespace, services: Services) -> int:
 
 
 def cmd_check(args: argparse.Namespace, services: Services) -> int:
-    """Read every KPI once; print counts, index, plan, calls and time; fail on any error."""
+    """Sign in to every source, read every KPI once; print counts, index, plan, calls and time; fail on any error."""
     config = services.config
     print(f"config {config.path}: {len(config.sources)} sources, {len(config.teams)} teams: valid")
     failures = 0
+    for name, source in services.sources.items():
+        try:
+            detail = source.check(Deadline.after(config.fetch_budget_seconds))
+        except SourceError as exc:
+            failures += 1
+            print(f"FAIL source {name}: {exc}")
+        else:
+            print(f"ok   source {name}: {detail}")
     for team in config.teams:
         for kpi in team.kpis:
             started = time.monotonic()

@@ -47,6 +47,7 @@ def test_preview_of_an_unknown_team(demo_copy, capsys):
 def test_check_reads_every_kpi(demo_copy, capsys):
     assert main(["--config", str(demo_copy), "check"]) == 0
     out = capsys.readouterr().out
+    assert "ok   source demo: demo-issues.csv: 71 records" in out
     assert "ok   customer/open-issues (source demo): index 85 (bad)" in out
     assert out.count("plan: read file; 1 calls;") == 3
 
@@ -54,7 +55,9 @@ def test_check_reads_every_kpi(demo_copy, capsys):
 def test_check_fails_when_a_source_fails(demo_copy, capsys):
     (demo_copy.parent / "demo-issues.csv").unlink()
     assert main(["--config", str(demo_copy), "check"]) == 1
-    assert "FAIL customer/open-issues (source demo): cannot read demo-issues.csv" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "FAIL source demo: cannot read demo-issues.csv" in out
+    assert "FAIL customer/open-issues (source demo): cannot read demo-issues.csv" in out
 
 
 @pytest.mark.parametrize(
