@@ -91,7 +91,11 @@ def _kpi_section(report: KpiReport, now: datetime, zone: ZoneInfo, lines: int) -
         return {"header": escape(kpi.name), "widgets": widgets}
     _, _, colour = STATUS_LOOK[score.status]
     direction = "lower is better" if kpi.lower_is_better else "higher is better"
-    trend = _change(score.change) + " since last reading" if score.change is not None else "first reading"
+    if score.change is None:
+        trend = "first reading"
+    else:
+        since = _local(report.previous_at, zone) if report.previous_at else "last reading"
+        trend = f"{_change(score.change)} since {since}"
     if score.sparkline:
         trend += f" · {score.sparkline}"
     widgets.append(

@@ -33,6 +33,8 @@ class KpiReport:
     as_of: datetime | None
     stale_reason: str | None = None
     fetch: FetchResult | None = None
+    previous_at: datetime | None = None
+    """When the reading that ``score.change`` compares against was taken."""
 
     @property
     def status(self) -> Status:
@@ -128,11 +130,16 @@ class Reporter:
         else:
             score = score_with_history(kpi, result.counts, history)
             self.store.save_snapshot(team.id, kpi.id, now, result.counts, score.index)
-            return KpiReport(kpi=kpi, score=score, as_of=now, fetch=result)
+            previous_at = history[-1].taken_at if history else None
+            return KpiReport(kpi=kpi, score=score, as_of=now, fetch=result, previous_at=previous_at)
         log.warning("team %s KPI %s could not be read: %s", team.id, kpi.id, reason)
         if not history:
             return KpiReport(kpi=kpi, score=None, as_of=None, stale_reason=reason)
-        last = history[-1]
+        *earlier, last = history
         return KpiReport(
-            kpi=kpi, score=score_with_history(kpi, last.counts, history[:-1]), as_of=last.taken_at, stale_reason=reason
+            kpi=kpi,
+            score=score_with_history(kpi, last.counts, earlier),
+            as_of=last.taken_at,
+            stale_reason=reason,
+            previous_at=earlier[-1].taken_at if earlier else None,
         )

@@ -21,13 +21,14 @@ KPI = TEAM.kpis[0]
 
 def report_for(counts, *, stale=None, history=(), kpis=1, team=TEAM):
     """A team report whose KPIs all read ``counts`` (None: no data yet)."""
-    snaps = [Snapshot(NOW - timedelta(days=i + 1), c, 0) for i, c in enumerate(history)]
+    snaps = [Snapshot(NOW - timedelta(days=len(history) - i), c, 0) for i, c in enumerate(history)]
     items = []
     for i in range(kpis):
         kpi = KPI.model_copy(update={"id": f"kpi-{i}", "name": f"KPI {i}"})
         score = None if counts is None else score_with_history(kpi, counts, snaps)
         as_of = None if counts is None else (NOW - timedelta(hours=3) if stale else NOW)
-        items.append(KpiReport(kpi=kpi, score=score, as_of=as_of, stale_reason=stale))
+        previous_at = snaps[-1].taken_at if snaps else None
+        items.append(KpiReport(kpi=kpi, score=score, as_of=as_of, stale_reason=stale, previous_at=previous_at))
     return TeamReport(team=team, kpis=tuple(items), generated_at=NOW, zone="America/New_York")
 
 
@@ -117,7 +118,7 @@ def test_many_categories_are_cut_with_a_count_of_the_rest():
 
 def test_change_and_sparkline():
     text = widgets_text(team_message(CASES["warning"], refresh_function="refresh"))
-    assert "▲ +10 since last reading" in text
+    assert "▲ +10 since 2026-11-25 10:00 EST" in text
     assert "▁▅█" in text
 
 
