@@ -49,7 +49,9 @@ def test_fresh_reads_are_stored_and_give_change_and_trend(demo):
     clock.now += timedelta(hours=1)
     second = services.report(team)
     score = second.kpis[0].score
-    assert score.index < 85 and score.change == score.index - 85
+    assert score.index < 85
+    assert score.change == score.index - 85
+    assert second.kpis[0].previous_at == first.generated_at
     assert len(score.sparkline) == 2
     assert len(services.store.recent_snapshots("customer", "open-issues")) == 2
 
