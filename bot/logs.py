@@ -12,7 +12,7 @@ import os
 import re
 
 _SECRET_PARAM = re.compile(
-    r"(?P<name>[?&;][^=&\s\"']*(?:key|token|secret|password|passwd|session|signature)[^=&\s\"']*=)[^&\s\"']+",
+    r"(?P<name>\b[\w.-]*(?:key|token|secret|password|passwd|session|signature)[\w.-]*=)[^&\s\"']+",
     re.IGNORECASE,
 )
 LIBRARY_LOGGERS = ("urllib3.connectionpool", "googleapiclient.discovery", "googleapiclient.http")
@@ -44,6 +44,9 @@ def protect_library_loggers() -> None:
         logger = logging.getLogger(name)
         if _REDACT not in logger.filters:
             logger.addFilter(_REDACT)
+
+
+protect_library_loggers()  # on whenever Scorebot is loaded, whoever sets up logging
 
 
 def setup_logging(level: str | None = None) -> None:

@@ -16,7 +16,6 @@ import sqlalchemy as sa
 
 from bot.config import Config, TeamConfig
 from bot.errors import ConfigError
-from bot.logs import protect_library_loggers
 from bot.reports import Reporter, TeamReport
 from bot.sources import Source, build_source
 from bot.store import Store, resolve_url
@@ -66,7 +65,6 @@ def _first_line(exc: sa.exc.SQLAlchemyError) -> str:
 def build_services(config: Config, clock: Callable[[], datetime] = utc_now, store_url: str | None = None) -> Services:
     """Services for ``config``; the store URL is ``store_url``, else $SCOREBOT_STORE, else the config's."""
     validate_templates(config)
-    protect_library_loggers()
     base = config.path.parent if config.path else Path.cwd()
     where = "store URL argument" if store_url else "$SCOREBOT_STORE" if os.environ.get("SCOREBOT_STORE") else "store"
     store = open_store(resolve_url(store_url or os.environ.get("SCOREBOT_STORE") or config.store, base), where)

@@ -238,3 +238,36 @@ def test_no_credential_in_logs_or_messages(
         fetch(make_source(token="t0ken-abc"), "c")
     assert "t0ken-abc" not in str(caught.value)
     assert "t0ken-abc" not in caplog.text
+
+
+def test_service_names_the_endpoint() -> None:
+    assert HttpSource.service == "The JSON endpoint"
+
+
+@pytest.mark.parametrize(
+    ("body", "text"),
+    [
+        ({"data": {"counts": {}}, "n": 1}, "answered with a JSON object of 2 keys"),
+        ([{"a": 1}, {"a": 2}, {"a": 3}], "answered with a JSON list of 3 items"),
+        ("ok", 'answered with the JSON value "ok"'),
+    ],
+)
+def test_check_is_one_get_of_json(
+    server: JsonServer, make_source: Callable[..., HttpSource], body: object, text: str
+) -> None:
+    server.body = body
+    assert make_source(token="t0ken-abc").check(Deadline.after(5)) == text
+    assert len(server.headers_seen) == 1
+    assert server.headers_seen[0]["Authorization"] == "Bearer t0ken-abc"
+
+
+def test_check_failures(server: JsonServer, make_source: Callable[..., HttpSource]) -> None:
+    server.status = 401
+    with pytest.raises(SourceAuthError, match="metrics answered HTTP 401"):
+        make_source(token="wrong").check(Deadline.after(5))
+    server.status, server.body, server.content_type = 200, b"<html>login</html>", "text/html"
+    with pytest.raises(SourceDataError, match=r"not JSON \(text/html\)"):
+        make_source().check(Deadline.after(5))
+    server.delay = 3
+    with pytest.raises(SourceUnavailable, match=r"^metrics did not answer within 0\.3 s$"):
+        make_source().check(Deadline.after(0.3))

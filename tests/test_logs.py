@@ -59,3 +59,10 @@ def chat_secret_server():
     server.shutdown()
     server.server_close()
     thread.join(5)
+
+
+def test_secrets_in_prose_are_redacted_too():
+    assert (
+        redact("refused sessionName=abc123 for access_key=k3y")
+        == "refused sessionName=[redacted] for access_key=[redacted]"
+    )

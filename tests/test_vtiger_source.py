@@ -26,6 +26,7 @@ from bot.errors import (
 from bot.sources import SOURCE_TYPES
 from bot.sources.base import NO_CATEGORY, Deadline, FetchResult
 from bot.sources.vtiger import VtigerQuery, VtigerSettings, VtigerSource
+from bot.sources.vtiger_vtql import Condition
 from tests.fakes.vtiger import SESSION_ERRORS, FakeVtiger, error_body
 
 MakeSource = Callable[..., VtigerSource]
@@ -125,6 +126,18 @@ def test_filter_in_the_subset_is_parsed_and_re_emitted() -> None:
     assert query.condition.where() == (
         " WHERE taskstatus != 'Completed' AND taskpriority IN ('High','Medium') AND subject LIKE '%O''Brien%'"
     )
+
+
+def test_extra_conditions_are_anded_to_each_alternative() -> None:
+    high, low = Condition("taskpriority", "!=", ("High",)), Condition("taskpriority", "!=", ("Low",))
+    assert tasks("taskstatus = 'A'").condition.where(high, low) == (
+        " WHERE taskstatus = 'A' AND taskpriority != 'High' AND taskpriority != 'Low'"
+    )
+    assert tasks("taskstatus = 'A' OR taskstatus = 'B'").condition.where(high, low) == (
+        " WHERE taskstatus = 'A' AND taskpriority != 'High' AND taskpriority != 'Low'"
+        " OR taskstatus = 'B' AND taskpriority != 'High' AND taskpriority != 'Low'"
+    )
+    assert tasks().condition.where(high) == " WHERE taskpriority != 'High'"
 
 
 @pytest.mark.parametrize("module", ["Help Desk", "Calendar;", "", "1Calendar"])
@@ -231,11 +244,18 @@ def test_describe_is_asked_again_after_its_ttl(fake: FakeVtiger, make_source: Ma
 # --- plans and their calls --------------------------------------------------------------
 
 
+SETUP_CALLS = {"webservice": 3, "rest": 1}  # getchallenge, login, describe / describe
+APIS = pytest.mark.parametrize("api", ["webservice", "rest"])
+
+
+@APIS
 @pytest.mark.parametrize(("rows", "pages"), [(0, 1), (100, 2), (101, 2), (250, 3)])
-def test_paging_is_exact_at_page_boundaries(fake: FakeVtiger, make_source: MakeSource, rows: int, pages: int) -> None:
+def test_paging_is_exact_at_page_boundaries(
+    fake: FakeVtiger, make_source: MakeSource, api: str, rows: int, pages: int
+) -> None:
     fake.add("Calendar", rows - rows // 3, taskpriority="Medium")
     fake.add("Calendar", rows // 3, taskpriority="")
-    result = fetch(make_source(), tasks(plan="page"))
+    result = fetch(make_source(api), tasks(plan="page"))
     expected = {k: v for k, v in {"Medium": rows - rows // 3, NO_CATEGORY: rows // 3}.items() if v}
     assert result.counts == expected
     assert result.plan == "page records"
@@ -244,32 +264,50 @@ def test_paging_is_exact_at_page_boundaries(fake: FakeVtiger, make_source: MakeS
         f"SELECT taskpriority FROM Calendar ORDER BY id LIMIT {offset},100;"  # noqa: S608
         for offset in range(0, pages * 100, 100)
     ]
+    assert result.calls == SETUP_CALLS[api] + pages
 
 
+@APIS
 @pytest.mark.parametrize(
     ("rows", "queries", "plan"), [(0, 1, "count"), (100, 3, "page"), (101, 3, "page"), (250, 4, "page")]
 )
 def test_auto_spends_the_total_then_the_cheaper_plan(
-    fake: FakeVtiger, make_source: MakeSource, rows: int, queries: int, plan: str
+    fake: FakeVtiger, make_source: MakeSource, api: str, rows: int, queries: int, plan: str
 ) -> None:
     fake.add("Calendar", rows, taskpriority="Low")
-    result = fetch(make_source())
+    result = fetch(make_source(api))
     assert result.counts == ({"Low": rows} if rows else {})
     assert result.plan.startswith(plan)
     assert fake.count("query") == queries
+    assert result.calls == SETUP_CALLS[api] + queries
     assert fake.queries()[0] == "SELECT count(*) FROM Calendar;"
+
+
+@APIS
+@pytest.mark.parametrize(("rows", "queries"), [(0, 1), (100, 4), (101, 4), (250, 4)])
+def test_count_plan_spends_the_total_and_one_call_per_value(
+    fake: FakeVtiger, make_source: MakeSource, api: str, rows: int, queries: int
+) -> None:
+    fake.add("Calendar", rows, taskpriority="Low")
+    result = fetch(make_source(api), tasks(plan="count"))
+    assert result.counts == ({"Low": rows} if rows else {})
+    assert result.plan == "count(*) per category"
+    assert fake.count("query") == queries
+    assert result.calls == SETUP_CALLS[api] + queries
 
 
 def test_auto_counts_per_value_when_that_is_cheaper(fake: FakeVtiger, make_source: MakeSource) -> None:
     seed_tasks(fake, high=200, low=100, empty=50)  # 350 rows: 4 pages > 3 picklist values
     result = fetch(make_source())
-    assert result.plan == "count(*) per category"
+    assert result.plan == "count(*) per category + 1 page of other values"
     assert result.counts == {"High": 200, "Low": 100, NO_CATEGORY: 50}
     assert fake.queries() == [
         "SELECT count(*) FROM Calendar;",
         "SELECT count(*) FROM Calendar WHERE taskpriority = 'High';",
         "SELECT count(*) FROM Calendar WHERE taskpriority = 'Medium';",
         "SELECT count(*) FROM Calendar WHERE taskpriority = 'Low';",
+        "SELECT taskpriority FROM Calendar WHERE taskpriority != 'High' AND taskpriority != 'Medium' "
+        "AND taskpriority != 'Low' ORDER BY id LIMIT 0,100;",
     ]
 
 
@@ -283,16 +321,80 @@ def test_auto_pages_helpdesk_when_pages_are_fewer_than_values(fake: FakeVtiger, 
 
 
 @pytest.mark.parametrize(
-    "filter", ["taskstatus != 'Completed'", "taskstatus = 'Not Started' OR taskstatus = 'In Progress'"]
+    ("filter", "plan"),
+    [
+        ("taskstatus != 'Completed'", "count(*) per category + 1 page of other values"),
+        ("taskstatus = 'Not Started' OR taskstatus = 'In Progress'", "count(*) per category + 2 pages of all records"),
+    ],
 )
-def test_both_plans_agree(fake: FakeVtiger, make_source: MakeSource, filter: str) -> None:
+def test_both_plans_agree(fake: FakeVtiger, make_source: MakeSource, filter: str, plan: str) -> None:
     seed_tasks(fake, high=120, low=30, empty=7, done=40)
     source = make_source()
     by_count = fetch(source, tasks(filter, plan="count"))
     by_page = fetch(source, tasks(filter, plan="page"))
     assert by_count.counts == by_page.counts == {"High": 120, "Low": 30, NO_CATEGORY: 7}
-    assert by_count.plan == "count(*) per category"
+    assert by_count.plan == plan
     assert by_page.plan == "page records"
+
+
+def seed_renamed(fake: FakeVtiger, off: int = 40) -> dict[str, int]:
+    """Medium renamed to Normal and Urgent removed from the picklist; old records keep them. The expected counts."""
+    fake.picklists["Calendar"]["taskpriority"] = ["High", "Normal", "Low"]
+    seed_tasks(fake, high=150, low=60, empty=5, done=10)
+    fake.add("Calendar", off, taskpriority="Medium", taskstatus="Not Started")
+    fake.add("Calendar", 2, taskpriority="Urgent", taskstatus="In Progress")
+    fake.add("Calendar", 3, taskpriority=None, taskstatus="Not Started")  # NULL: no != matches it
+    fake.add("Calendar", 4, taskpriority="Urgent", taskstatus="Completed")
+    return {k: v for k, v in {"High": 150, "Low": 60, "Medium": off, "Urgent": 2, NO_CATEGORY: 8}.items() if v}
+
+
+@APIS
+@pytest.mark.parametrize(("off", "pages"), [(0, 1), (92, 1), (93, 2), (250, 3)])
+def test_count_plan_reads_values_outside_the_picklist(
+    fake: FakeVtiger, make_source: MakeSource, api: str, off: int, pages: int
+) -> None:
+    expected = seed_renamed(fake, off)  # the rest is off + 2 Urgent + 5 empty (the 3 NULL are never read)
+    source = make_source(api)
+    by_count = fetch(source, tasks("taskstatus != 'Completed'", plan="count"))
+    by_page = fetch(source, tasks("taskstatus != 'Completed'", plan="page"))
+    assert by_count.counts == by_page.counts == expected
+    assert by_count.plan == f"count(*) per category + {pages} page{'s' if pages > 1 else ''} of other values"
+    assert by_count.details["rows"] == sum(expected.values())
+    assert by_count.calls == SETUP_CALLS[api] + 4 + pages
+    others = (
+        "SELECT taskpriority FROM Calendar WHERE taskstatus != 'Completed' AND taskpriority != 'High' "
+        "AND taskpriority != 'Normal' AND taskpriority != 'Low' ORDER BY id LIMIT {},100;"
+    )
+    assert fake.queries()[4 : 4 + pages] == [others.format(offset) for offset in range(0, pages * 100, 100)]
+
+
+def test_auto_reads_values_outside_the_picklist(fake: FakeVtiger, make_source: MakeSource) -> None:
+    expected = seed_renamed(fake, off=340)  # 560 rows: 6 pages > 3 values
+    result = fetch(make_source(), tasks("taskstatus != 'Completed'"))
+    assert result.counts == expected
+    assert result.plan == "count(*) per category + 4 pages of other values"
+
+
+def test_count_plan_with_an_or_filter_pages_every_record(fake: FakeVtiger, make_source: MakeSource) -> None:
+    expected = seed_renamed(fake)
+    result = fetch(make_source(), tasks("taskstatus = 'Not Started' OR taskstatus = 'In Progress'", plan="count"))
+    assert result.counts == expected
+    assert result.plan == "count(*) per category + 3 pages of all records"
+    every = (
+        "SELECT taskpriority FROM Calendar WHERE taskstatus = 'Not Started' OR taskstatus = 'In Progress' "
+        "ORDER BY id LIMIT {},100;"
+    )
+    assert fake.queries()[4:] == [every.format(offset) for offset in (0, 100, 200)]
+
+
+@pytest.mark.parametrize("plan", ["auto", "count", "page"])
+def test_an_empty_picklist_pages(fake: FakeVtiger, make_source: MakeSource, plan: str) -> None:
+    fake.picklists["Calendar"]["taskpriority"] = []
+    seed_tasks(fake, high=2, low=1, empty=1)
+    result = fetch(make_source(), tasks(plan=plan))
+    assert result.counts == {"High": 2, "Low": 1, NO_CATEGORY: 1}
+    assert result.plan == "page records"
+    assert fake.count("query") == 1
 
 
 def test_values_are_quoted_never_pasted(fake: FakeVtiger, make_source: MakeSource) -> None:
@@ -339,6 +441,47 @@ def test_unknown_field_names_it(
 def test_category_must_be_a_field_name(make_source: MakeSource) -> None:
     with pytest.raises(SourceQueryError, match="not a Vtiger field name"):
         fetch(make_source(), category="taskpriority FROM Users;")
+
+
+# --- check: sign in without a KPI ----------------------------------------------------------
+
+
+def test_service_names_vtiger() -> None:
+    assert VtigerSource.service == "Vtiger"
+
+
+@pytest.mark.parametrize(
+    ("api", "seen"), [("webservice", ["getchallenge", "login", "listtypes"]), ("rest", ["listtypes"])]
+)
+def test_check_signs_in_and_lists_modules(fake: FakeVtiger, make_source: MakeSource, api: str, seen: list[str]) -> None:
+    source = make_source(api)
+    assert source.check(Deadline.after(5)) == f"signed in as scorebot ({api} API); 2 modules"
+    assert [s.operation for s in fake.seen] == seen
+    fetch(source)
+    assert fake.count("login") == (1 if api == "webservice" else 0)  # the fetch reuses the session
+
+
+@pytest.mark.parametrize("api", ["webservice", "rest"])
+def test_check_with_a_wrong_key(fake: FakeVtiger, make_source: MakeSource, api: str) -> None:
+    with pytest.raises(SourceAuthError, match="refused the access key for user 'scorebot'"):
+        make_source(api, access_key="not-the-key").check(Deadline.after(5))
+
+
+def test_check_of_an_unknown_user(make_source: MakeSource) -> None:
+    with pytest.raises(SourceAuthError, match="does not know user 'nobody'"):
+        make_source(username="nobody").check(Deadline.after(5))
+
+
+def test_check_of_a_malformed_listtypes(fake: FakeVtiger, make_source: MakeSource) -> None:
+    fake.inject("listtypes", {"success": True, "result": {"information": {}}})
+    with pytest.raises(SourceDataError, match="listtypes answer has no module list"):
+        make_source("rest").check(Deadline.after(5))
+
+
+def test_check_of_a_slow_vtiger(fake: FakeVtiger, make_source: MakeSource) -> None:
+    fake.delay = 3
+    with pytest.raises(SourceUnavailable, match=r"^Vtiger did not answer within 0\.3 s$"):
+        make_source().check(Deadline.after(0.3))
 
 
 # --- credentials and sessions -------------------------------------------------------------
@@ -663,6 +806,19 @@ def test_fake_rejects_what_vtiger_rejects(fake: FakeVtiger, vtql: str, code: str
     answer = fake_query(fake, vtql)
     assert answer["success"] is False
     assert answer["error"]["code"] == code
+
+
+def test_fake_chains_not_equal_and_never_matches_null(fake: FakeVtiger) -> None:
+    seed_tasks(fake, high=1, low=1, empty=1, done=1)
+    fake.add("Calendar", 1, taskpriority="Urgent", taskstatus="Not Started")
+    fake.add("Calendar", 1, taskpriority=None, taskstatus="Not Started")
+    vtql = (
+        "SELECT taskpriority FROM Calendar WHERE taskstatus != 'Completed' AND taskpriority != 'high' "
+        "AND taskpriority != 'Low' ORDER BY id;"
+    )
+    assert [r["taskpriority"] for r in fake_query(fake, vtql)["result"]] == ["", "Urgent"]
+    assert fake_query(fake, "SELECT count(*) FROM Calendar WHERE taskpriority != 'x';")["result"] == [{"count": "5"}]
+    assert fake_query(fake, "SELECT count(*) FROM Calendar;")["result"] == [{"count": "6"}]
 
 
 def test_fake_clamps_to_100_rows_and_counts_as_a_string(fake: FakeVtiger) -> None:

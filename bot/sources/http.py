@@ -7,6 +7,7 @@ and what went wrong, never the URL's query string or a credential.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -152,6 +153,7 @@ class HttpSource:
 
     Settings: ClassVar[type[SourceSettings]] = HttpSettings
     Query: ClassVar[type[StrictModel]] = HttpQuery
+    service: ClassVar[str] = "The JSON endpoint"
 
     def __init__(self, name: str, settings: HttpSettings, base_dir: Path) -> None:
         self.name = name
@@ -165,11 +167,9 @@ class HttpSource:
     def fetch(self, query: HttpQuery, category: str, deadline: Deadline) -> FetchResult:
         """Fetch the document, select ``query.path``, and count by ``category`` if it is a list."""
         calls = Calls(deadline, self.name)
-        timeouts = (self.settings.connect_timeout, self.settings.read_timeout)
-        response = send(self._http, "GET", self.settings.url, calls, timeouts, headers={"Accept": "application/json"})
-        self._check_status(response)
+        document = self._get(calls)
         try:
-            selected = jmespath.search(query.path, json_body(response, self.name))
+            selected = jmespath.search(query.path, document)
         except jmespath.exceptions.JMESPathError as exc:
             raise SourceDataError(f"{self.name}: path {query.path!r} does not apply to the answer ({exc})") from None
         if isinstance(selected, dict):
@@ -183,9 +183,25 @@ class HttpSource:
             "or a list of records"
         )
 
+    def check(self, deadline: Deadline) -> str:
+        """One GET of the url: proves it answers the configured credentials with JSON."""
+        document = self._get(Calls(deadline, self.name))
+        if isinstance(document, dict):
+            return f"answered with a JSON object of {len(document)} keys"
+        if isinstance(document, list):
+            return f"answered with a JSON list of {len(document)} items"
+        return f"answered with the JSON value {json.dumps(document)[:40]}"
+
     def close(self) -> None:
         """Release pooled connections."""
         self._http.close()
+
+    def _get(self, calls: Calls) -> Any:
+        """The decoded JSON document at the url (one GET)."""
+        timeouts = (self.settings.connect_timeout, self.settings.read_timeout)
+        response = send(self._http, "GET", self.settings.url, calls, timeouts, headers={"Accept": "application/json"})
+        self._check_status(response)
+        return json_body(response, self.name)
 
     def _check_status(self, response: requests.Response) -> None:
         status = response.status_code

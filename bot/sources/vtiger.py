@@ -1,17 +1,29 @@
 """The ``vtiger`` source: open items per category, counted in Vtiger CRM with few calls.
 
-VTQL has no GROUP BY and returns at most 100 rows, so there are two plans:
+VTQL has no GROUP BY and returns at most 100 rows, so there are two plans.
+Their costs below leave out the login (webservice: getchallenge + login, once a
+session) and ``describe`` (once a cache period); ``FetchResult.calls`` counts
+those too when they happen:
 
-- ``count``: one ``count(*)`` per picklist value of the category field, plus
-  the total; records with an empty category are the total minus the rest
-  (``field = ''`` does not work on Vtiger 8.2).
 - ``page``: ``SELECT <category> ... LIMIT offset,100`` until a short page,
-  grouped here.
+  grouped here: ``rows // 100 + 1`` calls (a page of exactly 100 rows needs
+  one more page to prove it was the last).
+- ``count``: ``count(*)`` of the total, then one per picklist value: ``1 +
+  len(values)`` calls. The rest (total minus those counts) holds records whose
+  category is empty or not in the picklist (admins rename and remove values;
+  old records keep them), so when it is not 0 those records are read too:
+  ``... AND cat != 'v1' AND cat != 'v2' ...`` paged as above, ``rest // 100 +
+  1`` more calls, grouped by their real value (``field = ''`` does not work on
+  Vtiger 8.2, and no ``!=`` matches NULL: what the pages miss is counted as
+  ``(none)``). With an ``OR`` filter the chain would repeat in every
+  alternative, so all ``total // 100 + 1`` pages are read instead.
 
-``auto`` (the default) first counts the total, then takes the plan with fewer
-calls left: ``len(values)`` against ``total // 100 + 1`` pages (a page of
-exactly 100 rows needs one more page to prove it was the last); on a tie it
-pages, which groups every value exactly as stored.
+``auto`` (the default) pages at once when the category has no picklist values
+VTQL can write; otherwise it counts the total, then takes the plan with fewer
+calls left: ``len(values)`` against ``total // 100 + 1`` pages; on a tie it
+pages, which groups every value exactly as stored. The rest is unknown until
+counted, so records with an empty or off-list category make the count plan
+cost more than ``auto`` assumed.
 """
 
 from __future__ import annotations
@@ -94,6 +106,7 @@ class VtigerSource:
 
     Settings: ClassVar[type[SourceSettings]] = VtigerSettings
     Query: ClassVar[type[StrictModel]] = VtigerQuery
+    service: ClassVar[str] = SERVICE
 
     def __init__(self, name: str, settings: VtigerSettings, base_dir: Path) -> None:
         self.name = name
@@ -115,20 +128,28 @@ class VtigerSource:
                 hint = f" (did you mean {', '.join(close)}?)" if close else ""
                 raise SourceQueryError(f"Vtiger module {query.module!r} has no field {name!r}{hint}")
         values = module.picklists.get(category)
-        countable = values is not None and all(quotable(v) for v in values)
-        if query.plan == "count" and not countable:
+        plain = values is not None and all(quotable(v) for v in values)
+        if query.plan == "count" and not plain:
             raise SourceQueryError(
                 f"plan count needs {category!r} to be a picklist field of {query.module} with plain values; "
                 "use plan auto or page"
             )
-        if query.plan == "page":
+        if query.plan == "page" or not plain or not values:
             return self._page(query.module, where, category, calls)
         total = self._count(query.module, where.where(), calls)
         if total == 0:
             return self._result({}, "count(*) per category", calls, 0)
-        if values is not None and countable and (query.plan == "count" or len(values) < total // PAGE + 1):
+        if query.plan == "count" or len(values) < total // PAGE + 1:
             return self._per_value(query.module, where, category, values, total, calls)
         return self._page(query.module, where, category, calls)
+
+    def check(self, deadline: Deadline) -> str:
+        """Sign in and list the modules (``listtypes``): proves url, api, username and access key."""
+        calls = Calls(deadline, SERVICE)
+        types = _module_names(self.api.listtypes(calls))
+        if types is None:
+            raise SourceDataError("Vtiger's listtypes answer has no module list")
+        return f"signed in as {self.settings.username} ({self.settings.api} API); {len(types)} modules"
 
     def close(self) -> None:
         """Release pooled connections (the Vtiger session is left to expire)."""
@@ -144,21 +165,38 @@ class VtigerSource:
                 counts[value] = counts.get(value, 0) + number
         rest = total - sum(counts.values())
         if rest < 0:
-            raise SourceDataError(
-                f"Vtiger's counts for {module} do not add up ({sum(counts.values())} by {category} > {total} in all); "
-                "records may have changed meanwhile, try again"
-            )
-        if rest:
-            counts[NO_CATEGORY] = rest
-        return self._result(counts, "count(*) per category", calls, total)
+            raise _mismatch(module, f"{sum(counts.values())} by {category} > {total} in all")
+        plan = "count(*) per category"
+        if not rest:
+            return self._result(counts, plan, calls, total)
+        if where.joiner == "OR":
+            # the != chain would repeat in every alternative of the filter: read every record instead
+            counts, pages = self._group(module, where.where(), category, calls)
+            return self._result(counts, f"{plan} + {_pages(pages)} of all records", calls, sum(counts.values()))
+        others = [Condition(category, "!=", (value,)) for value in values]
+        found, pages = self._group(module, where.where(*others), category, calls)
+        missed = rest - sum(found.values())  # NULL matches no !=: an empty category
+        if missed < 0:
+            raise _mismatch(module, f"{sum(found.values())} outside the picklist > {rest} left")
+        for value, number in found.items():
+            counts[value] = counts.get(value, 0) + number
+        if missed:
+            counts[NO_CATEGORY] = counts.get(NO_CATEGORY, 0) + missed
+        return self._result(counts, f"{plan} + {_pages(pages)} of other values", calls, total)
 
     def _page(self, module: str, where: Filter, category: str, calls: Calls) -> FetchResult:
+        counts, _ = self._group(module, where.where(), category, calls)
+        return self._result(counts, "page records", calls, sum(counts.values()))
+
+    def _group(self, module: str, where: str, category: str, calls: Calls) -> tuple[dict[str, int], int]:
+        """Records selected by ``where``, read 100 at a time and counted by ``category``; and the pages read."""
         counts: Counter[str] = Counter()
-        offset = 0
+        offset = pages = 0
         while True:
             # module and category are checked identifiers; where() quotes every value
-            vtql = f"SELECT {category} FROM {module}{where.where()} ORDER BY id LIMIT {offset},{PAGE};"  # noqa: S608
+            vtql = f"SELECT {category} FROM {module}{where} ORDER BY id LIMIT {offset},{PAGE};"  # noqa: S608
             rows = self._rows(self.api.query(vtql, module, calls), module)
+            pages += 1
             for row in rows:
                 if category not in row:
                     raise SourceDataError(f"Vtiger's {module} rows lack the {category!r} column")
@@ -169,7 +207,7 @@ class VtigerSource:
                 counts[text or NO_CATEGORY] += 1
             offset += len(rows)
             if len(rows) < PAGE:
-                return self._result(dict(counts), "page records", calls, offset)
+                return dict(counts), pages
 
     def _count(self, module: str, where: str, calls: Calls) -> int:
         result = self.api.query(f"SELECT count(*) FROM {module}{where};", module, calls)  # noqa: S608
@@ -221,14 +259,27 @@ class VtigerSource:
     def _module_hint(self, name: str, calls: Calls) -> str:
         """A suggestion from ``listtypes`` for a module name Vtiger does not know (best effort)."""
         try:
-            result = self.api.listtypes(calls)
+            types = _module_names(self.api.listtypes(calls))
         except SourceError:
             return ""
-        types = result.get("types") if isinstance(result, dict) else None
-        if not isinstance(types, list):
-            return ""
-        close = difflib.get_close_matches(name, [str(t) for t in types], n=3, cutoff=0.5)
+        close = difflib.get_close_matches(name, types or [], n=3, cutoff=0.5)
         return f" (similar modules: {', '.join(close)})" if close else ""
+
+
+def _module_names(result: Any) -> list[str] | None:
+    """The module names in a ``listtypes`` result, or None if it has no list."""
+    types = result.get("types") if isinstance(result, dict) else None
+    return [str(t) for t in types] if isinstance(types, list) else None
+
+
+def _pages(number: int) -> str:
+    return f"{number} page" if number == 1 else f"{number} pages"
+
+
+def _mismatch(module: str, detail: str) -> SourceDataError:
+    return SourceDataError(
+        f"Vtiger's counts for {module} do not add up ({detail}); records may have changed meanwhile, try again"
+    )
 
 
 def _describe(name: str, result: Any, expires: float) -> _Module:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
-import re
 import threading
 import time
 from collections.abc import Iterator
@@ -31,6 +30,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception_type, wait_exp
 
 from bot.errors import SourceAuthError, SourceDataError, SourceError, SourceQueryError, SourceUnavailable
 from bot.http_headers import retry_after_seconds
+from bot.logs import redact
 from bot.sources.http import Calls, json_body, seconds, send
 
 if TYPE_CHECKING:
@@ -40,21 +40,6 @@ log = logging.getLogger(__name__)
 
 SESSION_CODES = frozenset({"INVALID_SESSIONID", "SESSION_EXPIRED", "SESSION_LEFT_IDLE", "AUTHENTICATION_REQUIRED"})
 SERVICE = "Vtiger"
-
-
-class _RedactSecrets(logging.Filter):
-    """urllib3 logs request lines at DEBUG; webservice GETs carry the session name in them."""
-
-    _PARAM = re.compile(r"\b(sessionName|accessKey)=[^&\s\"']+")
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        text = record.getMessage()
-        if "sessionName=" in text or "accessKey=" in text:
-            record.msg, record.args = self._PARAM.sub(r"\1=[redacted]", text), ()
-        return True
-
-
-logging.getLogger("urllib3.connectionpool").addFilter(_RedactSecrets())
 
 
 class UnknownModule(SourceQueryError):
@@ -197,7 +182,7 @@ class Transport:
         key = self.settings.access_key.get_secret_value()
         if not text or (key and key in text):
             return ""
-        return ": " + _RedactSecrets._PARAM.sub(r"\1=[redacted]", text)
+        return ": " + redact(text)
 
     def _send(self, method: str, url: str, calls: Calls, **kwargs: Any) -> requests.Response:
         def once() -> requests.Response:

@@ -65,21 +65,22 @@ class Filter:
         """The fields the filter tests, in order."""
         return tuple(c.field for c in self.conditions)
 
-    def where(self, extra: Condition | None = None) -> str:
-        """`` WHERE ...`` for this filter, ANDed with ``extra``; empty when there is nothing to test.
+    def where(self, *extra: Condition) -> str:
+        """`` WHERE ...`` for this filter, ANDed with each ``extra``; empty when there is nothing to test.
 
-        With ``OR``, ``extra`` is repeated in each alternative
+        With ``OR``, the extras are repeated in each alternative
         (``a AND x OR b AND x``): that means ``(a OR b) AND x`` whether
         Vtiger chains the connectives left to right or gives ``AND`` the
         higher precedence, as SQL does.
         """
         parts = [c.vtql() for c in self.conditions]
-        if extra is None:
+        extras = [c.vtql() for c in extra]
+        if not extras:
             clause = f" {self.joiner} ".join(parts)
         elif self.joiner == "OR":
-            clause = " OR ".join(f"{p} AND {extra.vtql()}" for p in parts)
+            clause = " OR ".join(" AND ".join([p, *extras]) for p in parts)
         else:
-            clause = " AND ".join([*parts, extra.vtql()])
+            clause = " AND ".join([*parts, *extras])
         return f" WHERE {clause}" if clause else ""
 
 
