@@ -10,6 +10,7 @@ import time
 
 import pytest
 import requests
+import yaml
 
 from bot.__main__ import is_loopback, main
 from bot.config import DEMO_CONFIG
@@ -144,3 +145,13 @@ def test_a_bad_store_is_a_clear_error(demo_copy, monkeypatch, capsys, url, probl
     assert problem in err
     assert "hunter2" not in err
     assert "Traceback" not in err
+
+
+def test_check_signs_in_to_sources_no_kpi_uses(demo_copy, capsys):
+    data = yaml.safe_load(demo_copy.read_text())
+    data["sources"]["crm"] = {"type": "vtiger", "url": "http://127.0.0.1:1", "username": "scorebot", "access_key": "k"}
+    demo_copy.write_text(yaml.safe_dump(data))
+    assert main(["--config", str(demo_copy), "check"]) == 1
+    out = capsys.readouterr().out
+    assert "FAIL source crm: cannot reach Vtiger at 127.0.0.1" in out
+    assert out.count("ok   ") == 4  # the file source and its three KPIs
