@@ -9,19 +9,20 @@ schedule                each team's next slots in its own time zone
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from bot.config import TeamConfig
-from bot.delivery import target_key
+from bot.delivery import manual_message_id, target_key
 from bot.errors import DeliveryError
 from bot.schedule import next_slots
 from bot.services import Services
 from bot.sources import Deadline
-from bot.store import FAILED
+from bot.store import FAILED, to_utc
 from bot.tick import ERROR, Scheduler
 
 Command = Callable[[argparse.Namespace, Services], int]
@@ -54,12 +55,12 @@ def add_commands(subparsers: Any) -> dict[str, Command]:
 
 
 def parse_instant(text: str) -> datetime:
-    """An ISO 8601 time; without an offset it is taken as UTC."""
+    """An ISO 8601 time, in UTC; without an offset it is taken as UTC."""
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not an ISO time: {text!r}") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return to_utc(moment)
 
 
 def cmd_tick(args: argparse.Namespace, services: Services) -> int:
@@ -73,7 +74,10 @@ def cmd_tick(args: argparse.Namespace, services: Services) -> int:
 
 
 def cmd_send(args: argparse.Namespace, services: Services) -> int:
-    """Post the team's card to each of its targets now (recorded in the history), or print it."""
+    """Post the team's card to each of its targets now (recorded in the history), or print it.
+
+    Each run posts with a fresh ``messageId``: two sends in the same second are two messages.
+    """
     team = _team(services, args.team)
     if team is None:
         return 2
@@ -83,9 +87,10 @@ def cmd_send(args: argparse.Namespace, services: Services) -> int:
     scheduler = Scheduler(services)
     now = services.clock()
     report = services.report(team)
+    mid = manual_message_id(team.id, now)
     failures = 0
     for target in team.deliver:
-        post = scheduler.post_for(team, now, report, target)
+        post = dataclasses.replace(scheduler.post_for(team, now, report, target), message_id=mid)
         key = target_key(target)
         if args.dry_run:
             thread = f", thread {post.thread_key}" if post.thread_key else ""

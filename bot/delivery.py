@@ -6,8 +6,11 @@ exponential backoff and full jitter, never sooner than a ``Retry-After``, and
 never past the tick's deadline. Other 4xx answers are not retried.
 
 Posts to one Space are paced in-process (``schedule.pace_seconds`` apart;
-Chat allows 60 message writes a minute per Space). Webhook URLs are secrets:
-only the Space id in their path is ever logged.
+Chat allows 60 message writes a minute per Space), whichever way they go.
+Webhook URLs are secrets: only the Space id in their path is ever logged, and
+an error's message names only its type and the Space, never the exception's
+text (which may hold the URL). Credentials that cannot be loaded are a
+`DeliveryError` too, not retried.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import hashlib
 import json
 import logging
 import re
+import secrets
 import threading
 import time
 from collections.abc import Callable
@@ -71,6 +75,11 @@ class Sent:
 def message_id(team_id: str, slot: datetime) -> str:
     """The Chat API ``messageId`` of a team's slot: ``client-TEAM-YYYYMMDDHHMMSS`` (UTC), at most 62 characters."""
     return f"client-{team_id}-{slot.astimezone(UTC):%Y%m%d%H%M%S}"
+
+
+def manual_message_id(team_id: str, moment: datetime) -> str:
+    """A ``messageId`` for a manual send, unique per run: ``client-TEAM-MMDDHHMMSS-xxxx`` (UTC), at most 63."""
+    return f"client-{team_id}-{moment.astimezone(UTC):%m%d%H%M%S}-{secrets.token_hex(2)}"
 
 
 def space_of(target: DeliveryTarget) -> str:
@@ -184,7 +193,7 @@ class Delivery:
         """One try at delivering ``post`` to ``target``; raises `DeliveryError`."""
         if isinstance(target, LogTarget):
             return self._log(post)
-        self.pacer.wait(target_key(target))
+        self.pacer.wait(space_of(target))  # one pace per Space, webhook and Chat API alike
         timeout = max(1.0, min(self.timeout_seconds, deadline.remaining()))
         if isinstance(target, WebhookTarget):
             return self._webhook(target, post, timeout)
@@ -208,9 +217,10 @@ class Delivery:
                 headers={"Content-Type": "application/json; charset=UTF-8"},
                 timeout=timeout,
             )
-        except (requests.ConnectionError, requests.Timeout) as exc:
-            # The exception's text holds the URL, a secret: name only its kind.
-            raise DeliveryError(f"{where}: {type(exc).__name__}", retryable=True) from None
+        except requests.RequestException as exc:
+            # The exception's text may hold the URL, a secret: name only its kind.
+            retryable = isinstance(exc, requests.ConnectionError | requests.Timeout)
+            raise DeliveryError(f"{where}: {type(exc).__name__}", retryable=retryable) from None
         if response.ok:
             return Sent(name=_json_field(response.text, "name"))
         reason = _json_field(response.text, "error", "message")
@@ -219,7 +229,10 @@ class Delivery:
     def _chat_api(self, target: ChatApiTarget, post: Post, timeout: float) -> Sent:
         where = f"Chat API post to {target.space}"
         body, options = _threaded(post)
-        service, credentials = self._chat_service()
+        try:
+            service, credentials = self._chat_service()
+        except (google_exceptions.GoogleAuthError, OSError, ValueError) as exc:
+            raise DeliveryError(f"{where}: credentials unusable ({type(exc).__name__})", retryable=False) from None
         request = (
             service.spaces().messages().create(parent=target.space, body=body, messageId=post.message_id, **options)
         )
@@ -232,7 +245,7 @@ class Delivery:
                 return Sent(already=True)
             raise self._failure(where, exc.resp.status, exc.resp.get("retry-after"), str(exc.reason or "")) from None
         except google_exceptions.RefreshError as exc:
-            raise DeliveryError(f"{where}: credentials refused ({exc})", retryable=False) from None
+            raise DeliveryError(f"{where}: credentials refused ({type(exc).__name__})", retryable=False) from None
         except (httplib2.HttpLib2Error, google_exceptions.TransportError, OSError) as exc:
             raise DeliveryError(f"{where}: {type(exc).__name__}", retryable=True) from None
         return Sent(name=result.get("name") if isinstance(result, dict) else None)

@@ -15,8 +15,10 @@ Scheduled posts keep three tables beside the snapshots:
 - ``outbox``: messages of the ``log`` target (the demo's "Space").
 
 ``team_marks`` remembers, per team, when the scheduler first saw it and how
-far it has looked, so slots from before it ran are not sent and slots
-skipped while it was down are recorded as missed.
+far it has looked, so slots skipped while it was down are recorded as missed.
+
+Every datetime is turned to UTC before it reaches the database: SQLite's
+DateTime keeps no offset, so 09:00-05:00 would otherwise be stored as 09:00Z.
 """
 
 from __future__ import annotations
@@ -218,7 +220,7 @@ class Store:
                 snapshots.insert().values(
                     team_id=team_id,
                     kpi_id=kpi_id,
-                    taken_at=taken_at.astimezone(UTC),
+                    taken_at=to_utc(taken_at),
                     counts=json.dumps(counts, sort_keys=True),
                     index_value=index,
                 )
@@ -240,6 +242,7 @@ class Store:
 
     def team_mark(self, team_id: str, now: datetime) -> TeamMark:
         """The team's mark, created at ``now`` the first time the scheduler sees the team."""
+        now = to_utc(now)
         with self.engine.begin() as conn:
             _insert_ignore(conn, team_marks, {"team_id": team_id, "first_seen": now, "scanned_until": now})
             row = conn.execute(sa.select(team_marks).where(team_marks.c.team_id == team_id)).one()
@@ -250,16 +253,16 @@ class Store:
         with self.engine.begin() as conn:
             conn.execute(
                 team_marks.update()
-                .where(team_marks.c.team_id == team_id, team_marks.c.scanned_until < until)
-                .values(scanned_until=until)
+                .where(team_marks.c.team_id == team_id, team_marks.c.scanned_until < to_utc(until))
+                .values(scanned_until=to_utc(until))
             )
 
     def record_missed(self, team_id: str, slots: list[datetime], now: datetime, detail: str) -> list[datetime]:
         """Record slots nobody worked on as missed; return those not recorded before."""
         added = []
         with self.engine.begin() as conn:
-            for slot in slots:
-                row = {"team_id": team_id, "slot_utc": slot, "state": MISSED, "attempts": 0, "updated_at": now}
+            for slot in map(to_utc, slots):
+                row = {"team_id": team_id, "slot_utc": slot, "state": MISSED, "attempts": 0, "updated_at": to_utc(now)}
                 if _insert_ignore(conn, slot_runs, row | {"detail": detail}):
                     added.append(slot)
         return added
@@ -270,7 +273,8 @@ class Store:
         A new slot is claimed by inserting its row; an unfinished one (pending,
         or claimed by a process that died) only once its lease has run out.
         """
-        claimed = {"state": CLAIMED, "claimed_by": owner, "claimed_until": lease_until, "updated_at": now}
+        slot, now = to_utc(slot), to_utc(now)
+        claimed = {"state": CLAIMED, "claimed_by": owner, "claimed_until": to_utc(lease_until), "updated_at": now}
         with self.engine.begin() as conn:
             if _insert_ignore(conn, slot_runs, {"team_id": team_id, "slot_utc": slot, "attempts": 1} | claimed):
                 return True
@@ -288,18 +292,18 @@ class Store:
 
     def renew(self, team_id: str, slot: datetime, owner: str, lease_until: datetime) -> bool:
         """Extend ``owner``'s claim; False if the claim was lost (the lease ran out and another took it)."""
-        return self._update_claimed(team_id, slot, owner, claimed_until=lease_until)
+        return self._update_claimed(team_id, slot, owner, claimed_until=to_utc(lease_until))
 
     def release(self, team_id: str, slot: datetime, owner: str, now: datetime, detail: str) -> bool:
         """Give the slot back unfinished, claimable by the next tick at once."""
         return self._update_claimed(
-            team_id, slot, owner, state=PENDING, claimed_until=None, updated_at=now, detail=detail
+            team_id, slot, owner, state=PENDING, claimed_until=None, updated_at=to_utc(now), detail=detail
         )
 
     def finish(self, team_id: str, slot: datetime, owner: str, state: str, now: datetime, detail: str | None) -> bool:
         """End ``owner``'s claim with a final ``state``."""
         return self._update_claimed(
-            team_id, slot, owner, state=state, claimed_until=None, updated_at=now, detail=detail
+            team_id, slot, owner, state=state, claimed_until=None, updated_at=to_utc(now), detail=detail
         )
 
     def _update_claimed(self, team_id: str, slot: datetime, owner: str, **values: Any) -> bool:
@@ -308,7 +312,7 @@ class Store:
                 slot_runs.update()
                 .where(
                     slot_runs.c.team_id == team_id,
-                    slot_runs.c.slot_utc == slot,
+                    slot_runs.c.slot_utc == to_utc(slot),
                     slot_runs.c.state == CLAIMED,
                     slot_runs.c.claimed_by == owner,
                 )
@@ -318,6 +322,7 @@ class Store:
 
     def expire(self, team_id: str, before: datetime, now: datetime, detail: str) -> int:
         """Close unfinished, unleased slots at or before ``before`` as missed; return how many."""
+        before, now = to_utc(before), to_utc(now)
         with self.engine.begin() as conn:
             result = conn.execute(
                 slot_runs.update()
@@ -337,9 +342,9 @@ class Store:
         """The team's slots with ``since < slot <= until`` (either bound optional), newest first."""
         query = sa.select(slot_runs).where(slot_runs.c.team_id == team_id)
         if since is not None:
-            query = query.where(slot_runs.c.slot_utc > since)
+            query = query.where(slot_runs.c.slot_utc > to_utc(since))
         if until is not None:
-            query = query.where(slot_runs.c.slot_utc <= until)
+            query = query.where(slot_runs.c.slot_utc <= to_utc(until))
         with self.engine.connect() as conn:
             rows = conn.execute(query.order_by(slot_runs.c.slot_utc.desc()).limit(limit)).all()
         return [
@@ -372,10 +377,10 @@ class Store:
             conn.execute(
                 deliveries.insert().values(
                     team_id=team_id,
-                    slot_utc=slot,
+                    slot_utc=to_utc(slot),
                     target=target,
                     outcome=outcome,
-                    at=at,
+                    at=to_utc(at),
                     message_id=message_id,
                     detail=detail,
                 )
@@ -385,7 +390,7 @@ class Store:
         """The slot's targets that need no further attempt (delivered, already there, or rejected)."""
         query = sa.select(deliveries.c.target).where(
             deliveries.c.team_id == team_id,
-            deliveries.c.slot_utc == slot,
+            deliveries.c.slot_utc == to_utc(slot),
             deliveries.c.outcome.in_(SETTLED_OUTCOMES),
         )
         with self.engine.connect() as conn:
@@ -395,7 +400,7 @@ class Store:
         """The team's delivery attempts (of one slot, if given), newest first."""
         query = sa.select(deliveries).where(deliveries.c.team_id == team_id)
         if slot is not None:
-            query = query.where(deliveries.c.slot_utc == slot)
+            query = query.where(deliveries.c.slot_utc == to_utc(slot))
         with self.engine.connect() as conn:
             rows = conn.execute(query.order_by(deliveries.c.id.desc()).limit(limit)).all()
         return [
@@ -408,7 +413,7 @@ class Store:
         with self.engine.begin() as conn:
             conn.execute(
                 outbox.insert().values(
-                    team_id=team_id, slot_utc=slot, created_at=created_at, message=json.dumps(message)
+                    team_id=team_id, slot_utc=to_utc(slot), created_at=to_utc(created_at), message=json.dumps(message)
                 )
             )
 
@@ -429,6 +434,11 @@ def _insert_ignore(conn: Connection, table: sa.Table, values: dict[str, Any]) ->
     # Drivers report no row count for INSERT unless asked to keep it.
     result = conn.execute(statement.execution_options(preserve_rowcount=True))
     return result.rowcount
+
+
+def to_utc(moment: datetime) -> datetime:
+    """A time as the database gets it: in UTC (a naive one is taken as UTC already)."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def _utc(moment: datetime) -> datetime:

@@ -13,6 +13,10 @@ message's plain-text part; the card stays the formatter's. Its variables:
     date      the slot's local date, "2026-11-09"
     stale     whether any KPI could not be read now
 
+At start a template may use no other name, and must render for sample
+reports in every state (all good, warning, bad, stale, no data yet), so a
+typo in a branch taken only on a bad day is caught then, not at 10:00.
+
 A webhook or Chat API target's ``thread`` is a Python format string over
 ``team``, ``date``, ``month`` ("2026-11"), ``iso_year``, ``week`` ("46") and
 ``iso_week`` ("2026-W46"), e.g. "{team}-{iso_week}": one thread a week.
@@ -20,25 +24,29 @@ A webhook or Chat API target's ``thread`` is a Python format string over
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from jinja2 import StrictUndefined, Template, TemplateError
+from jinja2 import StrictUndefined, Template, TemplateError, meta
 from jinja2.sandbox import SandboxedEnvironment
 
 from bot.config import Config, LogTarget, TeamConfig
 from bot.errors import ConfigError
 from bot.reports import KpiReport, TeamReport, rule_of
-from scoring import score_kpi
+from scoring import Status, score_kpi
 
 log = logging.getLogger(__name__)
 
 # Chat's text is not HTML: nothing to escape.
 _ENV = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, trim_blocks=True)
 SAMPLE_SLOT = datetime(2026, 1, 5, 10, 0)
+NAMES = frozenset({"team", "kpis", "kpi", "crm_url", "slot", "date", "stale"})
+"""The names `template_context` gives a template."""
+SAMPLE_STATES = ("good", "warning", "bad", "stale", "no data")
 
 
 @lru_cache(maxsize=128)
@@ -113,26 +121,48 @@ def thread_key(template: str, team_id: str, slot_local: datetime) -> str:
     return template.format_map(values)
 
 
-def sample_report(team: TeamConfig, zone: ZoneInfo) -> TeamReport:
-    """A made-up report for ``team`` (one item per weighted category) to check its template."""
+def sample_report(team: TeamConfig, zone: ZoneInfo, state: str = "good") -> TeamReport:
+    """A made-up report for ``team`` with every KPI in ``state`` (one of `SAMPLE_STATES`), to check its template."""
     generated = SAMPLE_SLOT.replace(tzinfo=zone)
     kpis = []
     for kpi in team.kpis:
         score = score_kpi(dict.fromkeys(kpi.weights, 1), rule_of(kpi), previous=kpi.target, history=[kpi.target])
-        kpis.append(KpiReport(kpi=kpi, score=score, as_of=generated))
+        report = KpiReport(kpi=kpi, score=score, as_of=generated)
+        if state in ("good", "warning", "bad"):
+            report = dataclasses.replace(report, score=dataclasses.replace(score, status=Status(state)))
+        elif state == "stale":
+            report = dataclasses.replace(report, as_of=generated - timedelta(hours=1), stale_reason="source down")
+        else:
+            report = KpiReport(kpi=kpi, score=None, as_of=None, stale_reason="no data yet")
+        kpis.append(report)
     return TeamReport(team=team, kpis=tuple(kpis), generated_at=generated, zone=zone.key)
 
 
+def _check_names(source: str) -> None:
+    """Raise `TemplateError` if ``source`` uses a name the context does not give (in any branch)."""
+    unknown = meta.find_undeclared_variables(_ENV.parse(source)) - NAMES - set(_ENV.globals)
+    if unknown:
+        names = ", ".join(map(repr, sorted(unknown)))
+        raise TemplateError(f"unknown name {names} (known: {', '.join(sorted(NAMES))})")
+
+
 def validate_templates(config: Config) -> None:
-    """Compile and render every team's template and thread key once; raise `ConfigError` naming the key."""
+    """Check every team's template (names, and a render per sample state) and thread key.
+
+    Raises `ConfigError` naming the key.
+    """
     file = config.path or "config"
     for i, team in enumerate(config.teams):
         zone = config.zone(team)
         if team.template:
+            state = None
             try:
-                _compiled(team.template).render(template_context(sample_report(team, zone), SAMPLE_SLOT))
+                _check_names(team.template)
+                for state in SAMPLE_STATES:
+                    _compiled(team.template).render(template_context(sample_report(team, zone, state), SAMPLE_SLOT))
             except (TemplateError, TypeError, ValueError, ArithmeticError) as exc:
-                raise ConfigError(f"{file}: teams[{i}].template: {_describe(exc)}") from None
+                sample = f" (sample report: {state})" if state else ""
+                raise ConfigError(f"{file}: teams[{i}].template: {_describe(exc)}{sample}") from None
         for j, target in enumerate(team.deliver):
             if isinstance(target, LogTarget) or not target.thread:
                 continue

@@ -4,11 +4,13 @@ One tick, whatever triggered it (the in-process ticker of ``serve``,
 ``GET /tasks/tick``, ``python -m bot tick``), does for each scheduled team,
 teams side by side (``schedule.concurrency`` at a time):
 
-1. slots that fell out of the grace period before any tick saw them are
-   recorded as missed, not sent late;
-2. each slot due within the grace period (not before the scheduler first saw
-   the team) is claimed in the store; the claimer reads the team's KPIs and
-   posts to every target not yet settled for that slot;
+1. slots that fell out of the grace period since the last tick without being
+   claimed are recorded as missed, not sent late (slots older than the grace
+   period before the team's first tick are not considered at all: they
+   predate the scheduler);
+2. each slot due within the grace period (on the team's first tick too) is
+   claimed in the store; the claimer reads the team's KPIs and posts to every
+   target not yet settled for that slot;
 3. a slot whose data could not be read is given back and retried by the next
    ticks; once its grace period has run out it gets one last attempt, which
    posts the marked "could not refresh" card (``on_failure: post_stale``) or
@@ -19,6 +21,10 @@ passes: what it did not reach stays claimable. A claim is a lease
 (``schedule.lease_seconds``, longer than the deadline): if the process dies
 mid-send, a later tick takes the slot over and posts with the same Chat API
 ``messageId``, so the Space gets it once.
+
+An unexpected error in one team's work is logged by its type only (its text
+may hold a webhook URL) and gives the slot back for the next tick; the other
+teams go on.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ import os
 import socket
 import threading
 import time
+import traceback
 import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -44,7 +51,7 @@ from bot.reports import TeamReport
 from bot.schedule import slots_between
 from bot.services import Services
 from bot.sources import Deadline
-from bot.store import DELIVERED, FAILED, MISSED, PENDING, SKIPPED, UNFINISHED
+from bot.store import DELIVERED, FAILED, MISSED, PENDING, SKIPPED, UNFINISHED, to_utc
 from bot.templates import thread_key
 from handlers import scheduled
 
@@ -113,7 +120,8 @@ class Scheduler:
 
     def tick(self, now: datetime | None = None) -> TickResult:
         """Work every due slot of every scheduled team once, as of ``now`` (default: the services' clock)."""
-        clock = _Clock(now or self.services.clock(), time.monotonic(), Deadline.after(self.settings.deadline_seconds))
+        start = to_utc(now or self.services.clock())
+        clock = _Clock(start, time.monotonic(), Deadline.after(self.settings.deadline_seconds))
         teams = [t for t in self.services.config.teams if t.schedule and t.deliver]
         result = TickResult(clock.start)
         if not teams:
@@ -129,6 +137,9 @@ class Scheduler:
         except (ScorebotError, SQLAlchemyError) as exc:
             log.error("team %s: tick failed: %s", team.id, exc)
             return [SlotOutcome(team.id, clock.start, ERROR, str(exc))]
+        except Exception as exc:  # noqa: BLE001 (one team's fault must not stop the others)
+            _log_unexpected(exc, "team %s: tick failed", team.id)
+            return [SlotOutcome(team.id, clock.start, ERROR, f"unexpected {type(exc).__name__}")]
 
     def _run_team(self, team: TeamConfig, clock: _Clock) -> list[SlotOutcome]:
         assert team.schedule  # noqa: S101 (filtered by tick)
@@ -137,17 +148,18 @@ class Scheduler:
         grace = timedelta(minutes=self.settings.grace_minutes)
         cutoff = now - grace
         mark = store.team_mark(team.id, now)
-        missed = slots_between(team.schedule, zone, max(mark.scanned_until, now - MISSED_LOOKBACK), cutoff)
+        # Slots the last tick saw as due but did not claim are missed now too; a first tick misses nothing.
+        missed = slots_between(team.schedule, zone, max(mark.scanned_until - grace, now - MISSED_LOOKBACK), cutoff)
         outcomes = [
-            SlotOutcome(team.id, slot, MISSED, "no tick ran within the grace period")
-            for slot in store.record_missed(team.id, missed, now, "no tick ran within the grace period")
+            SlotOutcome(team.id, slot, MISSED, "not claimed within the grace period")
+            for slot in store.record_missed(team.id, missed, now, "not claimed within the grace period")
         ]
         if expired := store.expire(team.id, now - 2 * grace, now, "not completed within the grace period"):
             log.warning("team %s: %d unfinished slots gave up (grace period long over)", team.id, expired)
         store.advance_mark(team.id, now)
 
         runs = {r.slot: r for r in store.slot_runs(team.id, since=now - 2 * grace, until=now, limit=100_000)}
-        due = set(slots_between(team.schedule, zone, max(mark.first_seen, cutoff), now))
+        due = set(slots_between(team.schedule, zone, cutoff, now))
         read = functools.cache(lambda: self.services.report(team))  # one read per team per tick
         overdue = {slot for slot, run in runs.items() if slot <= cutoff and run.state in UNFINISHED}
         for slot in sorted(due | overdue):
@@ -158,7 +170,13 @@ class Scheduler:
                 log.warning("team %s: tick deadline reached; later slots stay for the next tick", team.id)
                 break
             if store.claim(team.id, slot, self.owner, clock.now(), self._lease(clock)):
-                outcomes.append(self._run_slot(team, slot, read(), clock, final=slot <= cutoff))
+                try:
+                    outcomes.append(self._run_slot(team, slot, read(), clock, final=slot <= cutoff))
+                except Exception as exc:  # noqa: BLE001 (given back: the next tick tries again)
+                    detail = f"unexpected {type(exc).__name__}"
+                    _log_unexpected(exc, "team %s slot %s: gave the slot back", team.id, slot.isoformat())
+                    store.release(team.id, slot, self.owner, clock.now(), detail)
+                    outcomes.append(SlotOutcome(team.id, slot, PENDING, detail))
         return outcomes
 
     def _lease(self, clock: _Clock) -> datetime:
@@ -240,8 +258,8 @@ def start_background_ticker(services: Services, stop_event: threading.Event) -> 
         while not stop_event.is_set():
             try:
                 result = scheduler.tick()
-            except Exception:  # one bad tick must not stop every later one
-                log.exception("scheduler tick failed")
+            except Exception as exc:  # noqa: BLE001 (one bad tick must not stop every later one)
+                _log_unexpected(exc, "scheduler tick failed")
             else:
                 if result.outcomes:
                     log.info("scheduler tick: %s", result.summary())
@@ -250,3 +268,11 @@ def start_background_ticker(services: Services, stop_event: threading.Event) -> 
     thread = threading.Thread(target=loop, name="scheduler", daemon=True)
     thread.start()
     return thread
+
+
+def _log_unexpected(exc: Exception, message: str, *args: object) -> None:
+    """Log an unexpected error by its type only; its frames (not its text, which may hold a secret) at DEBUG."""
+    log.error(message + ": %s", *args, type(exc).__name__)
+    if log.isEnabledFor(logging.DEBUG):
+        frames = "".join(traceback.format_tb(exc.__traceback__))
+        log.debug("where the %s was raised (message withheld):\n%s", type(exc).__name__, frames)

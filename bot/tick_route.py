@@ -58,7 +58,11 @@ def create_tick_blueprint(
         except VerificationError as exc:
             log.warning("GET /tasks/tick refused: %s", exc)
             return jsonify(error="forbidden"), 403
-        result = runner.tick()
+        try:
+            result = runner.tick()
+        except Exception as exc:  # noqa: BLE001 (its text may hold a webhook URL: log the type only)
+            log.error("GET /tasks/tick: tick failed: %s", type(exc).__name__)
+            return jsonify(error="tick failed"), 500
         log.info("tick at %s: %s", result.now.isoformat(), result.summary())
         outcomes = [
             {"team": o.team_id, "slot": o.slot.isoformat(), "state": o.state, "detail": o.detail}

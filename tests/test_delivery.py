@@ -1,4 +1,5 @@
-"""Delivery to the loopback fake of Chat: webhooks and the Chat API, retries, 409, 404, pacing."""
+"""Delivery to the loopback fake of Chat: webhooks and the Chat API, retries, 409, 404, unexpected errors,
+pacing, message ids."""
 
 import itertools
 import json
@@ -12,12 +13,13 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from bot.config import WebhookTarget, load_config
-from bot.delivery import Delivery, Post, message_id
+from bot.delivery import Delivery, Post, manual_message_id, message_id
 from bot.errors import DeliveryError
 from bot.http_headers import retry_after_seconds
 from bot.services import build_services
 from bot.sources import Deadline
 from bot.tick import Scheduler
+from tests.chat_schema import validate_message
 from tests.fakes.chat import ACCESS_TOKEN, FakeChat, write_config
 
 T0 = datetime(2026, 11, 9, 9, 0, 30, tzinfo=UTC)
@@ -124,10 +126,12 @@ def test_chat_api_posts_through_the_client_with_a_client_message_id(tmp_path, fa
     assert fake.token_requests == 1
     assert api.query["messageReplyOption"] == "REPLY_MESSAGE_FALLBACK_TO_NEW_THREAD"
     assert api.body["thread"] == {"threadKey": "alpha-2026-W46"}
+    assert validate_message(api.body) == []
     buttons = api.body["cardsV2"][0]["card"]["sections"][-1]["widgets"][0]["buttonList"]["buttons"]
     assert buttons[0]["onClick"]["action"]["function"] == "refresh"
 
     [hook] = fake.posts("spaces/B")
+    assert validate_message(hook.body) == []
     assert hook.query["key"] == "secret-key"
     assert hook.query["messageReplyOption"] == "REPLY_MESSAGE_FALLBACK_TO_NEW_THREAD"
     assert hook.body["thread"] == {"threadKey": "beta-2026-W46"}
@@ -185,6 +189,52 @@ def test_connection_errors_are_retryable_and_never_show_the_webhook_url(tmp_path
     assert "secret" not in caplog.text
 
 
+def test_errors_other_than_connection_errors_fail_the_slot_not_the_tick_and_never_show_the_secret(
+    tmp_path, fake, caplog
+):
+    secret = "TOPSECRET-9b2e"
+    bad_port = f"http://127.0.0.1:99999/v1/spaces/BAD/messages?key=secret-key&token={secret}"  # requests: InvalidURL
+    teams = {
+        "alpha": [{"type": "webhook", "url": bad_port}],
+        "beta": [{"type": "chat_api", "space": "spaces/B"}],
+        "gamma": [{"type": "webhook", "url": fake.webhook_url("C")}],
+    }
+    scheduler = make_scheduler(tmp_path, fake, teams)
+    (tmp_path / "service-account.json").unlink()  # the Chat API key file is missing
+    caplog.set_level(logging.DEBUG)
+
+    result = first_slot(scheduler)
+
+    assert states(result) == {"alpha": "failed", "beta": "failed", "gamma": "delivered"}
+    assert len(fake.messages("spaces/C")) == 1
+    store = scheduler.services.store
+    attempts = {d.target: (d.outcome, d.detail) for team in teams for d in store.deliveries(team)}
+    assert attempts["webhook:spaces/BAD"] == ("rejected", "webhook to spaces/BAD: InvalidURL")
+    assert attempts["chat_api:spaces/B"] == (
+        "rejected",
+        "Chat API post to spaces/B: credentials unusable (FileNotFoundError)",
+    )
+    details = [r.detail or "" for team in teams for r in store.slot_runs(team)]
+    assert secret not in caplog.text + " ".join(details)
+
+
+@pytest.mark.parametrize("content", ["not json", '{"type": "service_account"}'])
+def test_a_malformed_key_file_is_a_delivery_error_not_retried(tmp_path, fake, content):
+    scheduler = make_scheduler(tmp_path, fake, {"alpha": [{"type": "chat_api", "space": "spaces/A"}]})
+    (tmp_path / "service-account.json").write_text(content)
+    target = scheduler.services.config.teams[0].deliver[0]
+
+    with pytest.raises(
+        DeliveryError, match=r"^Chat API post to spaces/A: credentials unusable \((JSONDecodeError|MalformedError)\)$"
+    ) as caught:
+        scheduler.delivery.send(
+            target, Post("alpha", SLOT, {"text": "hi"}, message_id("alpha", SLOT)), Deadline.after(5)
+        )
+
+    assert not caught.value.retryable
+    assert fake.posts() == []
+
+
 def test_posts_to_one_space_are_paced(tmp_path, fake):
     teams = {name: [{"type": "webhook", "url": fake.webhook_url("SHARED")}] for name in ("alpha", "beta", "gamma")}
     scheduler = make_scheduler(tmp_path, fake, teams, pace_seconds=0.3)
@@ -194,6 +244,16 @@ def test_posts_to_one_space_are_paced(tmp_path, fake):
     times = sorted(p.at for p in fake.posts("spaces/SHARED"))
     assert len(times) == 3
     assert all(later - earlier >= 0.25 for earlier, later in itertools.pairwise(times))
+
+
+def test_a_webhook_and_a_chat_api_post_to_one_space_are_paced_together(tmp_path, fake):
+    both = [{"type": "webhook", "url": fake.webhook_url("SHARED")}, {"type": "chat_api", "space": "spaces/SHARED"}]
+    scheduler = make_scheduler(tmp_path, fake, {"alpha": both}, pace_seconds=0.3)
+
+    assert states(first_slot(scheduler)) == {"alpha": "delivered"}
+
+    first, second = sorted(p.at for p in fake.posts("spaces/SHARED"))
+    assert second - first >= 0.25
 
 
 def test_the_log_target_writes_the_console_and_the_outbox(tmp_path, fake, caplog):
@@ -225,3 +285,12 @@ def test_message_ids_fit_the_chat_api_rules_for_the_longest_team_id():
     # The slot's UTC instant, whatever zone it is given in:
     berlin = datetime(2026, 11, 9, 10, 1, tzinfo=UTC).astimezone(ZoneInfo("Europe/Berlin"))
     assert message_id("alpha", berlin) == "client-alpha-20261109100100"
+
+
+def test_manual_message_ids_fit_the_rules_and_differ_each_time():
+    moment = datetime(2026, 12, 31, 23, 59, 59, tzinfo=UTC)
+    longest = manual_message_id("t" * 40, moment)
+    assert len(longest) <= 63
+    assert MESSAGE_ID.match(longest)
+    assert re.fullmatch(r"client-alpha-1231235959-[0-9a-f]{4}", manual_message_id("alpha", moment))
+    assert len({manual_message_id("alpha", moment) for _ in range(20)}) > 1

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import threading
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import psycopg
@@ -134,6 +134,32 @@ def test_missed_slots_marks_and_settled_targets(store):
     store.record_delivery("alpha", later, "chat_api:spaces/B", "error", T0, detail="HTTP 503")
     store.record_delivery("alpha", later, "webhook:spaces/C", "rejected", T0, detail="HTTP 404")
     assert store.settled_targets("alpha", later) == {"webhook:spaces/A", "webhook:spaces/C"}
+
+
+def test_times_with_an_offset_are_stored_and_compared_in_utc(tmp_path, fake, store_url, request):
+    config = write_config(tmp_path, fake, {"alpha": [{"type": "log"}]}, schedule="0 14 * * *")
+    scheduler = Scheduler(build_services(load_config(config), store_url=store_url))
+    store = scheduler.services.store
+    request.addfinalizer(store.engine.dispose)
+    eastern = timezone(timedelta(hours=-5))
+    two_pm = datetime(2026, 11, 9, 14, 0, tzinfo=UTC)
+
+    result = scheduler.tick(datetime(2026, 11, 9, 9, 0, 30, tzinfo=eastern))  # 14:00:30Z
+
+    assert result.now == two_pm + timedelta(seconds=30)
+    assert [(o.slot, o.state) for o in result.outcomes] == [(two_pm, "delivered")]
+    assert store.team_mark("alpha", T0).first_seen == two_pm + timedelta(seconds=30)
+    [run] = store.slot_runs("alpha", since=datetime(2026, 11, 9, 8, 59, tzinfo=eastern))
+    assert (run.slot, run.updated_at.date(), run.state) == (two_pm, two_pm.date(), "delivered")
+    assert scheduler.tick(two_pm + timedelta(seconds=50)).outcomes == []
+
+    nine = datetime(2026, 11, 9, 9, 0, tzinfo=eastern)  # the same slot, written with an offset
+    assert store.claim("beta", nine, "one", nine, nine + timedelta(minutes=3))
+    assert not store.claim("beta", two_pm, "two", two_pm + timedelta(minutes=2), two_pm + timedelta(minutes=5))
+    assert store.claim("beta", two_pm, "two", two_pm + timedelta(minutes=4), two_pm + timedelta(minutes=7))
+    store.record_delivery("beta", nine, "webhook:spaces/A", "delivered", nine)
+    assert store.settled_targets("beta", two_pm) == {"webhook:spaces/A"}
+    assert [r.slot for r in store.slot_runs("beta")] == [two_pm]
 
 
 def start_worker(config, store_url, now, *, wait=False):

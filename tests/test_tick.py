@@ -1,8 +1,10 @@
-"""The tick: grace, missed slots, sources down, per-target retries, deadline, concurrency,
-DST, templates, the /tasks/tick route, the background ticker and the CLI commands."""
+"""The tick: first tick, grace, missed slots, sources down, per-target retries, deadline, concurrency,
+unexpected errors, DST, templates, the /tasks/tick route, the background ticker and the CLI commands."""
 
 import argparse
 import json
+import logging
+import re
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -10,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from flask import Flask
 
-from bot.cli_schedule import add_commands
+from bot.cli_schedule import add_commands, parse_instant
 from bot.config import load_config
 from bot.delivery import Delivery
 from bot.errors import ConfigError
@@ -22,6 +24,8 @@ from tests.fakes.chat import FakeChat, write_config
 from tests.tokens import bearer
 
 T0 = datetime(2026, 11, 9, 9, 0, 30, tzinfo=UTC)
+EVERY_5_FROM_0905 = "5-55/5 9 * * *"  # nothing due yet at T0
+SECRET = "TOPSECRET-4c1d"
 
 
 @pytest.fixture
@@ -66,19 +70,34 @@ def states(result):
     return sorted((o.team_id, f"{o.slot:%H:%M}", o.state) for o in result.outcomes)
 
 
-def test_slots_before_the_scheduler_first_saw_the_team_are_not_sent(tmp_path, fake):
-    scheduler, clock = setup(tmp_path, fake, {"alpha": [{"type": "webhook", "url": fake.webhook_url("A")}]})
+def test_deployed_20_s_after_a_slot_the_slot_is_sent(tmp_path, fake, capsys):
+    scheduler, _ = setup(
+        tmp_path, fake, {"alpha": [{"type": "webhook", "url": fake.webhook_url("A")}]}, schedule="0 10 * * *"
+    )
 
-    assert tick(scheduler, clock, T0).outcomes == []  # the 09:00 slot is 30 s old but predates the scheduler
-    assert scheduler.services.store.slot_runs("alpha") == []
-    assert states(tick(scheduler, clock, at("09:01:05"))) == [("alpha", "09:01", "delivered")]
-    assert tick(scheduler, clock, at("09:01:35")).outcomes == []  # done is done
+    assert run_cli(scheduler.services, "tick", "--now", "2026-11-09T10:00:20Z") == 0  # a fresh store
+
+    assert "alpha 2026-11-09T10:00:00+00:00 delivered" in capsys.readouterr().out
     assert len(fake.posts()) == 1
+    assert scheduler.tick(at("10:00:50")).outcomes == []  # done is done
+
+
+def test_a_first_tick_sends_the_slots_within_the_grace_period_and_ignores_older_ones(tmp_path, fake):
+    teams = {"alpha": [{"type": "webhook", "url": fake.webhook_url("A")}]}
+    scheduler, clock = setup(tmp_path, fake, teams, schedule="*/5 * * * *")
+
+    result = tick(scheduler, clock, at("09:12:30"))  # grace is 10 minutes
+
+    assert states(result) == [("alpha", "09:05", "delivered"), ("alpha", "09:10", "delivered")]
+    assert tick(scheduler, clock, at("09:13:00")).outcomes == []
+    # 09:00 and earlier predate the scheduler: neither sent nor recorded missed.
+    assert sorted(f"{r.slot:%H:%M}" for r in scheduler.services.store.slot_runs("alpha")) == ["09:05", "09:10"]
+    assert len(fake.posts()) == 2
 
 
 def test_slots_older_than_the_grace_period_are_recorded_missed_not_sent(tmp_path, fake):
     scheduler, clock = setup(
-        tmp_path, fake, {"alpha": [{"type": "chat_api", "space": "spaces/A"}]}, schedule="*/5 * * * *"
+        tmp_path, fake, {"alpha": [{"type": "chat_api", "space": "spaces/A"}]}, schedule=EVERY_5_FROM_0905
     )
     tick(scheduler, clock, T0)
 
@@ -102,7 +121,7 @@ def test_slots_older_than_the_grace_period_are_recorded_missed_not_sent(tmp_path
 
 def test_a_source_down_retries_within_grace_then_posts_the_marked_card(tmp_path, fake):
     teams = {"alpha": [{"type": "webhook", "url": fake.webhook_url("A")}]}
-    scheduler, clock = setup(tmp_path, fake, teams, schedule="*/5 * * * *")
+    scheduler, clock = setup(tmp_path, fake, teams, schedule=EVERY_5_FROM_0905)
     tick(scheduler, clock, T0)
     assert states(tick(scheduler, clock, at("09:05:30"))) == [("alpha", "09:05", "delivered")]
     (tmp_path / "alpha.csv").rename(tmp_path / "alpha.csv.away")
@@ -146,7 +165,7 @@ def test_a_source_down_retries_within_grace_then_posts_the_marked_card(tmp_path,
 def test_on_failure_skip_records_the_slot_skipped_and_posts_nothing(tmp_path, fake):
     teams = {"alpha": [{"type": "webhook", "url": fake.webhook_url("A")}]}
     scheduler, clock = setup(
-        tmp_path, fake, teams, schedule="*/5 * * * *", team_options={"alpha": {"on_failure": "skip"}}
+        tmp_path, fake, teams, schedule=EVERY_5_FROM_0905, team_options={"alpha": {"on_failure": "skip"}}
     )
     tick(scheduler, clock, T0)
     (tmp_path / "alpha.csv").unlink()
@@ -164,7 +183,7 @@ def test_on_failure_skip_records_the_slot_skipped_and_posts_nothing(tmp_path, fa
 
 def test_a_slot_left_unfinished_long_past_its_grace_is_given_up_not_posted_late(tmp_path, fake):
     teams = {"alpha": [{"type": "webhook", "url": fake.webhook_url("A")}]}
-    scheduler, clock = setup(tmp_path, fake, teams, schedule="*/5 * * * *")
+    scheduler, clock = setup(tmp_path, fake, teams, schedule=EVERY_5_FROM_0905)
     tick(scheduler, clock, T0)
     (tmp_path / "alpha.csv").rename(tmp_path / "alpha.csv.away")
     assert states(tick(scheduler, clock, at("09:05:30"))) == [("alpha", "09:05", "pending")]
@@ -221,6 +240,49 @@ def test_slots_not_reached_before_the_deadline_stay_for_the_next_tick(tmp_path, 
         ("alpha", "09:02", "delivered"),
         ("alpha", "09:03", "delivered"),
     ]
+
+
+def test_slots_the_deadline_left_unclaimed_are_recorded_missed_once_their_grace_is_over(tmp_path, fake):
+    teams = {"alpha": [{"type": "webhook", "url": fake.webhook_url("A")}]}
+    scheduler, clock = setup(tmp_path, fake, teams, deadline_seconds=1, schedule="1-3 9 * * *")
+    tick(scheduler, clock, T0)
+    fake.hang("spaces/A", landed=False)
+    assert states(tick(scheduler, clock, at("09:03:05"))) == [("alpha", "09:01", "pending")]
+
+    result = tick(scheduler, clock, at("09:20:00"))  # the next tick comes after the grace period
+
+    assert states(result) == [
+        ("alpha", "09:01", "delivered"),
+        ("alpha", "09:02", "missed"),
+        ("alpha", "09:03", "missed"),
+    ]
+
+
+def test_an_unexpected_error_gives_the_slot_back_and_the_other_teams_go_on(tmp_path, fake, caplog, monkeypatch):
+    teams = {name: [{"type": "webhook", "url": fake.webhook_url(name.upper())}] for name in ("alpha", "beta")}
+    scheduler, clock = setup(tmp_path, fake, teams)
+    tick(scheduler, clock, T0)
+    send = scheduler.delivery.send
+
+    def broken(target, post, deadline):
+        if post.team_id == "alpha":
+            raise RuntimeError(f"cannot post to {fake.url}v1/spaces/ALPHA/messages?token={SECRET}")
+        return send(target, post, deadline)
+
+    monkeypatch.setattr(scheduler.delivery, "send", broken)
+    caplog.set_level(logging.DEBUG, logger="bot")
+
+    result = tick(scheduler, clock, at("09:01:05"))
+
+    assert states(result) == [("alpha", "09:01", "pending"), ("beta", "09:01", "delivered")]
+    assert "alpha 09:01 unexpected RuntimeError" in {f"{o.team_id} {o.slot:%H:%M} {o.detail}" for o in result.outcomes}
+    assert "RuntimeError" in caplog.text
+    assert SECRET not in caplog.text
+    [run] = scheduler.services.store.slot_runs("alpha")
+    assert (run.state, run.detail) == ("pending", "unexpected RuntimeError")
+
+    monkeypatch.setattr(scheduler.delivery, "send", send)
+    assert states(tick(scheduler, clock, at("09:01:35"))) == [("alpha", "09:01", "delivered")]
 
 
 def test_one_slow_space_does_not_hold_the_other_teams(tmp_path, fake):
@@ -286,7 +348,13 @@ def test_a_team_template_becomes_the_message_text(tmp_path, fake):
     ("template", "expected"),
     [
         ("{{ team.name ", "teams[1].template: TemplateSyntaxError"),
-        ("{{ score }}", "teams[1].template: UndefinedError"),
+        ("{{ score }}", "teams[1].template: TemplateError: unknown name 'score' (known: crm_url, date, kpi, kpis,"),
+        ("{% if stale %}{{ nosuch }}{% endif %}", "teams[1].template: TemplateError: unknown name 'nosuch'"),
+        (
+            "{% for k in kpis %}{% if k.status == 'bad' %}{{ k.indx }}{% endif %}{% endfor %}",
+            "teams[1].template: UndefinedError: 'dict object' has no attribute 'indx' (sample report: bad)",
+        ),
+        ("{% for k in kpis %}{{ k.index + 1 }}{% endfor %}", "teams[1].template: TypeError"),
         ("{{ team.nickname }}", "teams[1].template: UndefinedError"),
         ("{{ kpi['missing'].index }}", "teams[1].template: UndefinedError"),
         ("{{ team.__class__.__mro__ }}", "teams[1].template: "),
@@ -297,6 +365,15 @@ def test_a_bad_template_fails_at_start_naming_file_and_key(tmp_path, fake, templ
     with pytest.raises(ConfigError) as caught:
         validate_templates(load_config(path))
     assert str(caught.value).startswith(f"{path.resolve()}: {expected}")
+
+
+def test_a_template_using_every_state_and_loop_names_passes(tmp_path, fake):
+    template = (
+        "{% for k in kpis %}{% if k.status == 'bad' %}{{ k.name }}: {{ k.index }}{% elif k.stale %}{{ k.stale }}"
+        "{% endif %}{% set last = loop.last %}{% endfor %}{% if stale %}{{ range(2) | list }}{% endif %}"
+    )
+    path = write_config(tmp_path, fake, {"alpha": []}, team_options={"alpha": {"template": template}})
+    validate_templates(load_config(path))
 
 
 def test_a_bad_thread_key_fails_at_start(tmp_path, fake):
@@ -363,6 +440,23 @@ def test_the_tick_route_runs_a_tick_for_app_engine_cron_and_cloud_scheduler(rout
     assert response.status_code == 503  # cannot verify now: Cloud Scheduler retries
 
 
+def test_the_tick_route_answers_500_without_the_error_text(tmp_path, fake, caplog):
+    scheduler, _ = setup(tmp_path, fake, {"alpha": [{"type": "log"}]})
+
+    def broken():
+        raise RuntimeError(SECRET)
+
+    scheduler.tick = broken
+    app = Flask(__name__)
+    app.register_blueprint(create_tick_blueprint(scheduler.services, scheduler=scheduler, env={"GAE_ENV": "standard"}))
+
+    response = app.test_client().get("/tasks/tick", headers={"X-Appengine-Cron": "true"})
+
+    assert response.status_code == 500
+    assert "tick failed: RuntimeError" in caplog.text
+    assert SECRET not in caplog.text + response.get_data(as_text=True)
+
+
 # --- serve's in-process ticker -----------------------------------------------------------------
 
 
@@ -388,6 +482,32 @@ def test_the_background_ticker_posts_when_a_slot_falls_due_and_stops(tmp_path, f
     assert first.slot == datetime(2026, 11, 9, 9, 1, tzinfo=UTC)
 
 
+def test_the_background_ticker_survives_a_failing_tick_and_logs_no_error_text(tmp_path, fake, caplog, monkeypatch):
+    calls = []
+
+    def broken(self, now=None):
+        calls.append(now)
+        raise RuntimeError(f"https://chat.googleapis.com/v1/spaces/A/messages?token={SECRET}")
+
+    monkeypatch.setattr(Scheduler, "tick", broken)
+    config = load_config(write_config(tmp_path, fake, {"alpha": [{"type": "log"}]}, tick_seconds=0.05))
+    services = build_services(config, store_url=f"sqlite:///{tmp_path / 'store.db'}")
+    caplog.set_level(logging.DEBUG, logger="bot")
+    stop = threading.Event()
+    thread = start_background_ticker(services, stop)
+    try:
+        deadline = time.monotonic() + 5
+        while len(calls) < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        stop.set()
+        thread.join(5)
+
+    assert len(calls) >= 2  # a failed tick does not stop the next
+    assert "scheduler tick failed: RuntimeError" in caplog.text
+    assert SECRET not in caplog.text
+
+
 # --- python -m bot tick / send / history / schedule --------------------------------------------
 
 
@@ -402,7 +522,7 @@ def run_cli(services, *argv):
 def test_cli_tick_send_history_and_schedule(tmp_path, fake, capsys):
     target = {"type": "webhook", "url": fake.webhook_url("A"), "thread": "{team}-{iso_week}"}
     options = {"alpha": {"template": "{{ team.name }}: {{ kpi['open'].index }}", "timezone": "Europe/Berlin"}}
-    scheduler, clock = setup(tmp_path, fake, {"alpha": [target]}, team_options=options)
+    scheduler, clock = setup(tmp_path, fake, {"alpha": [target]}, schedule="1-59 10 * * *", team_options=options)
     services = scheduler.services
 
     assert run_cli(services, "tick", "--now", "2026-11-09T09:00:30") == 0
@@ -411,7 +531,9 @@ def test_cli_tick_send_history_and_schedule(tmp_path, fake, capsys):
 
     assert run_cli(services, "send", "alpha", "--dry-run") == 0
     out = capsys.readouterr().out
-    assert "→ webhook:spaces/A (messageId client-alpha-20261109090030, thread alpha-2026-W46)" in out
+    assert re.search(
+        r"→ webhook:spaces/A \(messageId client-alpha-1109090030-[0-9a-f]{4}, thread alpha-2026-W46\)", out
+    )
     assert '"text": "Alpha: 11"' in out
     assert "secret" not in out
     assert len(fake.posts()) == 1  # a dry run posts nothing
@@ -424,13 +546,31 @@ def test_cli_tick_send_history_and_schedule(tmp_path, fake, capsys):
     assert run_cli(services, "history", "alpha") == 0
     out = capsys.readouterr().out
     assert "2026-11-09 10:01:00 CET  delivered  attempts 1" in out
-    assert "webhook:spaces/A  delivered  client-alpha-20261109093000" in out
+    assert "webhook:spaces/A  delivered  client-alpha-1109093000-" in out
     assert "open  index 11" in out
 
     assert run_cli(services, "schedule", "--count", "2") == 0
     out = capsys.readouterr().out
-    assert "alpha: '* * * * *' in Europe/Berlin → webhook:spaces/A" in out
+    assert "alpha: '1-59 10 * * *' in Europe/Berlin → webhook:spaces/A" in out
     assert "2026-11-09 10:31 CET  (2026-11-09 09:31 UTC)" in out
 
     assert run_cli(services, "history", "nobody") == 2
     assert "no team 'nobody'" in capsys.readouterr().err
+
+
+def test_cli_times_with_an_offset_become_utc():
+    moment = parse_instant("2026-11-09T09:00:30-05:00")
+    assert (moment, moment.tzinfo) == (datetime(2026, 11, 9, 14, 0, 30, tzinfo=UTC), UTC)
+    assert parse_instant("2026-11-09T09:00:30").tzinfo == UTC
+
+
+def test_two_sends_in_the_same_second_are_two_messages(tmp_path, fake, capsys):
+    scheduler, _ = setup(tmp_path, fake, {"alpha": [{"type": "chat_api", "space": "spaces/A"}]})
+
+    assert run_cli(scheduler.services, "send", "alpha") == 0
+    assert run_cli(scheduler.services, "send", "alpha") == 0  # the clock has not moved
+
+    assert capsys.readouterr().out.count("ok   chat_api:spaces/A: delivered") == 2
+    ids = [p.query["messageId"] for p in fake.posts("spaces/A")]
+    assert len(set(ids)) == len(fake.messages("spaces/A")) == 2
+    assert all(re.fullmatch(r"client-alpha-1109090030-[0-9a-f]{4}", mid) for mid in ids)

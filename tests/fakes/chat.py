@@ -32,6 +32,8 @@ from tests.tokens import signing_key
 
 ACCESS_TOKEN = "fake-access-token"
 HANG_LIMIT_SECONDS = 20
+SCHEDULE = "1-59 9 * * *"
+"""Every minute from 09:01 UTC: a first tick at 09:00:30 finds nothing due (09:00 is not a slot)."""
 
 
 @dataclass(frozen=True)
@@ -218,7 +220,7 @@ def write_config(
     fake: FakeChat,
     teams: dict[str, list[dict[str, Any]]],
     *,
-    schedule: str = "* * * * *",
+    schedule: str = SCHEDULE,
     timezone: str = "UTC",
     store: str = "sqlite:///store.db",
     team_options: dict[str, dict[str, Any]] | None = None,
@@ -228,10 +230,10 @@ def write_config(
 
     Every team's KPI counts its rows of ``ID.csv``; delete that file to take
     the team's source down. ``team_options`` adds keys to a team (by id);
-    ``settings`` override ``schedule:`` keys.
+    ``settings`` override ``schedule:`` keys (the lease must outlast the deadline).
     """
     service_account_file(fake, folder)
-    schedule_settings = {"grace_minutes": 10, "lease_seconds": 5, "pace_seconds": 0.05, "deadline_seconds": 20}
+    schedule_settings = {"grace_minutes": 10, "lease_seconds": 5, "pace_seconds": 0.05, "deadline_seconds": 4}
     data: dict[str, Any] = {
         "chat": {"verify": False, "api_endpoint": fake.url, "service_account_file": "service-account.json"},
         "store": store,
