@@ -12,7 +12,6 @@ schedule  each team's next scheduled slots, in its zone
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import json
 import logging
 import sys
@@ -23,7 +22,7 @@ from collections.abc import Callable, Sequence
 from bot.card_text import message_as_text
 from bot.cards import team_message
 from bot.cli_schedule import add_commands
-from bot.config import Config, load_config
+from bot.config import Config, is_loopback, load_config
 from bot.errors import ScorebotError, SourceError
 from bot.logs import setup_logging
 from bot.reports import rule_of
@@ -34,16 +33,6 @@ from scoring import score_kpi
 
 log = logging.getLogger("bot")
 Command = Callable[[argparse.Namespace, Services], int]
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` names this machine only (127.0.0.0/8, ::1, localhost)."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def cmd_serve(args: argparse.Namespace, services: Services) -> int:

@@ -9,6 +9,7 @@ key path and what is wrong.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Iterator, Mapping
@@ -86,7 +87,7 @@ class WebhookTarget(StrictModel):
     @classmethod
     def _https(cls, value: SecretStr) -> SecretStr:
         parts = urlsplit(value.get_secret_value())
-        loopback = parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost", "::1")
+        loopback = parts.scheme == "http" and is_loopback(parts.hostname or "")
         if not (parts.scheme == "https" or loopback) or not parts.hostname:
             raise ValueError("must be the Space's https:// webhook URL (copied from the Space's Webhooks page)")
         return value
@@ -222,6 +223,16 @@ class Config(StrictModel):
     def zone(self, team: TeamConfig) -> ZoneInfo:
         """The team's time zone, else the config's default."""
         return ZoneInfo(team.timezone or self.timezone)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` names this machine only (127.0.0.0/8, ::1, localhost)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _check_zone(value: str) -> str:

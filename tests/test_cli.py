@@ -12,8 +12,8 @@ import pytest
 import requests
 import yaml
 
-from bot.__main__ import is_loopback, main
-from bot.config import DEMO_CONFIG
+from bot.__main__ import main
+from bot.config import DEMO_CONFIG, is_loopback
 from tests.chat_schema import validate_message
 
 
