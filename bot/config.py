@@ -355,4 +355,3 @@ def iter_kpis(config: Config) -> Iterator[tuple[TeamConfig, KpiConfig]]:
     for team in config.teams:
         for kpi in team.kpis:
             yield team, kpi
-

@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import socket
-import threading
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -17,46 +16,33 @@ from pydantic import ValidationError
 from bot.errors import SourceAuthError, SourceDataError, SourceQueryError, SourceUnavailable
 from bot.sources.base import NO_CATEGORY, Deadline
 from bot.sources.http import HttpQuery, HttpSettings, HttpSource
+from tests.fakes.loopback import LoopbackServer
 
 
-class JsonServer(ThreadingHTTPServer):
+class JsonServer:
     """Answers every GET with ``status``/``body`` after ``delay`` seconds; keeps the request headers."""
 
-    daemon_threads = True
-
     def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
         self.status = 200
         self.body: Any = {}
         self.content_type = "application/json"
         self.delay = 0.0
         self.headers_seen: list[dict[str, str]] = []
-        self.stopping = threading.Event()
-        self.thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
-        self.thread.start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}/kpi"
+        self._server = LoopbackServer(_Handler, self)
+        self.url = f"{self._server.base_url}/kpi"
 
     def close(self) -> None:
-        self.stopping.set()
-        self.shutdown()
-        self.server_close()
-        self.thread.join(timeout=5)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """A client that timed out is not a failure of the server."""
+        self._server.close()
 
 
 class _Handler(BaseHTTPRequestHandler):
-    server: JsonServer
+    server: LoopbackServer[JsonServer]
 
     def do_GET(self) -> None:
-        server = self.server
+        server = self.server.owner
         server.headers_seen.append(dict(self.headers))
         if server.delay:
-            server.stopping.wait(server.delay)
+            self.server.stopping.wait(server.delay)
         raw = server.body if isinstance(server.body, bytes) else json.dumps(server.body).encode()
         try:
             self.send_response(server.status)

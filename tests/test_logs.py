@@ -38,8 +38,9 @@ def test_urllib3_request_lines_are_redacted(chat_secret_server, caplog):
 
 @pytest.fixture
 def chat_secret_server():
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-    from threading import Thread
+    from http.server import BaseHTTPRequestHandler
+
+    from tests.fakes.loopback import LoopbackServer
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self):
@@ -52,13 +53,8 @@ def chat_secret_server():
         def log_message(self, *args):
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
-    thread.join(5)
+    with LoopbackServer(Handler) as server:
+        yield server.base_url
 
 
 def test_secrets_in_prose_are_redacted_too():

@@ -12,9 +12,8 @@ from __future__ import annotations
 import datetime
 import functools
 import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, Literal
 
 from cryptography import x509
@@ -25,6 +24,7 @@ from google.auth import crypt, jwt
 
 from bot.config import CHAT_ISSUER, ChatSettings
 from bot.verify import CertCache
+from tests.fakes.loopback import LoopbackServer
 
 GOOGLE_ISSUER = "https://accounts.google.com"
 ADDON_SERVICE_ACCOUNT = "service-123456789012@gcp-sa-gsuiteaddons.iam.gserviceaccount.com"
@@ -78,17 +78,12 @@ class TokenFactory:
         self.fetches = 0
         self.max_age: int | None = 3600
         self.fail_with: int | None = None
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.02,), daemon=True)
-        self._thread.start()
-        host, port = self._server.server_address[:2]
-        self.certs_url = f"http://{host!s}:{port}/certs"
+        self._server = LoopbackServer(_handler(self), self)
+        self.certs_url = f"{self._server.base_url}/certs"
 
     def close(self) -> None:
         """Stop the certificate server."""
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join()
+        self._server.close()
 
     def add_key(self, kid: str, index: int = 1) -> None:
         """Serve test key ``index`` under ``kid`` too (a key rotation)."""

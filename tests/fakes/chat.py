@@ -21,13 +21,14 @@ import json
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import yaml
 
+from tests.fakes.loopback import LoopbackServer
 from tests.tokens import signing_key
 
 ACCESS_TOKEN = "fake-access-token"
@@ -72,21 +73,15 @@ class FakeChat:
         self._hangs: dict[str, _Hang] = {}
         self._lock = threading.Lock()
         self._counter = 0
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
-        self._thread.start()
-        host, port = self._server.server_address[:2]
-        self.url = f"http://{host!s}:{port}/"
+        self._server = LoopbackServer(_handler(self), self)
+        self.url = f"{self._server.base_url}/"
         self.token_uri = f"{self.url}token"
 
     def close(self) -> None:
         """Release any hung request and stop the server."""
         for hang in self._hangs.values():
             hang.release.set()
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join()
+        self._server.close()
 
     def webhook_url(self, space_id: str) -> str:
         """A webhook URL for ``spaces/space_id`` on the fake (with the secret-looking key and token)."""

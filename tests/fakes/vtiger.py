@@ -28,9 +28,11 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from tests.fakes.loopback import LoopbackServer
 
 PICKLISTS: dict[str, dict[str, list[str]]] = {
     "Calendar": {
@@ -106,23 +108,16 @@ class FakeVtiger:
         self._canned: dict[str, deque[tuple[int, dict[str, str], bytes]]] = {}
         self._next_id = 1
         self._lock = threading.Lock()
-        self._stopping = threading.Event()
-        self._server = _Server(("127.0.0.1", 0), _Handler)
-        self._server.fake = self
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
-        self._thread.start()
+        self._server = LoopbackServer(_Handler, self)
 
     @property
     def url(self) -> str:
         """The base URL (what a user writes as ``url``)."""
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return self._server.base_url
 
     def close(self) -> None:
         """Stop serving and release the port."""
-        self._stopping.set()
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
+        self._server.close()
 
     def add(self, module: str, count: int, **values: str | None) -> None:
         """Add ``count`` records to ``module`` with these field values (other fields empty; None is NULL)."""
@@ -167,7 +162,7 @@ class FakeVtiger:
     ) -> tuple[int, dict[str, str], bytes]:
         """Status, headers and body for one request."""
         if self.delay:
-            self._stopping.wait(self.delay)
+            self._server.stopping.wait(self.delay)
         if path == "/webservice.php":
             return self._webservice(method, params)
         if path.startswith(REST_PREFIX):
@@ -481,16 +476,8 @@ def _sort_key(value: str) -> tuple[Any, ...]:
         return (1, value)
 
 
-class _Server(ThreadingHTTPServer):
-    fake: FakeVtiger
-    daemon_threads = True
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """A client that went away (timed out) is not a failure of the fake."""
-
-
 class _Handler(BaseHTTPRequestHandler):
-    server: _Server
+    server: LoopbackServer[FakeVtiger]
 
     def do_GET(self) -> None:
         self._answer("GET")
@@ -505,7 +492,7 @@ class _Handler(BaseHTTPRequestHandler):
             length = int(self.headers.get("Content-Length") or 0)
             form = parse_qs(self.rfile.read(length).decode(), keep_blank_values=True)
             params.update({k: v[-1] for k, v in form.items()})
-        status, headers, body = self.server.fake.respond(method, parts.path, params, self.headers)
+        status, headers, body = self.server.owner.respond(method, parts.path, params, self.headers)
         try:
             self.send_response(status)
             for name, value in headers.items():
