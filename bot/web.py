@@ -7,6 +7,7 @@ is plain Python in `bot.events`, `bot.dispatch` and `handlers/`.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from flask import Flask, Response, jsonify, request
@@ -75,7 +76,15 @@ def create_app(
             log.warning("rejected %s request: body is not a JSON object", request.path)
             return _error(400, "expected a JSON object")
         event = parse_event(body)
+        started = time.monotonic()
         reply = dispatch(event, services)
+        log.info(
+            "%s %s event in %s answered in %.0f ms",
+            event.format,
+            event.kind,
+            event.space or "no space",
+            (time.monotonic() - started) * 1000,
+        )
         if reply is None:
             return Response("", status=200) if event.kind == "removed" else jsonify({})
         return jsonify(wrap(reply, event.format))
