@@ -231,7 +231,23 @@ def test_session_and_describe_are_reused(fake: FakeVtiger, make_source: MakeSour
     first, second = fetch(source), fetch(source)
     assert first.counts == second.counts == {"High": 2}
     assert (fake.count("getchallenge"), fake.count("login"), fake.count("describe")) == (1, 1, 1)
-    assert second.calls == 2
+    assert second.calls == 1  # 2 rows last time: one page answers, no count(*) first
+
+
+def test_auto_pages_first_after_a_small_result_and_stays_right_when_it_grows(
+    fake: FakeVtiger, make_source: MakeSource
+) -> None:
+    seed_tasks(fake, high=30, low=20)
+    source = make_source()
+    first = fetch(source)  # nothing known yet: count(*) first, then one page is cheaper than 3 counts
+    assert (first.plan, first.calls - 3) == ("page records", 2)  # less getchallenge, login, describe
+    small = fetch(source)
+    assert (small.plan, small.calls, small.counts) == ("page records", 1, {"High": 30, "Low": 20})
+    seed_tasks(fake, high=400)
+    grown = fetch(source)  # expected one page, found 450 rows: paging goes on, the counts stay right
+    assert (grown.calls, grown.counts) == (5, {"High": 430, "Low": 20})
+    again = fetch(source)  # 450 rows last time: count first, then per value (3 values < 5 pages)
+    assert (again.plan, again.calls, again.counts) == ("count(*) per category", 4, {"High": 430, "Low": 20})
 
 
 def test_describe_is_asked_again_after_its_ttl(fake: FakeVtiger, make_source: MakeSource) -> None:

@@ -19,7 +19,9 @@ those too when they happen:
   alternative, so all ``total // 100 + 1`` pages are read instead.
 
 ``auto`` (the default) pages at once when the category has no picklist values
-VTQL can write; otherwise it counts the total, then takes the plan with fewer
+VTQL can write, or when the KPI's previous fetch found under 100 rows (one
+short page then answers in one call, where counting first would take two);
+otherwise it counts the total, then takes the plan with fewer
 calls left: ``len(values)`` against ``total // 100 + 1`` pages; on a tie it
 pages, which groups every value exactly as stored. The rest is unknown until
 counted, so records with an empty or off-list category make the count plan
@@ -114,6 +116,7 @@ class VtigerSource:
         self.api: VtigerApi = make_api(settings)
         self._modules: dict[str, _Module] = {}
         self._modules_lock = threading.Lock()
+        self._last_rows: dict[tuple[str, str, str], int] = {}
 
     def fetch(self, query: VtigerQuery, category: str, deadline: Deadline) -> FetchResult:
         """Count the records ``query`` selects per value of ``category``."""
@@ -134,14 +137,20 @@ class VtigerSource:
                 f"plan count needs {category!r} to be a picklist field of {query.module} with plain values; "
                 "use plan auto or page"
             )
-        if query.plan == "page" or not plain or not values:
-            return self._page(query.module, where, category, calls)
-        total = self._count(query.module, where.where(), calls)
-        if total == 0:
-            return self._result({}, "count(*) per category", calls, 0)
-        if query.plan == "count" or len(values) < total // PAGE + 1:
-            return self._per_value(query.module, where, category, values, total, calls)
-        return self._page(query.module, where, category, calls)
+        key = (query.module, query.filter, category)
+        fits_a_page = query.plan == "auto" and self._last_rows.get(key, PAGE) < PAGE
+        if query.plan == "page" or not plain or not values or fits_a_page:
+            result = self._page(query.module, where, category, calls)
+        else:
+            total = self._count(query.module, where.where(), calls)
+            if total == 0:
+                result = self._result({}, "count(*) per category", calls, 0)
+            elif query.plan == "count" or len(values) < total // PAGE + 1:
+                result = self._per_value(query.module, where, category, values, total, calls)
+            else:
+                result = self._page(query.module, where, category, calls)
+        self._last_rows[key] = result.details["rows"]
+        return result
 
     def check(self, deadline: Deadline) -> str:
         """Sign in and list the modules (``listtypes``): proves url, api, username and access key."""
