@@ -14,6 +14,8 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from bot.config import KpiConfig, TeamConfig
 from bot.errors import SourceError
 from bot.sources import Deadline, FetchResult, Source
@@ -110,7 +112,11 @@ class Reporter:
     def _settle(
         self, team: TeamConfig, kpi: KpiConfig, future: Future[FetchResult], deadline: Deadline, now: datetime
     ) -> KpiReport:
-        history = self.store.recent_snapshots(team.id, kpi.id, HISTORY_LENGTH)
+        try:
+            history = self.store.recent_snapshots(team.id, kpi.id, HISTORY_LENGTH)
+        except SQLAlchemyError as exc:
+            log.error("team %s KPI %s: store unavailable (%s); no history", team.id, kpi.id, type(exc).__name__)
+            history = []
         try:
             result = future.result(timeout=deadline.remaining() + 0.5)
         except FutureTimeout:
@@ -129,7 +135,10 @@ class Reporter:
             reason = f"{self.sources[kpi.source].service} failed unexpectedly ({type(exc).__name__})"
         else:
             score = score_with_history(kpi, result.counts, history)
-            self.store.save_snapshot(team.id, kpi.id, now, result.counts, score.index)
+            try:
+                self.store.save_snapshot(team.id, kpi.id, now, result.counts, score.index)
+            except SQLAlchemyError as exc:
+                log.error("team %s KPI %s: reading not stored (%s)", team.id, kpi.id, type(exc).__name__)
             previous_at = history[-1].taken_at if history else None
             return KpiReport(kpi=kpi, score=score, as_of=now, fetch=result, previous_at=previous_at)
         log.warning("team %s KPI %s could not be read: %s", team.id, kpi.id, reason)

@@ -89,10 +89,17 @@ class CertCache:
         with self._lock:
             now = self._clock()
             certs = self._certs
-            if certs is None or now >= self._expires_at:
-                certs = self._fetch(now)
-            elif kid not in certs and now - self._fetched_at >= MIN_REFETCH_SECONDS:
-                certs = self._fetch(now)  # perhaps a new key: Google rotates them
+            expired = certs is None or now >= self._expires_at
+            rotated = certs is not None and kid not in certs and now - self._fetched_at >= MIN_REFETCH_SECONDS
+            if expired or rotated:
+                try:
+                    certs = self._fetch(now)
+                except CertsUnavailable:
+                    if certs is None or kid not in certs:
+                        raise
+                    # Keep answering with the set we have; try the endpoint again in a minute, not per request.
+                    self._expires_at = now + MIN_REFETCH_SECONDS
+            assert certs is not None  # noqa: S101 (fetched, or kept from before)
             return certs.get(kid)
 
     def _fetch(self, now: float) -> dict[str, str]:

@@ -148,3 +148,13 @@ def test_history_is_rescored_with_todays_weights(demo):
     score = services.report(team).kpis[0].score
     assert score.index == 125
     assert score.change == 0, "yesterday's counts under today's weights give the same index"
+
+
+def test_a_broken_store_still_gives_the_fresh_score(demo, caplog):
+    services, _, _ = demo
+    with services.store.engine.begin() as conn:
+        conn.exec_driver_sql("DROP TABLE snapshots")
+    report = services.report(services.config.team("customer"))
+    assert report.fresh
+    assert report.kpis[0].score.index == 85
+    assert "store unavailable (OperationalError)" in caplog.text

@@ -248,3 +248,22 @@ def test_failed_refetch_keeps_the_certificates_already_known(token_factory):
     with pytest.raises(CertsUnavailable):
         verify_chat_token(bearer(token_factory.project_number_token(PROJECT, kid="new")), settings, certs)
     assert verify_chat_token(known, settings, certs)["aud"] == PROJECT
+
+
+def test_expired_certificates_are_kept_while_the_endpoint_fails_and_retried_once_a_minute(token_factory):
+    settings = token_factory.settings("project_number", PROJECT)
+    clock = FakeClock()
+    token_factory.max_age = 10
+    certs = token_factory.cert_cache(clock=clock)
+    known = bearer(token_factory.project_number_token(PROJECT))
+    verify_chat_token(known, settings, certs)
+    token_factory.fail_with = 503
+    clock.now += 11  # the set has expired, and the endpoint fails
+    fetched = token_factory.fetches
+    for _ in range(5):
+        assert verify_chat_token(known, settings, certs)["aud"] == PROJECT
+    assert token_factory.fetches == fetched + 1, "one failed refetch, not one per request"
+    token_factory.fail_with = None
+    clock.now += 61
+    verify_chat_token(known, settings, certs)
+    assert token_factory.fetches == fetched + 2

@@ -867,3 +867,16 @@ def test_fake_challenge_tokens_expire_after_five_minutes() -> None:
         }
     finally:
         fake.close()
+
+
+def test_a_failed_read_forgets_that_the_kpi_fit_one_page(fake: FakeVtiger, make_source: MakeSource) -> None:
+    seed_tasks(fake, high=30)
+    source = make_source()
+    fetch(source)
+    fake.inject("query", b"", status=500)
+    with pytest.raises(SourceError):
+        fetch(source)
+    seed_tasks(fake, high=400)
+    after = fetch(source)  # the row count was forgotten: count(*) first, not page after page
+    assert fake.queries()[-after.calls].startswith("SELECT count(*)")
+    assert after.counts == {"High": 430}

@@ -138,7 +138,8 @@ class VtigerSource:
                 "use plan auto or page"
             )
         key = (query.module, query.filter, category)
-        fits_a_page = query.plan == "auto" and self._last_rows.get(key, PAGE) < PAGE
+        # A failed read forgets the last row count, so a KPI that outgrew one page is counted next time.
+        fits_a_page = query.plan == "auto" and self._last_rows.pop(key, PAGE) < PAGE
         if query.plan == "page" or not plain or not values or fits_a_page:
             result = self._page(query.module, where, category, calls)
         else:
