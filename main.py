@@ -8,9 +8,9 @@ line instead of a traceback.
 import logging
 import sys
 
+from bot.chat.web import create_app
 from bot.errors import ConfigError
 from bot.logs import setup_logging
-from bot.web import create_app
 
 setup_logging()
 try:

@@ -23,9 +23,9 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bot.chat.web import create_app
 from bot.config import CHAT_ISSUER, DEMO_CONFIG, load_config
 from bot.services import build_services
-from bot.web import create_app
 from tests import payloads
 from tests.tokens import TokenFactory
 

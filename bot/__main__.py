@@ -21,14 +21,14 @@ from collections.abc import Callable, Sequence
 
 from bot.card_text import message_as_text
 from bot.cards import team_message
-from bot.cli_schedule import add_commands
 from bot.config import Config, is_loopback, load_config
 from bot.errors import ScorebotError, SourceError
 from bot.logs import setup_logging
 from bot.reports import rule_of
+from bot.schedule.cli import add_commands
+from bot.schedule.tick import start_background_ticker
 from bot.services import Services, build_services
 from bot.sources import Deadline
-from bot.tick import start_background_ticker
 from scoring import score_kpi
 
 log = logging.getLogger("bot")
@@ -39,7 +39,7 @@ def cmd_serve(args: argparse.Namespace, services: Services) -> int:
     """Run the Chat app with Werkzeug's threaded server."""
     from werkzeug.serving import run_simple
 
-    from bot.web import create_app
+    from bot.chat.web import create_app
 
     config = services.config
     if not config.chat.verify:

@@ -17,9 +17,9 @@ import sqlalchemy as sa
 from bot.config import Config, TeamConfig
 from bot.errors import ConfigError
 from bot.reports import Reporter, TeamReport
+from bot.schedule.templates import validate_templates
 from bot.sources import Source, build_source
 from bot.store import Store, resolve_url
-from bot.templates import validate_templates
 
 
 def utc_now() -> datetime:

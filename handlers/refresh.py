@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from bot.cards import help_message, team_message
-from bot.events import ChatEvent
-from bot.replies import Reply
+from bot.chat.events import ChatEvent
+from bot.chat.replies import Reply
 from bot.services import Services
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 
-from bot.events import ChatEvent
-from bot.replies import Reply
+from bot.chat.events import ChatEvent
+from bot.chat.replies import Reply
 from bot.services import Services
 
 log = logging.getLogger(__name__)

@@ -7,8 +7,8 @@ from datetime import datetime
 from bot.cards import Message, plain_text, team_message
 from bot.config import TeamConfig
 from bot.reports import TeamReport
+from bot.schedule.templates import render_text
 from bot.services import Services
-from bot.templates import render_text
 
 
 def handle(

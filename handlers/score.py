@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 
 from bot.cards import help_message, team_message
-from bot.events import ChatEvent, Kind
-from bot.replies import Reply
+from bot.chat.events import ChatEvent, Kind
+from bot.chat.replies import Reply
 from bot.services import Services
 
 WORD = re.compile(r"[a-z0-9-]+")

@@ -13,12 +13,12 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from bot.config import WebhookTarget, load_config
-from bot.delivery import Delivery, Post, manual_message_id, message_id
 from bot.errors import DeliveryError
 from bot.http_headers import retry_after_seconds
+from bot.schedule.delivery import Delivery, Post, manual_message_id, message_id
+from bot.schedule.tick import Scheduler
 from bot.services import build_services
 from bot.sources import Deadline
-from bot.tick import Scheduler
 from tests.chat_schema import validate_message
 from tests.fakes.chat import ACCESS_TOKEN, FakeChat, write_config
 

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from bot.events import Format, Kind, parse_event
+from bot.chat.events import Format, Kind, parse_event
 from tests import payloads as p
 
 

@@ -10,9 +10,9 @@ import time
 import pytest
 import yaml
 
+from bot.chat.web import create_app
 from bot.config import CHAT_ISSUER, load_config
 from bot.services import build_services
-from bot.web import create_app
 from tests import payloads as p
 from tests.chat_schema import validate_message
 from tests.fakes.vtiger import FakeVtiger

@@ -21,9 +21,9 @@ import pytest
 import sqlalchemy as sa
 
 from bot.config import load_config
+from bot.schedule.tick import Scheduler
 from bot.services import build_services
 from bot.store import SCHEMA_VERSION, Store, schema_info
-from bot.tick import Scheduler
 from tests.fakes.chat import FakeChat, write_config
 
 REPO = Path(__file__).resolve().parent.parent

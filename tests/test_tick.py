@@ -12,14 +12,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from flask import Flask
 
-from bot.cli_schedule import add_commands, parse_instant
 from bot.config import load_config
-from bot.delivery import Delivery
 from bot.errors import ConfigError
+from bot.schedule.cli import add_commands, parse_instant
+from bot.schedule.delivery import Delivery
+from bot.schedule.route import create_tick_blueprint
+from bot.schedule.templates import validate_templates
+from bot.schedule.tick import Scheduler, start_background_ticker
 from bot.services import build_services
-from bot.templates import validate_templates
-from bot.tick import Scheduler, start_background_ticker
-from bot.tick_route import create_tick_blueprint
 from tests.fakes.chat import FakeChat, write_config
 from tests.tokens import bearer
 

@@ -6,9 +6,9 @@ import time
 
 import pytest
 
+from bot.chat.verify import CertsUnavailable, verify_chat_token, verify_google_oidc
 from bot.config import CHAT_ISSUER
 from bot.errors import VerificationError
-from bot.verify import CertsUnavailable, verify_chat_token, verify_google_oidc
 from tests.tokens import ADDON_SERVICE_ACCOUNT, GOOGLE_ISSUER, bearer, signing_key
 
 PROJECT = "123456789012"

@@ -1,7 +1,7 @@
 """The Chat app through Flask's test client, with tokens signed by a key the test made.
 
 Every request below carries a token verified by the production code path
-(bot/verify.py) against certificates served on 127.0.0.1.
+(bot/chat/verify.py) against certificates served on 127.0.0.1.
 """
 
 import json
@@ -12,10 +12,10 @@ import time
 import pytest
 import yaml
 
+from bot.chat.web import create_app
 from bot.config import CHAT_ISSUER, DEMO_CONFIG, load_config
 from bot.errors import ConfigError
 from bot.services import build_services
-from bot.web import create_app
 from tests import payloads as p
 from tests.chat_schema import validate_addon_response, validate_message
 
@@ -165,7 +165,7 @@ def test_removed_answers_200_with_an_empty_body(client, auth, body):
 
 @pytest.mark.parametrize("body", [p.classic_other(), p.addon_other(), {"chat": {}}, {}])
 def test_unknown_events_answer_200_and_are_logged(client, auth, body, caplog):
-    with caplog.at_level(logging.INFO, logger="bot.dispatch"):
+    with caplog.at_level(logging.INFO, logger="bot.chat.dispatch"):
         response = post(client, body, auth)
     assert response.status_code == 200
     assert response.get_json() == {}

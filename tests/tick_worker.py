@@ -15,8 +15,8 @@ import sys
 from datetime import datetime
 
 from bot.config import load_config
+from bot.schedule.tick import Scheduler
 from bot.services import build_services
-from bot.tick import Scheduler
 
 
 def main(argv: list[str]) -> int:

@@ -40,41 +40,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, field_validator
 
 from bot.errors import SourceDataError, SourceError, SourceQueryError
 from bot.sources.base import NO_CATEGORY, Deadline, FetchResult, SourceSettings, StrictModel
-from bot.sources.http import Calls, http_url
+from bot.sources.http import Calls
 from bot.sources.vtiger_api import SERVICE, UnknownModule, VtigerApi, make_api
+from bot.sources.vtiger_settings import VtigerSettings
 from bot.sources.vtiger_vtql import IDENTIFIER, Condition, Filter, parse_filter, quotable
 
 log = logging.getLogger(__name__)
 
 PAGE = 100
 """Rows per VTQL query: Vtiger clamps any LIMIT above 100."""
-
-
-class VtigerSettings(SourceSettings):
-    """``type: vtiger``: where Vtiger is, which API, and whose access key."""
-
-    type: Literal["vtiger"]
-    api: Literal["webservice", "rest"] = "webservice"
-    url: str
-    username: str = Field(min_length=1)
-    access_key: SecretStr = Field(min_length=1)
-    connect_timeout: float = Field(default=3.05, gt=0, le=60)
-    read_timeout: float = Field(default=10, gt=0, le=120)
-    requests_per_minute: float | None = Field(default=None, gt=0)
-    throttle_retries: int = Field(default=3, ge=0, le=10)
-    describe_cache_seconds: float = Field(default=600, ge=0)
-
-    @field_validator("url")
-    @classmethod
-    def _base_url(cls, value: str) -> str:
-        value = http_url(value)
-        for suffix in ("/webservice.php", "/restapi/v1/vtiger/default"):
-            value = value.removesuffix(suffix)
-        return value
 
 
 class VtigerQuery(StrictModel):

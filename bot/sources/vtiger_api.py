@@ -22,7 +22,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -32,9 +32,7 @@ from bot.errors import SourceAuthError, SourceDataError, SourceError, SourceQuer
 from bot.http_headers import retry_after_seconds
 from bot.logs import redact
 from bot.sources.http import Calls, json_body, seconds, send
-
-if TYPE_CHECKING:
-    from bot.sources.vtiger import VtigerSettings
+from bot.sources.vtiger_settings import VtigerSettings
 
 log = logging.getLogger(__name__)
 

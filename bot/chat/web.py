@@ -1,7 +1,7 @@
 """The Flask adapter: routes, request verification, and nothing else.
 
 Everything past the HTTP boundary (parsing, routing, handlers, formatting)
-is plain Python in `bot.events`, `bot.dispatch` and `handlers/`.
+is plain Python in `bot.chat.events`, `bot.chat.dispatch` and `handlers/`.
 """
 
 from __future__ import annotations
@@ -13,14 +13,14 @@ from typing import Any
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from bot.chat.dispatch import dispatch
+from bot.chat.events import parse_event
+from bot.chat.replies import wrap
+from bot.chat.verify import CertCache, CertsUnavailable, verify_chat_token
 from bot.config import Config, load_config
-from bot.dispatch import dispatch
 from bot.errors import ConfigError, VerificationError
-from bot.events import parse_event
-from bot.replies import wrap
+from bot.schedule.route import create_tick_blueprint
 from bot.services import Services, build_services
-from bot.tick_route import create_tick_blueprint
-from bot.verify import CertCache, CertsUnavailable, verify_chat_token
 
 log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 1024 * 1024

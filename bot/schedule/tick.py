@@ -45,14 +45,14 @@ from datetime import datetime, timedelta
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.config import DeliveryTarget, LogTarget, TeamConfig, WebhookTarget
-from bot.delivery import Delivery, Post, message_id, target_key
 from bot.errors import DeliveryError, ScorebotError
 from bot.reports import TeamReport
-from bot.schedule import slots_between
+from bot.schedule.delivery import Delivery, Post, message_id, target_key
+from bot.schedule.slots import slots_between
+from bot.schedule.templates import thread_key
 from bot.services import Services
 from bot.sources import Deadline
 from bot.store import DELIVERED, FAILED, MISSED, PENDING, SKIPPED, UNFINISHED, to_utc
-from bot.templates import thread_key
 from handlers import scheduled
 
 log = logging.getLogger(__name__)

@@ -17,13 +17,13 @@ from datetime import datetime
 from typing import Any
 
 from bot.config import TeamConfig
-from bot.delivery import manual_message_id, target_key
 from bot.errors import DeliveryError
-from bot.schedule import next_slots
+from bot.schedule.delivery import manual_message_id, target_key
+from bot.schedule.slots import next_slots
+from bot.schedule.tick import ERROR, Scheduler
 from bot.services import Services
 from bot.sources import Deadline
 from bot.store import FAILED, to_utc
-from bot.tick import ERROR, Scheduler
 
 Command = Callable[[argparse.Namespace, Services], int]
 

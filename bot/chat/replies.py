@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from bot.events import Format
+from bot.chat.events import Format
 
 
 @dataclass(frozen=True)

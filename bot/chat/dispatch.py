@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from bot.events import ChatEvent, Kind
-from bot.replies import Reply
+from bot.chat.events import ChatEvent, Kind
+from bot.chat.replies import Reply
 from bot.services import Services
 from handlers import added, help, refresh, removed, score
 from handlers.score import mention_words

@@ -1,0 +1,1 @@
+"""The Chat-facing shell: the web adapter, request verification, events, dispatch and replies."""
