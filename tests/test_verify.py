@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from bot.chat.verify import CertsUnavailable, verify_chat_token, verify_google_oidc
+from bot.chat.verify import FAILED_FETCH_PAUSE_SECONDS, CertsUnavailable, verify_chat_token, verify_google_oidc
 from bot.config import CHAT_ISSUER
 from bot.errors import VerificationError
 from tests.tokens import ADDON_SERVICE_ACCOUNT, GOOGLE_ISSUER, bearer, signing_key
@@ -53,10 +53,9 @@ def test_endpoint_url_token_accepted(token_factory):
     assert claims["aud"] == URL
 
 
-@pytest.mark.parametrize("email_verified", [None, True])
-def test_addon_token_accepted_with_or_without_email_verified(token_factory, email_verified):
+def test_addon_token_accepted(token_factory):
     settings = token_factory.settings("addon", URL)
-    token = token_factory.addon_token(URL, email_verified=email_verified)
+    token = token_factory.addon_token(URL)
     claims = verify_chat_token(bearer(token), settings, token_factory.cert_cache())
     assert claims["email"] == ADDON_SERVICE_ACCOUNT
 
@@ -132,6 +131,34 @@ def test_project_number_token_sent_to_an_endpoint_url_app(token_factory):
     assert "wrong audience" in reason
 
 
+@pytest.mark.parametrize("kind", ["project_number", "endpoint_url", "addon"])
+@pytest.mark.parametrize(
+    ("overrides", "reason"),
+    [
+        ({"nbf": int(time.time()) + 86400}, "nbf in the future"),
+        ({"nbf": "tomorrow"}, "nbf is 'tomorrow', not a number"),
+        ({"lifetime": 10 * 365 * 86400}, "token lifetime 315360000 s is longer than the 3600 s Google issues"),
+        ({"lifetime": 3600 + 120}, "token lifetime 3720 s is longer"),
+    ],
+)
+def test_tokens_not_yet_valid_or_living_longer_than_google_issues_are_refused(token_factory, kind, overrides, reason):
+    audience = PROJECT if kind == "project_number" else URL
+    settings = token_factory.settings(kind, audience)
+    make = {
+        "project_number": token_factory.project_number_token,
+        "endpoint_url": token_factory.endpoint_token,
+        "addon": token_factory.addon_token,
+    }[kind]
+    assert reason in rejection(bearer(make(audience, **overrides)), settings, token_factory.cert_cache())
+
+
+@pytest.mark.parametrize("overrides", [{"nbf": int(time.time()) + 20}, {"nbf": int(time.time())}, {"lifetime": 3620}])
+def test_nbf_and_lifetime_within_clock_skew_are_accepted(token_factory, overrides):
+    settings = token_factory.settings("project_number", PROJECT)
+    token = token_factory.project_number_token(PROJECT, **overrides)
+    assert verify_chat_token(bearer(token), settings, token_factory.cert_cache())["aud"] == PROJECT
+
+
 def test_token_without_expiry(token_factory):
     settings = token_factory.settings("project_number", PROJECT)
     token = token_factory.sign(aud=PROJECT, iss=CHAT_ISSUER, iat=int(time.time()))
@@ -161,6 +188,7 @@ def test_endpoint_url_faults(token_factory, overrides, reason):
         ({"email": CHAT_ISSUER}, "wrong email"),
         ({"email": ADDON_SERVICE_ACCOUNT.upper()}, "wrong email"),
         ({"email_verified": False}, "email not verified"),
+        ({"email_verified": None}, "email not verified (email_verified is None)"),
         ({"issuer": "https://evil.example.com"}, "wrong issuer"),
     ],
 )
@@ -267,3 +295,19 @@ def test_expired_certificates_are_kept_while_the_endpoint_fails_and_retried_once
     clock.now += 61
     verify_chat_token(known, settings, certs)
     assert token_factory.fetches == fetched + 2
+
+
+def test_a_failed_fetch_is_remembered_for_a_few_seconds(token_factory):
+    token_factory.fail_with = 503
+    settings = token_factory.settings("project_number", PROJECT)
+    clock = FakeClock()
+    certs = token_factory.cert_cache(clock=clock)
+    header = bearer(token_factory.project_number_token(PROJECT))
+    for _ in range(5):
+        with pytest.raises(CertsUnavailable, match="answered HTTP 503"):
+            verify_chat_token(header, settings, certs)
+    assert token_factory.fetches == 1, "one fetch, then its failure is the answer"
+    token_factory.fail_with = None
+    clock.now += FAILED_FETCH_PAUSE_SECONDS + 0.5
+    assert verify_chat_token(header, settings, certs)["aud"] == PROJECT
+    assert token_factory.fetches == 2

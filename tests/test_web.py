@@ -8,10 +8,12 @@ import json
 import logging
 import shutil
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import yaml
 
+from bot.chat.verify import CertCache
 from bot.chat.web import create_app
 from bot.config import CHAT_ISSUER, DEMO_CONFIG, load_config
 from bot.errors import ConfigError
@@ -157,10 +159,11 @@ def test_addon_add_by_mention_is_welcomed_once(client, auth):
 
 
 @pytest.mark.parametrize("body", [p.classic_removed(), p.addon_removed()])
-def test_removed_answers_200_with_an_empty_body(client, auth, body):
+def test_removed_answers_200_with_an_empty_json_object(client, auth, body):
     response = post(client, body, auth)
     assert response.status_code == 200
-    assert response.data == b""
+    assert response.mimetype == "application/json"
+    assert response.get_json() == {}
 
 
 @pytest.mark.parametrize("body", [p.classic_other(), p.addon_other(), {"chat": {}}, {}])
@@ -268,6 +271,29 @@ def test_url_and_addon_audiences(tmp_path, token_factory, mode):
     assert wrong.status_code == 401
     wrong_aud = post(client, body, {"Authorization": "Bearer " + token_factory.sign(**{**good, "aud": PROJECT_NUMBER})})
     assert wrong_aud.status_code == 401
+
+
+def test_a_hanging_certificate_endpoint_answers_every_request_503_within_the_fetch_timeout(tmp_path, token_factory):
+    """A cold instance, Google's certificate URL hanging: 8 requests at once share one fetch and its timeout."""
+    token_factory.hang = True
+    config = make_config(tmp_path, audience=PROJECT_NUMBER, certs_url=token_factory.certs_url)
+    certs = CertCache(token_factory.certs_url, timeout=1.0)
+    app = create_app(services=build_services(config, store_url="sqlite:///store.db"), certs=certs)
+    header = {"Authorization": "Bearer " + token_factory.project_number_token(PROJECT_NUMBER)}
+    started = time.monotonic()
+
+    def request(_: int) -> tuple[int, float]:
+        response = post(app.test_client(), p.classic_slash(), header)
+        return response.status_code, time.monotonic() - started
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(request, range(8)))
+    assert [status for status, _ in answers] == [503] * 8
+    assert max(elapsed for _, elapsed in answers) < 2.5, answers
+    assert token_factory.fetches == 1
+    # The failure is remembered: the next request is answered at once, without another fetch.
+    assert request(0)[0] == 503
+    assert token_factory.fetches == 1
 
 
 def test_the_production_app_refuses_verify_false(tmp_path):

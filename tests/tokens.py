@@ -68,8 +68,8 @@ class TokenFactory:
     """Keys served at ``certs_url`` on 127.0.0.1, and tokens signed with them.
 
     ``fetches`` counts requests to the certificate URL; set ``max_age`` (or
-    None for no Cache-Control header) and ``fail_with`` (an HTTP status) to
-    shape the next answers.
+    None for no Cache-Control header), ``fail_with`` (an HTTP status) or
+    ``hang`` (no answer until `close`) to shape the next answers.
     """
 
     def __init__(self) -> None:
@@ -78,6 +78,7 @@ class TokenFactory:
         self.fetches = 0
         self.max_age: int | None = 3600
         self.fail_with: int | None = None
+        self.hang = False
         self._server = LoopbackServer(_handler(self), self)
         self.certs_url = f"{self._server.base_url}/certs"
 
@@ -150,8 +151,9 @@ class TokenFactory:
         return self.chat_token(audience, **{**defaults, **overrides})
 
     def addon_token(self, audience: str, email: str = ADDON_SERVICE_ACCOUNT, **overrides: Any) -> str:
-        """What Chat sends to an app built as a Workspace add-on (no ``email_verified``)."""
-        return self.chat_token(audience, **{"issuer": GOOGLE_ISSUER, "email": email, **overrides})
+        """What Chat sends to an app built as a Workspace add-on."""
+        defaults = {"issuer": GOOGLE_ISSUER, "email": email, "email_verified": True}
+        return self.chat_token(audience, **{**defaults, **overrides})
 
     def oidc_token(self, audience: str, email: str, **overrides: Any) -> str:
         """A Google OIDC ID token for a service account, as Cloud Scheduler sends."""
@@ -167,8 +169,13 @@ def bearer(token: str) -> str:
 
 def _handler(factory: TokenFactory) -> type[BaseHTTPRequestHandler]:
     class CertsHandler(BaseHTTPRequestHandler):
+        server: LoopbackServer[TokenFactory]
+
         def do_GET(self) -> None:
             factory.fetches += 1
+            if factory.hang:
+                self.server.stopping.wait(timeout=60)
+                return
             status = 404 if self.path != "/certs" else factory.fail_with
             if status:
                 self.send_response(status)

@@ -7,12 +7,13 @@ depends on the app's "Authentication Audience" (``chat.audience_type``):
   ``aud`` is the project number and ``iss`` the same service account.
 - ``endpoint_url``: a Google OIDC ID token; ``aud`` is the endpoint URL,
   ``email`` is ``chat@system.gserviceaccount.com`` and ``email_verified`` true.
-- ``addon``: a Google OIDC ID token; ``aud`` is the endpoint URL and ``email``
-  exactly the configured add-on service account.
+- ``addon``: a Google OIDC ID token; ``aud`` is the endpoint URL, ``email``
+  exactly the configured add-on service account and ``email_verified`` true.
 
 Cloud Scheduler's OIDC token on the tick endpoint is checked by the same code
 (`verify_google_oidc`). Signature, ``iat``/``exp`` and audience are checked by
-``google.auth.jwt.decode``; the certificates come from a `CertCache`.
+``google.auth.jwt.decode``; ``nbf`` and the token's lifetime (at most an hour,
+as Google issues them) here; the certificates come from a `CertCache`.
 
 What the caller should answer:
 
@@ -41,9 +42,12 @@ from bot.errors import VerificationError
 
 GOOGLE_ISSUERS = frozenset({"https://accounts.google.com", "accounts.google.com"})
 CLOCK_SKEW_SECONDS = 30
+MAX_TOKEN_LIFETIME_SECONDS = 3600
+"""Google's ID tokens and Chat's self-signed tokens live one hour (exp − iat)."""
 DEFAULT_MAX_AGE = 3600.0
 MIN_REFETCH_SECONDS = 60.0
 FETCH_TIMEOUT_SECONDS = 5.0
+FAILED_FETCH_PAUSE_SECONDS = 5.0
 _MAX_AGE = re.compile(r"max-age\s*=\s*(\d+)", re.IGNORECASE)
 
 # google.auth.jwt is not annotated: give the two functions used here their types.
@@ -62,6 +66,13 @@ class CertCache:
     when absent). A key id that is not in a fresh set triggers a refetch, at
     most once a minute, so a rotated key is picked up without letting
     unknown key ids hammer the certificate endpoint.
+
+    At most one fetch runs at a time, in a thread of its own: every request
+    that needs it waits for that one fetch, and no longer than ``timeout``,
+    so a hanging endpoint costs each request at most ``timeout`` seconds. A
+    failed fetch is remembered: for `FAILED_FETCH_PAUSE_SECONDS` (a minute
+    while an older set is still in hand) requests get the same answer at once,
+    from the older set or as `CertsUnavailable`.
     """
 
     def __init__(
@@ -80,30 +91,62 @@ class CertCache:
         self._certs: dict[str, str] | None = None
         self._expires_at = 0.0
         self._fetched_at = 0.0
+        self._in_flight: threading.Event | None = None
+        self._failure: CertsUnavailable | None = None
+        self._retry_at = 0.0
 
     def get(self, kid: str) -> str | None:
         """The PEM certificate for ``kid``, or None if Google does not publish it.
 
-        Raises `CertsUnavailable` when a needed fetch fails.
+        Raises `CertsUnavailable` when the set that would tell cannot be fetched.
         """
         with self._lock:
-            now = self._clock()
-            certs = self._certs
-            expired = certs is None or now >= self._expires_at
-            rotated = certs is not None and kid not in certs and now - self._fetched_at >= MIN_REFETCH_SECONDS
-            if expired or rotated:
-                try:
-                    certs = self._fetch(now)
-                except CertsUnavailable:
-                    if certs is None or kid not in certs:
-                        raise
-                    # Keep answering with the set we have; try the endpoint again in a minute, not per request.
-                    self._expires_at = now + MIN_REFETCH_SECONDS
-            assert certs is not None  # noqa: S101 (fetched, or kept from before)
-            return certs.get(kid)
+            done = self._fetch_if_due(kid, self._clock())
+        if done is not None and not done.wait(self._timeout):
+            raise CertsUnavailable(f"signing certificates at {self.url} did not arrive within {self._timeout:g} s")
+        with self._lock:
+            if self._certs is not None and kid in self._certs:
+                return self._certs[kid]
+            if self._failure is not None:
+                raise self._failure
+            return None
 
-    def _fetch(self, now: float) -> dict[str, str]:
+    def _fetch_if_due(self, kid: str, now: float) -> threading.Event | None:
+        """Start a fetch if this request needs one (or join the one running); the event it may wait on."""
+        if self._in_flight is not None:
+            return self._in_flight
+        certs = self._certs
+        expired = certs is None or now >= self._expires_at
+        rotated = certs is not None and kid not in certs and now - self._fetched_at >= MIN_REFETCH_SECONDS
+        if not (expired or rotated) or now < self._retry_at:
+            return None
         self._fetched_at = now
+        done = self._in_flight = threading.Event()
+        threading.Thread(target=self._fetch, args=(now, done), name="certs-fetch", daemon=True).start()
+        return done
+
+    def _fetch(self, started: float, done: threading.Event) -> None:
+        """Fetch the set and record the outcome; wake every request waiting on ``done``, whatever happens."""
+        outcome: tuple[dict[str, str], float] | CertsUnavailable
+        outcome = CertsUnavailable(f"fetching signing certificates from {self.url} failed unexpectedly")
+        try:
+            outcome = self._download()
+        except CertsUnavailable as exc:
+            outcome = exc
+        finally:
+            with self._lock:
+                if isinstance(outcome, CertsUnavailable):
+                    self._failure = outcome
+                    pause = MIN_REFETCH_SECONDS if self._certs else FAILED_FETCH_PAUSE_SECONDS
+                    self._retry_at = started + pause
+                else:
+                    self._certs, self._failure = outcome[0], None
+                    self._expires_at = started + outcome[1]
+                self._in_flight = None
+            done.set()
+
+    def _download(self) -> tuple[dict[str, str], float]:
+        """The certificate set and how long it may be kept; raises `CertsUnavailable`."""
         try:
             if self._session is None:
                 response = requests.get(self.url, timeout=self._timeout)
@@ -120,9 +163,7 @@ class CertCache:
         if not isinstance(body, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in body.items()):
             raise CertsUnavailable(f"signing certificates at {self.url} are not a JSON object of key id to PEM")
         match = _MAX_AGE.search(response.headers.get("Cache-Control", ""))
-        self._certs = body
-        self._expires_at = now + (float(match.group(1)) if match else DEFAULT_MAX_AGE)
-        return body
+        return body, float(match.group(1)) if match else DEFAULT_MAX_AGE
 
 
 def verify_chat_token(authorization_header: str | None, settings: ChatSettings, certs: CertCache) -> dict[str, Any]:
@@ -147,7 +188,12 @@ def verify_chat_token(authorization_header: str | None, settings: ChatSettings, 
     if not settings.addon_service_account:
         raise VerificationError("no chat.addon_service_account configured to check add-on tokens against")
     return _verify(
-        authorization_header, certs, settings.audience, issuers=GOOGLE_ISSUERS, email=settings.addon_service_account
+        authorization_header,
+        certs,
+        settings.audience,
+        issuers=GOOGLE_ISSUERS,
+        email=settings.addon_service_account,
+        email_verified_required=True,
     )
 
 
@@ -183,6 +229,7 @@ def _verify(
         )
     except (google_exceptions.GoogleAuthError, ValueError, TypeError) as exc:
         raise VerificationError(_why_rejected(exc, payload, audience)) from None
+    _check_lifetime(claims)
     if claims.get("iss") not in issuers:
         raise VerificationError(f"wrong issuer {_show(claims.get('iss'))}")
     if email is not None:
@@ -192,6 +239,22 @@ def _verify(
         if verified is False or (email_verified_required and verified is not True):
             raise VerificationError(f"email not verified (email_verified is {_show(verified)})")
     return claims
+
+
+def _check_lifetime(claims: Mapping[str, Any]) -> None:
+    """Refuse what google-auth lets through: ``nbf`` in the future, and a longer life than Google gives a token."""
+    now = time.time()
+    not_before = claims.get("nbf")
+    if not_before is not None:
+        if not isinstance(not_before, int | float):
+            raise VerificationError(f"malformed token: nbf is {_show(not_before)}, not a number")
+        if not_before - CLOCK_SKEW_SECONDS > now:
+            raise VerificationError(f"token not valid for another {int(not_before - now)} s (nbf in the future)")
+    lifetime = claims["exp"] - claims["iat"]
+    if lifetime > MAX_TOKEN_LIFETIME_SECONDS + CLOCK_SKEW_SECONDS:
+        raise VerificationError(
+            f"token lifetime {int(lifetime)} s is longer than the {MAX_TOKEN_LIFETIME_SECONDS} s Google issues"
+        )
 
 
 def _bearer_token(header: str | None) -> str:

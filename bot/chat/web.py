@@ -86,7 +86,7 @@ def create_app(
             (time.monotonic() - started) * 1000,
         )
         if reply is None:
-            return Response("", status=200) if event.kind == "removed" else jsonify({})
+            return jsonify({})
         return jsonify(wrap(reply, event.format))
 
     return app
