@@ -28,7 +28,7 @@ from bot.reports import rule_of
 from bot.schedule.cli import add_commands
 from bot.schedule.tick import start_background_ticker
 from bot.services import Services, build_services
-from bot.sources import Deadline
+from bot.sources import Deadline, fold_onto
 from scoring import score_kpi
 
 log = logging.getLogger("bot")
@@ -101,9 +101,10 @@ def cmd_check(args: argparse.Namespace, services: Services) -> int:
                 print(f"FAIL {label}: {exc}")
                 continue
             elapsed = (time.monotonic() - started) * 1000
-            score = score_kpi(result.counts, rule_of(kpi))
-            counts = ", ".join(f"{c}={n}" for c, n in sorted(result.counts.items())) or "none"
-            print(f"ok   {label}: index {score.index:g} ({score.status.value}); counts {counts}")
+            counts = fold_onto(result.counts, kpi.weights)
+            score = score_kpi(counts, rule_of(kpi))
+            listed = ", ".join(f"{c}={n}" for c, n in sorted(counts.items())) or "none"
+            print(f"ok   {label}: index {score.index:g} ({score.status.value}); counts {listed}")
             print(f"     plan: {result.plan}; {result.calls} calls; {elapsed:.0f} ms")
     return 1 if failures else 0
 

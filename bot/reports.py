@@ -11,14 +11,14 @@ import logging
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.config import KpiConfig, TeamConfig
 from bot.errors import SourceError
-from bot.sources import Deadline, FetchResult, Source
+from bot.sources import Deadline, FetchResult, Source, fold_onto
 from bot.store import Snapshot, Store
 from scoring import KpiRule, KpiScore, Status, score_kpi, worst_status
 
@@ -107,7 +107,8 @@ class Reporter:
         return TeamReport(team=team, kpis=kpis, generated_at=now, zone=zone)
 
     def _fetch(self, kpi: KpiConfig, deadline: Deadline) -> FetchResult:
-        return self.sources[kpi.source].fetch(kpi.count, kpi.category, deadline)
+        result = self.sources[kpi.source].fetch(kpi.count, kpi.category, deadline)
+        return replace(result, counts=fold_onto(result.counts, kpi.weights))
 
     def _settle(
         self, team: TeamConfig, kpi: KpiConfig, future: Future[FetchResult], deadline: Deadline, now: datetime

@@ -837,6 +837,31 @@ def test_fake_chains_not_equal_and_never_matches_null(fake: FakeVtiger) -> None:
     assert fake_query(fake, "SELECT count(*) FROM Calendar;")["result"] == [{"count": "6"}]
 
 
+def test_fake_compares_like_the_database_case_and_trailing_spaces_do_not_count(fake: FakeVtiger) -> None:
+    for value in ["High", "high", "HIGH ", " High", "Highest", "", None]:
+        fake.add("Calendar", 1, taskpriority=value, taskstatus="Not Started")
+
+    def count(condition: str) -> object:
+        return fake_query(fake, f"SELECT count(*) FROM Calendar WHERE {condition};")["result"]  # noqa: S608
+
+    assert count("taskpriority = 'High'") == [{"count": "3"}]  # High, high, "HIGH "; not " High"
+    assert count("taskpriority = 'high  '") == [{"count": "3"}]
+    assert count("taskpriority IN ('HIGH', 'x')") == [{"count": "3"}]
+    assert count("taskpriority != 'High'") == [{"count": "3"}]  # " High", Highest, ""; NULL never
+    assert count("taskpriority LIKE 'high'") == [{"count": "2"}]  # LIKE does not pad: "HIGH " is not 'high'
+    assert count("taskpriority LIKE 'high%'") == [{"count": "4"}]
+
+
+def test_fake_binds_and_tighter_than_or(fake: FakeVtiger) -> None:
+    fake.add("Calendar", 1, taskpriority="Low", taskstatus="Completed")
+    fake.add("Calendar", 2, taskpriority="High", taskstatus="Completed")
+    fake.add("Calendar", 4, taskpriority="High", taskstatus="Not Started")
+    where = "taskpriority = 'Low' OR taskpriority = 'High' AND taskstatus = 'Completed'"
+    assert fake_query(fake, f"SELECT count(*) FROM Calendar WHERE {where};")["result"] == [{"count": "3"}]  # noqa: S608
+    where = "taskstatus = 'Completed' AND taskpriority = 'Low' OR taskpriority = 'High'"
+    assert fake_query(fake, f"SELECT count(*) FROM Calendar WHERE {where};")["result"] == [{"count": "7"}]  # noqa: S608
+
+
 def test_fake_clamps_to_100_rows_and_counts_as_a_string(fake: FakeVtiger) -> None:
     fake.add("Calendar", 119, taskpriority="High")
     assert len(fake_query(fake, "SELECT * FROM Calendar;")["result"]) == 100

@@ -12,11 +12,16 @@ A source type is a class with two pydantic models and a fetch method:
 
 Sources never raise anything but ``SourceError`` subclasses from ``fetch``,
 and never return a partial or guessed count: unknown is an error, not 0.
+Every source names its categories with `CategoryCounts`, so a value is
+counted the way the CRM compares it (letter case and surrounding spaces do
+not make a new category); `fold_onto` then gives them the spelling of the
+KPI's weights keys.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
@@ -24,6 +29,42 @@ from pydantic import BaseModel, ConfigDict
 
 NO_CATEGORY = "(none)"
 """The category under which items with an empty category field are counted."""
+
+
+def category_key(value: str) -> str:
+    """What two spellings of one category share: the value trimmed, its letter case folded."""
+    return value.strip().casefold()
+
+
+class CategoryCounts:
+    """Counts per category, with each value named as the CRM counts it.
+
+    A value equal to one of the ``known`` categories (a picklist's values, a
+    KPI's weights keys) up to letter case and surrounding whitespace is
+    counted under that category; any other value under its first trimmed
+    spelling seen; an empty or missing value under ``(none)``.
+    """
+
+    def __init__(self, known: Iterable[str] = ()) -> None:
+        self._names: dict[str, str] = {}
+        for name in known:
+            if name.strip():
+                self._names.setdefault(category_key(name), name.strip())
+        self.counts: dict[str, int] = {}
+
+    def add(self, value: object, number: int = 1) -> None:
+        """Count ``number`` items whose category field holds ``value``."""
+        text = "" if value is None else str(value).strip()
+        name = self._names.setdefault(category_key(text), text) if text else NO_CATEGORY
+        self.counts[name] = self.counts.get(name, 0) + number
+
+
+def fold_onto(counts: Mapping[str, int], categories: Iterable[str]) -> dict[str, int]:
+    """``counts`` with each category named as the one of ``categories`` (a KPI's weights keys) it matches."""
+    folded = CategoryCounts(categories)
+    for name, number in counts.items():
+        folded.add(name, number)
+    return folded.counts
 
 
 class StrictModel(BaseModel):
@@ -77,7 +118,7 @@ class Source(Protocol):
     """The service in words, for messages: "Vtiger did not answer within 8 s"."""
 
     def fetch(self, query: Any, category: str, deadline: Deadline) -> FetchResult:
-        """Count the items ``query`` selects, grouped by the ``category`` field."""
+        """Count the items ``query`` selects, grouped by the ``category`` field (see `CategoryCounts`)."""
         ...
 
     def check(self, deadline: Deadline) -> str:

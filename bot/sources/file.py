@@ -1,17 +1,21 @@
-"""The ``file`` source: issues in a local CSV or JSON file (the demo's source)."""
+"""The ``file`` source: issues in a local CSV or JSON file (the demo's source).
+
+A file that says nothing is not a zero: an empty file, a CSV whose header
+lacks a column the KPI names, or a file that cannot be read is an error. A
+CSV with its header and no matching rows, or a JSON ``[]``, is a real 0.
+"""
 
 from __future__ import annotations
 
 import csv
 import json
-from collections import Counter
 from pathlib import Path
 from typing import ClassVar, Literal
 
 from pydantic import Field
 
 from bot.errors import SourceDataError, SourceQueryError, SourceUnavailable
-from bot.sources.base import NO_CATEGORY, Deadline, FetchResult, SourceSettings, StrictModel
+from bot.sources.base import CategoryCounts, Deadline, FetchResult, SourceSettings, StrictModel
 
 
 class FileSettings(SourceSettings):
@@ -42,34 +46,48 @@ class FileSource:
 
     def fetch(self, query: FileQuery, category: str, deadline: Deadline) -> FetchResult:
         """Count matching records by ``category``; empty values count as ``(none)``."""
-        records = self._read()
+        columns, records = self._read()
         wanted = {field: [v] if isinstance(v, str) else v for field, v in query.where.items()}
-        counts: Counter[str] = Counter()
+        needed = (*wanted, category)
+        if columns is not None and (missing := [f for f in needed if f not in columns]):
+            raise SourceQueryError(
+                f"{self.path.name} has no column {missing[0]!r} (its header: {', '.join(columns) or 'empty'}); "
+                "the KPI's where and category name it"
+            )
+        counts = CategoryCounts()
         for number, record in enumerate(records, start=1):
-            missing = [f for f in (*wanted, category) if f not in record]
+            missing = [f for f in needed if f not in record]
             if missing:
                 raise SourceQueryError(f"{self.path.name}: record {number} has no field {missing[0]!r}")
             if all(str(record[f]) in allowed for f, allowed in wanted.items()):
-                counts[str(record[category] or "").strip() or NO_CATEGORY] += 1
-        return FetchResult(counts=dict(counts), plan="read file", calls=1)
+                counts.add(record[category])
+        return FetchResult(counts=counts.counts, plan="read file", calls=1)
 
     def check(self, deadline: Deadline) -> str:
         """Read the file once."""
-        return f"{self.path.name}: {len(self._read())} records"
+        return f"{self.path.name}: {len(self._read()[1])} records"
 
-    def _read(self) -> list[dict[str, object]]:
+    def _read(self) -> tuple[list[str] | None, list[dict[str, object]]]:
+        """The CSV header (None for JSON) and the records."""
         try:
-            text = self.path.read_text(encoding="utf-8")
+            text = self.path.read_text(encoding="utf-8-sig")
         except OSError as exc:
             raise SourceUnavailable(f"cannot read {self.path.name}: {exc.strerror}") from None
         except UnicodeDecodeError:
             raise SourceDataError(f"{self.path.name} is not UTF-8 text") from None
+        if not text.strip():
+            raise SourceDataError(
+                f"{self.path.name} is empty; expected "
+                + ("a header row (and a row per record)" if self.format == "csv" else "a JSON list of records")
+            )
         if self.format == "csv":
-            return list(csv.DictReader(text.splitlines()))
+            reader = csv.DictReader(text.splitlines())
+            records: list[dict[str, object]] = list(reader)
+            return list(reader.fieldnames or ()), records
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise SourceDataError(f"{self.path.name} is not valid JSON (line {exc.lineno})") from None
         if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
             raise SourceDataError(f"{self.path.name} must hold a JSON list of records")
-        return data
+        return None, data

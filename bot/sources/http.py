@@ -8,7 +8,6 @@ and what went wrong, never the URL's query string or a credential.
 from __future__ import annotations
 
 import json
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -20,7 +19,7 @@ import requests
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from bot.errors import SourceAuthError, SourceDataError, SourceQueryError, SourceUnavailable
-from bot.sources.base import NO_CATEGORY, Deadline, FetchResult, SourceSettings, StrictModel
+from bot.sources.base import CategoryCounts, Deadline, FetchResult, SourceSettings, StrictModel
 
 
 def seconds(value: float) -> str:
@@ -100,7 +99,12 @@ def _reason(exc: requests.ConnectionError) -> str:
 
 
 def json_body(response: requests.Response, service: str) -> Any:
-    """The decoded JSON body, or ``SourceDataError`` saying what came instead."""
+    """The decoded JSON body, or ``SourceDataError`` saying what came instead (an empty body included)."""
+    if not response.content.strip():
+        raise SourceDataError(
+            f"{service} answered HTTP {response.status_code} with an empty body, not JSON; "
+            "check the url setting and that the service is up"
+        )
     try:
         return response.json()
     except ValueError:
@@ -165,7 +169,10 @@ class HttpSource:
             self._http.auth = (settings.username, settings.password.get_secret_value())
 
     def fetch(self, query: HttpQuery, category: str, deadline: Deadline) -> FetchResult:
-        """Fetch the document, select ``query.path``, and count by ``category`` if it is a list."""
+        """Fetch the document, select ``query.path``, and count by ``category`` if it is a list.
+
+        A path that selects nothing is an error; an empty object or list is a real 0.
+        """
         calls = Calls(deadline, self.name)
         document = self._get(calls)
         try:
@@ -173,7 +180,8 @@ class HttpSource:
         except jmespath.exceptions.JMESPathError as exc:
             raise SourceDataError(f"{self.name}: path {query.path!r} does not apply to the answer ({exc})") from None
         if isinstance(selected, dict):
-            return FetchResult(counts=self._counts(selected, query.path), plan="read counts", calls=calls.count)
+            counts = self._counts(selected, query.path)
+            return FetchResult(counts=counts, plan="read counts", calls=calls.count)
         if isinstance(selected, list):
             counts = self._group(selected, category, query.path)
             return FetchResult(counts=counts, plan="group records", calls=calls.count, details={"rows": len(selected)})
@@ -220,16 +228,15 @@ class HttpSource:
         raise SourceQueryError(f"{where}: check the url setting")
 
     def _counts(self, selected: dict[str, Any], path: str) -> dict[str, int]:
-        counts: dict[str, int] = {}
+        counts = CategoryCounts()
         for key, value in selected.items():
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise SourceDataError(f"{self.name}: {path}[{key!r}] is {value!r}, not a non-negative integer count")
-            name = key.strip() or NO_CATEGORY
-            counts[name] = counts.get(name, 0) + value
-        return counts
+            counts.add(key, value)
+        return counts.counts
 
     def _group(self, records: list[Any], category: str, path: str) -> dict[str, int]:
-        counts: Counter[str] = Counter()
+        counts = CategoryCounts()
         seen_field = not records or not category
         for number, record in enumerate(records, start=1):
             if not isinstance(record, dict):
@@ -238,8 +245,7 @@ class HttpSource:
             seen_field = seen_field or category in record
             if isinstance(value, dict | list):
                 raise SourceDataError(f"{self.name}: {category!r} of item {number} is not a single value")
-            text = "" if value is None else str(value).strip()
-            counts[text or NO_CATEGORY] += 1
+            counts.add(value)
         if not seen_field:
             raise SourceQueryError(f"{self.name}: no record under {path!r} has a field {category!r}")
-        return dict(counts)
+        return counts.counts

@@ -23,9 +23,15 @@ VTQL can write, or when the KPI's previous fetch found under 100 rows (one
 short page then answers in one call, where counting first would take two);
 otherwise it counts the total, then takes the plan with fewer
 calls left: ``len(values)`` against ``total // 100 + 1`` pages; on a tie it
-pages, which groups every value exactly as stored. The rest is unknown until
+pages. The rest is unknown until
 counted, so records with an empty or off-list category make the count plan
 cost more than ``auto`` assumed.
+
+Vtiger's ``=`` compares as its database does: letter case and trailing
+spaces do not count (``taskpriority = 'High'`` matches ``high`` and
+``HIGH ``), and so every view of Vtiger counts. Both plans name categories
+with the same `CategoryCounts`, so the pages and the rest of the count plan
+fold such values onto the picklist value too, and the plans always agree.
 """
 
 from __future__ import annotations
@@ -34,7 +40,6 @@ import difflib
 import logging
 import threading
 import time
-from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,7 +48,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, field_validator
 
 from bot.errors import SourceDataError, SourceError, SourceQueryError
-from bot.sources.base import NO_CATEGORY, Deadline, FetchResult, SourceSettings, StrictModel
+from bot.sources.base import CategoryCounts, Deadline, FetchResult, SourceSettings, StrictModel, category_key
 from bot.sources.http import Calls
 from bot.sources.vtiger_api import SERVICE, UnknownModule, VtigerApi, make_api
 from bot.sources.vtiger_settings import VtigerSettings
@@ -97,7 +102,7 @@ class VtigerSource:
         self._last_rows: dict[tuple[str, str, str], int] = {}
 
     def fetch(self, query: VtigerQuery, category: str, deadline: Deadline) -> FetchResult:
-        """Count the records ``query`` selects per value of ``category``."""
+        """Count the records ``query`` selects per value of ``category`` (folded onto its picklist values)."""
         calls = Calls(deadline, SERVICE)
         where = query.condition
         if not IDENTIFIER.fullmatch(category):
@@ -119,7 +124,7 @@ class VtigerSource:
         # A failed read forgets the last row count, so a KPI that outgrew one page is counted next time.
         fits_a_page = query.plan == "auto" and self._last_rows.pop(key, PAGE) < PAGE
         if query.plan == "page" or not plain or not values or fits_a_page:
-            result = self._page(query.module, where, category, calls)
+            result = self._page(query.module, where, category, values or (), calls)
         else:
             total = self._count(query.module, where.where(), calls)
             if total == 0:
@@ -127,7 +132,7 @@ class VtigerSource:
             elif query.plan == "count" or len(values) < total // PAGE + 1:
                 result = self._per_value(query.module, where, category, values, total, calls)
             else:
-                result = self._page(query.module, where, category, calls)
+                result = self._page(query.module, where, category, values, calls)
         self._last_rows[key] = result.details["rows"]
         return result
 
@@ -146,39 +151,41 @@ class VtigerSource:
     def _per_value(
         self, module: str, where: Filter, category: str, values: tuple[str, ...], total: int, calls: Calls
     ) -> FetchResult:
-        counts: dict[str, int] = {}
+        counts = CategoryCounts(values)
         for value in values:
             number = self._count(module, where.where(Condition(category, "=", (value,))), calls)
             if number:
-                counts[value] = counts.get(value, 0) + number
-        rest = total - sum(counts.values())
+                counts.add(value, number)
+        counted = sum(counts.counts.values())
+        rest = total - counted
         if rest < 0:
-            raise _mismatch(module, f"{sum(counts.values())} by {category} > {total} in all")
+            raise _mismatch(module, f"{counted} by {category} > {total} in all")
         plan = "count(*) per category"
         if not rest:
-            return self._result(counts, plan, calls, total)
+            return self._result(counts.counts, plan, calls, total)
         if where.joiner == "OR":
             # the != chain would repeat in every alternative of the filter: read every record instead
-            counts, pages = self._group(module, where.where(), category, calls)
-            return self._result(counts, f"{plan} + {_pages(pages)} of all records", calls, sum(counts.values()))
+            every = CategoryCounts(values)
+            pages = self._group(module, where.where(), category, calls, every)
+            rows = sum(every.counts.values())
+            return self._result(every.counts, f"{plan} + {_pages(pages)} of all records", calls, rows)
         others = [Condition(category, "!=", (value,)) for value in values]
-        found, pages = self._group(module, where.where(*others), category, calls)
-        missed = rest - sum(found.values())  # NULL matches no !=: an empty category
+        pages = self._group(module, where.where(*others), category, calls, counts)
+        found = sum(counts.counts.values()) - counted
+        missed = rest - found  # NULL matches no !=: an empty category
         if missed < 0:
-            raise _mismatch(module, f"{sum(found.values())} outside the picklist > {rest} left")
-        for value, number in found.items():
-            counts[value] = counts.get(value, 0) + number
+            raise _mismatch(module, f"{found} outside the picklist > {rest} left")
         if missed:
-            counts[NO_CATEGORY] = counts.get(NO_CATEGORY, 0) + missed
-        return self._result(counts, f"{plan} + {_pages(pages)} of other values", calls, total)
+            counts.add(None, missed)
+        return self._result(counts.counts, f"{plan} + {_pages(pages)} of other values", calls, total)
 
-    def _page(self, module: str, where: Filter, category: str, calls: Calls) -> FetchResult:
-        counts, _ = self._group(module, where.where(), category, calls)
-        return self._result(counts, "page records", calls, sum(counts.values()))
+    def _page(self, module: str, where: Filter, category: str, values: tuple[str, ...], calls: Calls) -> FetchResult:
+        counts = CategoryCounts(values)
+        self._group(module, where.where(), category, calls, counts)
+        return self._result(counts.counts, "page records", calls, sum(counts.counts.values()))
 
-    def _group(self, module: str, where: str, category: str, calls: Calls) -> tuple[dict[str, int], int]:
-        """Records selected by ``where``, read 100 at a time and counted by ``category``; and the pages read."""
-        counts: Counter[str] = Counter()
+    def _group(self, module: str, where: str, category: str, calls: Calls, counts: CategoryCounts) -> int:
+        """Add the records selected by ``where``, read 100 at a time, to ``counts`` by ``category``; the pages read."""
         offset = pages = 0
         while True:
             # module and category are checked identifiers; where() quotes every value
@@ -191,11 +198,10 @@ class VtigerSource:
                 value = row[category]
                 if isinstance(value, dict | list):
                     raise SourceDataError(f"Vtiger's {module}.{category} holds a {type(value).__name__}, not a value")
-                text = "" if value is None else str(value).strip()
-                counts[text or NO_CATEGORY] += 1
+                counts.add(value)
             offset += len(rows)
             if len(rows) < PAGE:
-                return dict(counts), pages
+                return pages
 
     def _count(self, module: str, where: str, calls: Calls) -> int:
         result = self.api.query(f"SELECT count(*) FROM {module}{where};", module, calls)  # noqa: S608
@@ -288,5 +294,9 @@ def _describe(name: str, result: Any, expires: float) -> _Module:
             if not isinstance(options, list):
                 raise SourceDataError(f"Vtiger's describe of {name} has malformed picklist values for {field_name}")
             values = [o.get("value") for o in options if isinstance(o, dict)]
-            picklists[field_name] = tuple(dict.fromkeys(str(v) for v in values if v not in (None, "")))
+            spellings: dict[str, str] = {}  # one value per category Vtiger's = tells apart
+            for value in values:
+                if value is not None and str(value).strip():
+                    spellings.setdefault(category_key(str(value)), str(value))
+            picklists[field_name] = tuple(spellings.values())
     return _Module(frozenset(names), picklists, expires)

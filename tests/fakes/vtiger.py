@@ -12,7 +12,10 @@ HTTP 429 (``throttle``, ``retry_after``) and ``X-FloodControl-*`` headers
 answers for an operation.
 
 Conditions go to SQL as written, so a field set to ``None`` is NULL: no
-condition matches it (``!=`` neither), as in MySQL. ``picklists`` is what
+condition matches it (``!=`` neither), as in MySQL. Comparisons are the
+database's: letter case does not count, and neither do trailing spaces except
+in ``LIKE`` (``'HIGH ' = 'High'``, so ``'HIGH ' != 'High'`` is false); leading
+spaces do. ``AND`` binds tighter than ``OR``. ``picklists`` is what
 ``describe`` lists: change it to rename or remove values that records keep.
 """
 
@@ -434,13 +437,15 @@ def _condition(take: Callable[[], tuple[str, str]], peek: Callable[[], str]) -> 
 
 
 def _matches(record: dict[str, str | None], conditions: list[tuple[str, str, list[str]]], joins: list[str]) -> bool:
-    """Conditions chained left to right, as the reference describes."""
+    """Whether ``record`` passes the conditions, AND binding tighter than OR (as checked on a live 8.2)."""
     if not conditions:
         return True
-    result = _test(record, conditions[0])
+    alternatives = [[conditions[0]]]
     for join, condition in zip(joins, conditions[1:], strict=True):
-        result = (result and _test(record, condition)) if join == "AND" else (result or _test(record, condition))
-    return result
+        if join == "OR":
+            alternatives.append([])
+        alternatives[-1].append(condition)
+    return any(all(_test(record, c) for c in alternative) for alternative in alternatives)
 
 
 def _test(record: dict[str, str | None], condition: tuple[str, str, list[str]]) -> bool:
@@ -449,6 +454,8 @@ def _test(record: dict[str, str | None], condition: tuple[str, str, list[str]]) 
         return False  # SQL NULL: unknown, never true
     have = str(record.get(column)).casefold()
     wanted = [v.casefold() for v in values]
+    if op != "LIKE":  # the collation pads with spaces: trailing spaces do not count
+        have, wanted = have.rstrip(" "), [v.rstrip(" ") for v in wanted]
     if op == "IN":
         return have in wanted
     if op == "LIKE":
