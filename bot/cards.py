@@ -8,6 +8,8 @@ function, because a webhook cannot receive clicks: their buttons only open links
 from __future__ import annotations
 
 import json
+import logging
+import re
 from datetime import datetime, timedelta
 from html import escape
 from typing import Any
@@ -17,6 +19,7 @@ from bot.config import Config, TeamConfig
 from bot.reports import KpiReport, TeamReport
 from scoring import CategoryLine, Status
 
+log = logging.getLogger(__name__)
 Message = dict[str, Any]
 Widget = dict[str, Any]
 
@@ -32,6 +35,12 @@ MAX_CATEGORY_NAME = 80
 MAX_TEXT = 4000
 MAX_MESSAGE_BYTES = 30_000
 """Chat takes messages up to 32,000 bytes; the rest is margin for the reply's wrapping."""
+HELP_TEAM_STEPS = (50, 20, 5, 0)
+MAX_USER_TEXT = 60
+"""The most of a user's own words a reply echoes (an unknown team name)."""
+MAX_ESCAPED_CHAR_BYTES = 12
+"""The most bytes one character takes in `message_bytes` (an astral character as two \\u escapes)."""
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def team_message(report: TeamReport, *, refresh_function: str | None, text: str | None = None) -> Message:
@@ -170,7 +179,16 @@ def _buttons(team: TeamConfig, report: TeamReport, refresh_function: str | None)
 
 
 def help_message(config: Config, note: str | None = None) -> Message:
-    """The help card: what `/score` does and which teams exist."""
+    """The help card: what `/score` does and which teams exist (as many as fit Chat's size limit)."""
+    total = len(config.teams)
+    for shown in (total, *(count for count in HELP_TEAM_STEPS if count < total)):
+        message = _help_message(config, note, shown)
+        if message_bytes(message) <= MAX_MESSAGE_BYTES:
+            break
+    return message
+
+
+def _help_message(config: Config, note: str | None, shown: int) -> Message:
     commands = "<br>".join(
         [
             "<b>/score</b> — the index of this Space's team",
@@ -178,15 +196,52 @@ def help_message(config: Config, note: str | None = None) -> Message:
             "<b>/score help</b> — this help",
         ]
     )
-    teams = "<br>".join(f"<b>{escape(t.id)}</b> — {escape(t.name)}" for t in config.teams)
+    teams, rest = config.teams[:shown], len(config.teams) - shown
+    more = [f"… and {rest} more teams"] if rest else []
+    team_lines = [f"<b>{escape(t.id)}</b> — {escape(t.name)}" for t in teams] + more
     widgets: list[Widget] = []
     if note:
         widgets.append({"textParagraph": {"text": escape(note)}})
     widgets.append({"textParagraph": {"text": commands}})
-    sections = [{"header": "Commands", "widgets": widgets}, {"header": "Teams", "widgets": [_paragraph(teams)]}]
+    sections = [
+        {"header": "Commands", "widgets": widgets},
+        {"header": "Teams", "widgets": [_paragraph("<br>".join(team_lines))]},
+    ]
     card = {"header": {"title": "Scorebot", "subtitle": "Your team's KPIs, in this Space"}, "sections": sections}
-    text = (note + "\n" if note else "") + "Teams: " + ", ".join(t.id for t in config.teams)
+    text = (note + "\n" if note else "") + "Teams: " + ", ".join([t.id for t in teams] + more)
     return {"text": text, "cardsV2": [{"cardId": "help", "card": card}]}
+
+
+def user_text(text: str, limit: int = MAX_USER_TEXT) -> str:
+    """Text a user typed, fit to be shown back: lone surrogates replaced, at most ``limit`` characters."""
+    text = _LONE_SURROGATE.sub("\ufffd", text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def within_limits(message: Message) -> Message:
+    """``message`` as Chat accepts it: every string valid UTF-8, and at most `MAX_MESSAGE_BYTES`.
+
+    The formatters shorten their own cards to fit; this is the guard every
+    reply passes last. A message still too large is sent as its text alone, cut.
+    """
+    clean: Message = _valid_unicode(message)
+    size = message_bytes(clean)
+    if size <= MAX_MESSAGE_BYTES:
+        return clean
+    log.warning("a reply of %d bytes is over Chat's limit: sending its text alone", size)
+    text = str(clean.get("text") or "This answer is too long to show in Chat.")
+    return {"text": user_text(text, (MAX_MESSAGE_BYTES - 100) // MAX_ESCAPED_CHAR_BYTES)}  # 100: the JSON around it
+
+
+def _valid_unicode(value: Any) -> Any:
+    """``value`` with every string in it (keys too) free of lone surrogates, which UTF-8 cannot carry."""
+    if isinstance(value, str):
+        return _LONE_SURROGATE.sub("\ufffd", value)
+    if isinstance(value, dict):
+        return {_valid_unicode(key): _valid_unicode(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_valid_unicode(item) for item in value]
+    return value
 
 
 def welcome_message(config: Config, team: TeamConfig | None) -> Message:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from bot.cards import help_message, team_message
+from bot.cards import help_message, team_message, user_text
 from bot.chat.events import ChatEvent, Kind
 from bot.chat.replies import Reply
 from bot.services import Services
@@ -36,7 +36,7 @@ def handle(event: ChatEvent, services: Services) -> Reply:
     if argument:
         team = config.team(argument.lower())
         if team is None:
-            return Reply(help_message(config, f"There is no team called “{argument}”."))
+            return Reply(help_message(config, f"There is no team called “{user_text(argument)}”."))
     else:
         team = config.team_for_space(event.space)
         if team is None:

@@ -122,6 +122,43 @@ def test_help_and_unknown_teams_answer_the_help_card(client, auth, body, note):
         assert note in json.dumps(message, ensure_ascii=False)
 
 
+def reply_size(response) -> int:
+    """The reply's size as Chat counts it: UTF-8 JSON (fails on a lone surrogate, which UTF-8 cannot carry)."""
+    return len(json.dumps(response.get_json(), ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+
+
+@pytest.mark.parametrize("make", [p.classic_slash, p.addon_slash, p.addon_app_command])
+def test_a_huge_unknown_team_name_is_cut_and_made_valid_utf8(client, auth, make):
+    word = "\ud800" + "x" * 100_000 + "\udfff"
+    response = post(client, make(" " + word), auth)
+    assert response.status_code == 200
+    assert reply_size(response) <= 32_000
+    _, message = card_of(response.get_json())
+    note = message["cardsV2"][0]["card"]["sections"][0]["widgets"][0]["textParagraph"]["text"]
+    assert note.startswith("There is no team called “\ufffdxxx")
+    assert note.endswith("x…”.")
+    assert len(note) < 100
+
+
+def test_help_for_two_hundred_long_team_names_fits_chat(tmp_path, token_factory, auth):
+    config = make_config(tmp_path, audience=PROJECT_NUMBER, certs_url=token_factory.certs_url)
+    data = yaml.safe_load(config.path.read_text())
+    template = data["teams"][1]
+    data["teams"] = [
+        {**template, "id": f"team-{n:03d}-" + "x" * 30, "name": f"Team {n:03d} " + "n" * 70, "spaces": []}
+        for n in range(200)
+    ]
+    config.path.write_text(yaml.safe_dump(data))
+    client = create_app(services=build_services(load_config(config.path), store_url="sqlite:///s.db")).test_client()
+    for body in (p.classic_slash(" help"), p.addon_slash(" help"), p.classic_slash(" nosuchteam")):
+        response = post(client, body, auth)
+        assert reply_size(response) <= 32_000
+        _, message = card_of(response.get_json())
+        teams = message["cardsV2"][0]["card"]["sections"][1]["widgets"][-1]["textParagraph"]["text"]
+        assert f"team-000-{'x' * 30}" in teams
+        assert teams.endswith(" more teams")
+
+
 def test_score_in_an_unlinked_space_asks_for_a_team(client, auth):
     other = {"name": "spaces/ELSEWHERE", "spaceType": "SPACE"}
     _, message = card_of(post(client, p.classic_slash(space=other), auth).get_json())

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from bot.cards import within_limits
 from bot.chat.events import Format
 
 
@@ -19,11 +20,13 @@ class Reply:
 def wrap(reply: Reply, event_format: Format) -> dict[str, Any]:
     """The HTTP response body Chat expects for ``reply`` in this event format.
 
-    Classic apps answer a `Message` with an `actionResponse`; add-ons answer a
+    Every reply passes the cards' size guard (`within_limits`) here. Classic
+    apps answer a `Message` with an `actionResponse`; add-ons answer a
     `hostAppDataAction` (a classic `actionResponse` there fails in the client).
     """
+    message = within_limits(reply.message)
     if event_format is Format.ADDON:
         action = "updateMessageAction" if reply.update else "createMessageAction"
-        return {"hostAppDataAction": {"chatDataAction": {action: {"message": reply.message}}}}
+        return {"hostAppDataAction": {"chatDataAction": {action: {"message": message}}}}
     kind = "UPDATE_MESSAGE" if reply.update else "NEW_MESSAGE"
-    return {**reply.message, "actionResponse": {"type": kind}}
+    return {**message, "actionResponse": {"type": kind}}

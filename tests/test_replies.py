@@ -1,0 +1,39 @@
+"""The size guard every synchronous reply passes, in both event formats."""
+
+import pytest
+
+from bot.cards import MAX_MESSAGE_BYTES, message_bytes, within_limits
+from bot.chat.events import Format
+from bot.chat.replies import Reply, wrap
+from tests.chat_schema import validate_addon_response, validate_message
+
+OVERSIZED = {
+    "text": "😀" * 10_000 + "\ud800",
+    "cardsV2": [{"cardId": "big", "card": {"sections": [{"widgets": [{"textParagraph": {"text": "y" * 40_000}}]}]}}],
+}
+
+
+def test_lone_surrogates_anywhere_in_a_reply_are_replaced():
+    message = {"text": "a\udc00b", "cardsV2": [{"cardId": "c", "card": {"header": {"title": "\ud83d!"}}}]}
+    assert within_limits(message) == {
+        "text": "a\ufffdb",
+        "cardsV2": [{"cardId": "c", "card": {"header": {"title": "\ufffd!"}}}],
+    }
+
+
+def test_a_reply_too_large_for_any_card_is_sent_as_its_text_alone_cut_to_fit(caplog):
+    fitted = within_limits(OVERSIZED)
+    assert set(fitted) == {"text"}
+    assert fitted["text"].startswith("😀😀") and fitted["text"].endswith("…")
+    assert message_bytes(fitted) <= MAX_MESSAGE_BYTES
+    assert validate_message(fitted) == []
+    assert "over Chat's limit" in caplog.text
+
+
+@pytest.mark.parametrize("update", [False, True])
+def test_wrap_guards_both_formats(update):
+    classic = wrap(Reply(OVERSIZED, update=update), Format.CLASSIC)
+    addon = wrap(Reply(OVERSIZED, update=update), Format.ADDON)
+    assert validate_message(classic) == []
+    assert validate_addon_response(addon) == []
+    assert "cardsV2" not in classic
