@@ -14,6 +14,8 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
+import socket
 import sys
 import threading
 import time
@@ -36,8 +38,8 @@ Command = Callable[[argparse.Namespace, Services], int]
 
 
 def cmd_serve(args: argparse.Namespace, services: Services) -> int:
-    """Run the Chat app with Werkzeug's threaded server."""
-    from werkzeug.serving import run_simple
+    """Run the Chat app with Werkzeug's threaded server; exit 2 at once if the address cannot be listened on."""
+    from werkzeug.serving import make_server, select_address_family
 
     from bot.chat.web import create_app
 
@@ -47,7 +49,20 @@ def cmd_serve(args: argparse.Namespace, services: Services) -> int:
             log.error("chat.verify is false: serve listens only on a loopback address (got %s)", args.host)
             return 2
         log.warning("request verification is OFF (chat.verify: false): for local trials only")
-    app = create_app(services=services, allow_unverified=True)
+    try:
+        listener = socket.create_server((args.host, args.port), family=select_address_family(args.host, args.port))
+    except OSError as exc:
+        reason = os.strerror(exc.errno) if exc.errno and exc.errno > 0 else exc.strerror or str(exc)
+        log.error("cannot listen on %s port %d: %s (choose another with --port)", args.host, args.port, reason)
+        return 2
+    with listener:
+        server = make_server(
+            args.host,
+            args.port,
+            create_app(services=services, allow_unverified=True),
+            threaded=True,
+            fd=listener.fileno(),
+        )
     stop = threading.Event()
     start_background_ticker(services, stop)
     log.info(
@@ -58,7 +73,7 @@ def cmd_serve(args: argparse.Namespace, services: Services) -> int:
         config.schedule.tick_seconds,
     )
     try:
-        run_simple(args.host, args.port, app, threaded=True)
+        server.serve_forever()
     finally:
         stop.set()
     return 0
@@ -116,11 +131,13 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Command]]:
     parser.add_argument("--log-level", default=None, help="DEBUG, INFO, WARNING (default INFO)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     serve = commands.add_parser("serve", help="run the Chat app")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8080, help="port to listen on (default 8080)")
     preview = commands.add_parser("preview", help="print a team's card")
-    preview.add_argument("team")
-    preview.add_argument("--format", choices=["text", "json"], default="text")
+    preview.add_argument("team", help="the team's id")
+    preview.add_argument(
+        "--format", choices=["text", "json"], default="text", help="text for people, json for the exact message"
+    )
     commands.add_parser("check", help="validate the config and read every KPI once")
     table: dict[str, Command] = {"serve": cmd_serve, "preview": cmd_preview, "check": cmd_check}
     table.update(add_commands(commands))

@@ -1,4 +1,4 @@
-"""A card message as terminal text, for `python -m bot preview`."""
+"""A card message as terminal text, for `python -m bot preview` and `history`, or as one line for the console."""
 
 from __future__ import annotations
 
@@ -28,6 +28,14 @@ def message_as_text(message: dict[str, Any]) -> str:
         lines.append("└")
     lines.append("text: " + message.get("text", "").replace("\n", "\n      "))
     return "\n".join(lines)
+
+
+def message_summary(message: dict[str, Any], limit: int = 160) -> str:
+    """One line for ``message``: its text fallback (else its first card's title), at most ``limit`` characters."""
+    cards = message.get("cardsV2") or [{}]
+    text = message.get("text") or cards[0].get("card", {}).get("header", {}).get("title", "")
+    line = " ".join(str(text).split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
 def _widget_lines(widget: dict[str, Any]) -> list[str]:

@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from croniter import CroniterError, croniter
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from bot.errors import ConfigError
 from bot.sources import SOURCE_TYPES
@@ -36,9 +36,44 @@ GOOGLE_OIDC_CERTS_URL = "https://www.googleapis.com/oauth2/v1/certs"
 MAX_KPIS_PER_TEAM = 20
 """Three widgets a KPI at most keeps a team's card under Chat's 100 widgets."""
 
-Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,39}$")]
-Name = Annotated[str, Field(min_length=1, max_length=80)]
+_SLUG = re.compile(r"[a-z0-9][a-z0-9-]{0,39}")
+_SPACE = re.compile(r"spaces/[A-Za-z0-9_-]+")
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+CRON_FIELDS = (
+    "minute (0-59)",
+    "hour (0-23)",
+    "day of month (1-31)",
+    "month (1-12, jan-dec)",
+    "day of week (0-7, sun-sat)",
+)
+"""The five fields of a cron expression, in order, with the values each takes."""
+
+
+def _slug(value: str) -> str:
+    if not _SLUG.fullmatch(value):
+        raise ValueError(
+            f"{value!r} is not a valid id: use 1 to 40 lowercase letters, digits and hyphens, "
+            "starting with a letter or digit"
+        )
+    return value
+
+
+def _space_name(value: str) -> str:
+    if not _SPACE.fullmatch(value):
+        raise ValueError(f"{value!r} is not a Space name: write it as spaces/ID, e.g. spaces/AAAAxxxx")
+    return value
+
+
+def _not_negative(value: float) -> float:
+    if value < 0:
+        raise ValueError(f"a weight cannot be negative (got {value:g})")
+    return value
+
+
+Slug = Annotated[str, AfterValidator(_slug)]
+SpaceName = Annotated[str, AfterValidator(_space_name)]
+Name = Annotated[str, Field(min_length=1, max_length=80)]
+Weight = Annotated[float, AfterValidator(_not_negative)]
 
 
 class ChatSettings(StrictModel):
@@ -97,12 +132,12 @@ class ChatApiTarget(StrictModel):
     """Post as the app through the Chat API (the card keeps its Refresh button)."""
 
     type: Literal["chat_api"]
-    space: Annotated[str, Field(pattern=r"^spaces/[A-Za-z0-9_-]+$")]
+    space: SpaceName
     thread: str | None = None
 
 
 class LogTarget(StrictModel):
-    """Write the message to the console and the store's outbox."""
+    """Keep the message in the store's outbox, with one line on the console."""
 
     type: Literal["log"]
 
@@ -118,7 +153,7 @@ class KpiConfig(StrictModel):
     source: str
     count: Any = Field(default_factory=dict)
     category: str
-    weights: dict[str, float]
+    weights: dict[str, Weight]
     lower_is_better: bool = True
     target: float
     warning: float
@@ -138,7 +173,7 @@ class TeamConfig(StrictModel):
 
     id: Slug
     name: Name
-    spaces: list[Annotated[str, Field(pattern=r"^spaces/[A-Za-z0-9_-]+$")]] = Field(default_factory=list)
+    spaces: list[SpaceName] = Field(default_factory=list)
     crm_url: str | None = None
     timezone: str | None = None
     schedule: str | None = None
@@ -155,9 +190,8 @@ class TeamConfig(StrictModel):
     @field_validator("schedule")
     @classmethod
     def _valid_cron(cls, value: str | None) -> str | None:
-        if value is not None and (len(value.split()) != 5 or not croniter.is_valid(value)):
-            raise ValueError(f"not a five-field cron expression: {value!r}")
         if value is not None:
+            _check_cron_fields(value)
             try:
                 croniter(value, datetime(2026, 1, 1)).get_next(datetime)
             except CroniterError:
@@ -243,12 +277,54 @@ def _check_zone(value: str) -> str:
     return value
 
 
+def _check_cron_fields(expression: str) -> None:
+    """Raise ``ValueError`` naming the field of ``expression`` that is wrong."""
+    fields = expression.split()
+    if len(fields) != 5:
+        raise ValueError(f"not a five-field cron expression ({len(fields)} fields): {expression!r}")
+    for index, field in enumerate(fields):
+        alone = " ".join(field if i == index else "*" for i in range(5))
+        if not croniter.is_valid(alone):
+            raise ValueError(f"cron expression {expression!r}: {field!r} is not a valid {CRON_FIELDS[index]}")
+    if not croniter.is_valid(expression):
+        raise ValueError(f"not a valid cron expression: {expression!r}")
+
+
 def _no_duplicates(ids: list[str], what: str) -> None:
     seen: set[str] = set()
     for item in ids:
         if item in seen:
             raise ValueError(f"duplicate {what} {item!r}")
         seen.add(item)
+
+
+class DuplicateKeyError(yaml.YAMLError):
+    """A YAML mapping names the same key twice (the later one would silently win)."""
+
+    def __init__(self, key: Any, first: int, second: int) -> None:
+        lines = f"twice on line {first}" if first == second else f"on lines {first} and {second}"
+        super().__init__(f"duplicate key {key!r} {lines}")
+
+
+class UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a mapping that repeats a key (a ``<<`` merge may still be overridden)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        """Build the mapping after checking that no key appears twice."""
+        lines: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            try:
+                first = lines.get(key)
+            except TypeError:  # an unhashable key: the base loader says so
+                continue
+            if first is not None:
+                raise DuplicateKeyError(key, first, line)
+            lines[key] = line
+        return super().construct_mapping(node, deep)
 
 
 def config_path(explicit: str | os.PathLike[str] | None = None) -> Path:
@@ -262,9 +338,11 @@ def load_config(path: str | os.PathLike[str] | None = None, env: Mapping[str, st
     file = config_path(path)
     env = os.environ if env is None else env
     try:
-        raw = yaml.safe_load(file.read_text(encoding="utf-8"))
+        raw = yaml.load(file.read_text(encoding="utf-8"), Loader=UniqueKeyLoader)  # noqa: S506 (a SafeLoader)
     except OSError as exc:
         raise ConfigError(f"{file}: cannot read the file ({exc.strerror})") from None
+    except DuplicateKeyError as exc:
+        raise ConfigError(f"{file}: {exc}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{file}: not valid YAML ({exc})") from None
     if not isinstance(raw, dict):

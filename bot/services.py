@@ -67,6 +67,8 @@ def build_services(config: Config, clock: Callable[[], datetime] = utc_now, stor
     validate_templates(config)
     base = config.path.parent if config.path else Path.cwd()
     where = "store URL argument" if store_url else "$SCOREBOT_STORE" if os.environ.get("SCOREBOT_STORE") else "store"
+    if where == "store" and config.path:
+        where = f"{config.path}: store"
     store = open_store(resolve_url(store_url or os.environ.get("SCOREBOT_STORE") or config.store, base), where)
     sources = {name: build_source(name, settings, base) for name, settings in config.sources.items()}
     reporter = Reporter(sources, store, clock, config.fetch_budget_seconds)

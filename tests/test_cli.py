@@ -1,5 +1,6 @@
 """The command line: preview, check and serve, as a user runs them."""
 
+import argparse
 import json
 import os
 import shutil
@@ -12,7 +13,7 @@ import pytest
 import requests
 import yaml
 
-from bot.__main__ import main
+from bot.__main__ import build_parser, main
 from bot.config import DEMO_CONFIG, is_loopback
 from tests.chat_schema import validate_message
 
@@ -155,3 +156,86 @@ def test_check_signs_in_to_sources_no_kpi_uses(demo_copy, capsys):
     out = capsys.readouterr().out
     assert "FAIL source crm: cannot reach Vtiger at 127.0.0.1" in out
     assert out.count("ok   ") == 4  # the file source and its three KPIs
+
+
+@pytest.mark.parametrize(
+    ("args", "problem"),
+    [
+        (["schedule", "--count", "0"], "argument --count: must be 1 or more, got 0"),
+        (["history", "customer", "--limit", "-1"], "argument --limit: must be 1 or more, got -1"),
+        (["history", "customer", "--limit", "ten"], "argument --limit: not a whole number: 'ten'"),
+    ],
+)
+def test_counts_and_limits_must_be_positive(demo_copy, capsys, args, problem):
+    with pytest.raises(SystemExit, match=r"^2$"):
+        main(["--config", str(demo_copy), *args])
+    err = capsys.readouterr().err
+    assert problem in err
+    assert "Traceback" not in err
+
+
+def test_every_option_has_a_description():
+    parser, _ = build_parser()
+    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    parsers = {"python -m bot": parser, **subparsers.choices}
+    undescribed = [
+        f"{name} {action.dest}"
+        for name, each in parsers.items()
+        for action in each._actions
+        if not isinstance(action, argparse._SubParsersAction) and not action.help
+    ]
+    assert undescribed == []
+    assert all(action.help for action in subparsers._choices_actions)
+
+
+def test_a_store_error_names_the_config_file(demo_copy, monkeypatch, capsys):
+    monkeypatch.delenv("SCOREBOT_STORE")
+    data = yaml.safe_load(demo_copy.read_text())
+    data["store"] = "sqlite:////nonexistent-folder/x.db"
+    demo_copy.write_text(yaml.safe_dump(data))
+    assert main(["--config", str(demo_copy), "check"]) == 2
+    assert f"error: {demo_copy.resolve()}: store: cannot open the store at" in capsys.readouterr().err
+
+
+def test_serve_on_a_port_in_use_says_so_once_and_exits(demo_copy):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        process = run_bot("serve", "--port", str(port), "--config", str(demo_copy))
+        out, _ = process.communicate(timeout=60)
+    assert process.returncode == 2
+    assert out.count(f"cannot listen on 127.0.0.1 port {port}: Address already in use") == 1
+    assert out.count("in use") == 1
+    assert "Scorebot on http" not in out
+    assert "Traceback" not in out
+
+
+def test_the_demo_console_has_one_line_per_post_and_history_has_the_card(demo_copy):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    done = subprocess.run(
+        [sys.executable, "-m", "bot", "--config", str(demo_copy), "tick", "--now", "2026-11-09T15:00:30Z"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    posts = [line for line in done.stderr.splitlines() if "scheduled post for customer" in line]
+    assert len(posts) == 2  # the demo's every-minute slots 14:59 and 15:00
+    assert all("Open customer issues: 85 (target 40)" in line for line in posts)
+    assert "Critical: 4 × 10 = 40" not in done.stderr
+    assert "[Refresh]" not in done.stderr
+
+    history = subprocess.run(
+        [sys.executable, "-m", "bot", "--config", str(demo_copy), "history", "customer"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert history.returncode == 0, history.stderr
+    outbox = history.stdout.split("outbox (")[1]
+    assert outbox.count("slot 2026-11-09") == 2
+    assert "Critical: 4 × 10 = 40" in outbox
+    assert "[Refresh]  [Open in CRM]" in outbox

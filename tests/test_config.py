@@ -1,5 +1,6 @@
 """Configuration: the demo loads; every kind of mistake names file, key path and problem."""
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -84,7 +85,18 @@ def test_valid_config_and_env_substitution(tmp_path):
         ({"sources__crm__path": None}, "sources.crm.path", "missing required key"),
         ({"teams__0__schedule": "every day"}, "teams[0].schedule", "five-field cron"),
         ({"teams__0__timezone": "Mars/Olympus"}, "teams[0].timezone", "unknown IANA time zone"),
-        ({"teams__0__spaces": ["AAA"]}, "teams[0].spaces[0]", "should match pattern"),
+        ({"teams__0__spaces": ["AAA"]}, "teams[0].spaces[0]", "'AAA' is not a Space name: write it as spaces/ID"),
+        ({"teams__0__schedule": "0 25 * * *"}, "teams[0].schedule", "'25' is not a valid hour (0-23)"),
+        ({"teams__0__schedule": "0 9 * * 8"}, "teams[0].schedule", "'8' is not a valid day of week (0-7, sun-sat)"),
+        ({"teams__0__schedule": "0 9 * * * *"}, "teams[0].schedule", "not a five-field cron expression (6 fields)"),
+        ({"teams__0__id": "Team_A"}, "teams[0].id", "use 1 to 40 lowercase letters, digits and hyphens"),
+        ({"teams__0__kpis__0__id": "-open"}, "teams[0].kpis[0].id", "starting with a letter or digit"),
+        ({"teams__0__kpis__0__weights": {"High": -10}}, "teams[0].kpis[0].weights.High", "cannot be negative"),
+        (
+            {"teams__0__kpis__0__count": {"where": {"id": 1}}},
+            "teams[0].kpis[0].count.where.id",
+            "expected a text or a list of texts, got 1 (quote numbers",
+        ),
         ({"teams__0__kpis__0__warning": 5}, "teams[0].kpis[0]", "warning must be >= target"),
         ({"teams__0__deliver": [{"type": "fax"}]}, "teams[0].deliver[0]", "does not match any of the expected tags"),
         ({"teams__0__deliver": [{"type": "webhook"}]}, "teams[0].deliver[0].url", "missing required key"),
@@ -109,6 +121,8 @@ def test_mistakes_name_the_key_path(tmp_path, changes, where, problem):
     message = str(caught.value)
     assert message.startswith(f"{path}: {where}: "), message
     assert problem in message
+    assert "\n" not in message  # one line, in words (no regex, no pydantic union branches)
+    assert "pattern" not in message
 
 
 def test_missing_environment_variable_is_named(tmp_path):
@@ -168,3 +182,26 @@ def test_a_team_has_at_most_twenty_kpis(tmp_path):
     data["teams"][0]["kpis"] = [{**kpi, "id": f"k{i}"} for i in range(21)]
     with pytest.raises(ConfigError, match=r"teams\[0\]\.kpis: List should have at most 20 items"):
         load_config(write(tmp_path, data))
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("timezone: UTC\nchat: {verify: false}\ntimezone: CET\n", "duplicate key 'timezone' on lines 1 and 3"),
+        ("teams:\n  - weights:\n      High: 10\n      High: 5\n", "duplicate key 'High' on lines 3 and 4"),
+        ("chat: {verify: false, verify: true}\n", "duplicate key 'verify' twice on line 1"),
+    ],
+)
+def test_duplicate_keys_are_refused_naming_both_lines(tmp_path, text, problem):
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError, match=f"^{re.escape(f'{path}: {problem}')}$"):
+        load_config(path)
+
+
+def test_a_merge_key_may_still_be_overridden(tmp_path):
+    data = broken()
+    data["teams"][0]["kpis"][0]["warning"] = 30
+    text = yaml.safe_dump(data).replace("chat:\n", "defaults: &chat {audience: '1'}\nchat:\n  <<: *chat\n", 1)
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError, match=r"defaults: unknown key"):  # the override itself is accepted
+        load_config(path)

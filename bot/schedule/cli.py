@@ -2,7 +2,7 @@
 
 tick [--now ISO-TIME]   work every slot due now (for any external cron)
 send TEAM [--dry-run]   post the team's card to its targets now, or print what would be posted
-history TEAM            recent snapshots, slots and deliveries
+history TEAM            recent snapshots, slots, deliveries and the outbox's posts
 schedule                each team's next slots in its own time zone
 """
 
@@ -12,10 +12,12 @@ import argparse
 import dataclasses
 import json
 import sys
+import textwrap
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from bot.card_text import message_as_text, message_summary
 from bot.config import TeamConfig
 from bot.errors import DeliveryError
 from bot.schedule.delivery import manual_message_id, target_key
@@ -36,13 +38,13 @@ def add_commands(subparsers: Any) -> dict[str, Command]:
     tick = subparsers.add_parser("tick", help="post every scheduled slot that is due")
     tick.add_argument("--now", type=parse_instant, help="pretend it is this ISO time (default: now; naive = UTC)")
     send = subparsers.add_parser("send", help="post a team's card to its targets now")
-    send.add_argument("team")
+    send.add_argument("team", help="the team's id")
     send.add_argument("--dry-run", action="store_true", help="print what would be posted, post nothing")
     history = subparsers.add_parser("history", help="a team's recent snapshots, slots and deliveries")
-    history.add_argument("team")
-    history.add_argument("--limit", type=int, default=10)
+    history.add_argument("team", help="the team's id")
+    history.add_argument("--limit", type=positive_int, default=10, help="rows of each kind to show (default 10)")
     schedule = subparsers.add_parser("schedule", help="each team's next scheduled slots")
-    schedule.add_argument("--count", type=int, default=3)
+    schedule.add_argument("--count", type=positive_int, default=3, help="slots to show per team (default 3)")
     handlers: dict[str, Command] = {
         "tick": cmd_tick,
         "send": cmd_send,
@@ -52,6 +54,17 @@ def add_commands(subparsers: Any) -> dict[str, Command]:
     for name, handler in handlers.items():
         subparsers.choices[name].set_defaults(handler=handler)
     return handlers
+
+
+def positive_int(text: str) -> int:
+    """A whole number of 1 or more, for counts and limits."""
+    try:
+        number = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {number}")
+    return number
 
 
 def parse_instant(text: str) -> datetime:
@@ -136,6 +149,12 @@ def cmd_history(args: argparse.Namespace, services: Services) -> int:
         detail = f"  {record.detail}" if record.detail else ""
         mid = f"  {record.message_id}" if record.message_id else ""
         print(f"  {local(record.at)}  slot {local(record.slot)}  {record.target}  {record.outcome}{mid}{detail}")
+    posted = store.outbox(team.id, limit=args.limit)
+    if posted:
+        print("outbox (the log target's posts, newest first; the newest in full):")
+        for entry in posted:
+            print(f"  {local(entry.created_at)}  slot {local(entry.slot)}  {message_summary(entry.message)}")
+        print(textwrap.indent(message_as_text(posted[0].message), "    "))
     return 0
 
 

@@ -38,7 +38,7 @@ from google.oauth2 import service_account
 from googleapiclient.discovery import build
 from googleapiclient.errors import HttpError
 
-from bot.card_text import message_as_text
+from bot.card_text import message_summary
 from bot.config import ChatApiTarget, ChatSettings, DeliveryTarget, LogTarget, WebhookTarget
 from bot.errors import DeliveryError
 from bot.http_headers import retry_after_seconds
@@ -200,10 +200,14 @@ class Delivery:
         return self._chat_api(target, post, timeout)
 
     def _log(self, post: Post) -> Sent:
-        log.info(
-            "scheduled post for %s (slot %s):\n%s", post.team_id, post.slot.isoformat(), message_as_text(post.message)
-        )
         self.store.add_outbox(post.team_id, post.slot, post.message, self.clock())
+        log.info(
+            "scheduled post for %s (slot %s): %s (the card: python -m bot history %s)",
+            post.team_id,
+            post.slot.isoformat(),
+            message_summary(post.message),
+            post.team_id,
+        )
         return Sent(name="outbox")
 
     def _webhook(self, target: WebhookTarget, post: Post, timeout: float) -> Sent:

@@ -10,9 +10,9 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, PlainValidator
 
 from bot.errors import SourceDataError, SourceQueryError, SourceUnavailable
 from bot.sources.base import CategoryCounts, Deadline, FetchResult, SourceSettings, StrictModel
@@ -26,10 +26,16 @@ class FileSettings(SourceSettings):
     format: Literal["csv", "json"] | None = None
 
 
+def _text_or_texts(value: Any) -> str | list[str]:
+    if isinstance(value, str) or (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+        return value
+    raise ValueError(f"expected a text or a list of texts, got {value!r} (quote numbers and dates: '1')")
+
+
 class FileQuery(StrictModel):
     """Which records count: each key a field, each value one allowed value or a list."""
 
-    where: dict[str, str | list[str]] = Field(default_factory=dict)
+    where: dict[str, Annotated[str | list[str], PlainValidator(_text_or_texts)]] = Field(default_factory=dict)
 
 
 class FileSource:
