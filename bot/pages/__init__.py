@@ -1,0 +1,1 @@
+"""Pages the app serves besides Chat events: trend charts (PNG) and the status page."""
