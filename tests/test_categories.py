@@ -40,10 +40,17 @@ def test_known_categories_take_every_spelling_that_differs_only_in_case_or_surro
 
 def test_other_values_keep_their_first_trimmed_spelling_and_empty_is_none() -> None:
     counts = CategoryCounts(["High"])
-    for value in [" Highest", "HIGHEST ", "highest", "", "  ", None]:
+    for value in [" Highest", "HIGHEST ", "highest", "", "  ", None, "Hïghest"]:
         counts.add(value)
     counts.add("Blocker", 4)
-    assert counts.counts == {"Highest": 3, NO_CATEGORY: 3, "Blocker": 4}
+    assert counts.counts == {"Highest": 4, NO_CATEGORY: 3, "Blocker": 4}
+
+
+def test_accents_do_not_make_a_new_category_as_in_vtigers_database() -> None:
+    counts = CategoryCounts(["Élevé", "High"])
+    for value in ["eleve", "ÉLEVÉ", "Hígh", "Elevee"]:
+        counts.add(value)
+    assert counts.counts == {"Élevé": 2, "High": 1, "Elevee": 1}
 
 
 # --- file and http: the KPI's weights keys are the category list ----------------------------------
@@ -203,3 +210,13 @@ def test_a_picklist_listing_one_value_in_two_spellings_is_counted_once(
         fake.add("Calendar", 2, taskpriority=value, taskstatus="Not Started")
     counts = {plan: by_plan(make_source(api), plan).counts for plan in PLANS}
     assert counts == {plan: {"High": 6, "Highest": 2, NO_CATEGORY: 2} for plan in PLANS}
+
+
+@APIS
+def test_accented_spellings_count_as_the_picklist_value_in_every_plan(
+    fake: FakeVtiger, make_source: Callable[[str], VtigerSource], api: str
+) -> None:
+    for value in ["Hígh", "HÍGH ", " hígh", "Lów", "Highést", "HIGHEST"]:
+        fake.add("Calendar", 40, taskpriority=value, taskstatus="Not Started")  # 240 records
+    counts = {plan: by_plan(make_source(api), plan).counts for plan in PLANS}
+    assert counts == {plan: {"High": 120, "Low": 40, "Highést": 80} for plan in PLANS}

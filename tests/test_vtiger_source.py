@@ -850,6 +850,8 @@ def test_fake_compares_like_the_database_case_and_trailing_spaces_do_not_count(f
     assert count("taskpriority != 'High'") == [{"count": "3"}]  # " High", Highest, ""; NULL never
     assert count("taskpriority LIKE 'high'") == [{"count": "2"}]  # LIKE does not pad: "HIGH " is not 'high'
     assert count("taskpriority LIKE 'high%'") == [{"count": "4"}]
+    assert count("taskpriority = 'Hígh'") == [{"count": "3"}]  # accents do not count either
+    assert count("taskpriority LIKE 'hÍgh%'") == [{"count": "4"}]
 
 
 def test_fake_binds_and_tighter_than_or(fake: FakeVtiger) -> None:

@@ -14,13 +14,14 @@ Sources never raise anything but ``SourceError`` subclasses from ``fetch``,
 and never return a partial or guessed count: unknown is an error, not 0.
 Every source names its categories with `CategoryCounts`, so a value is
 counted the way the CRM compares it (letter case and surrounding spaces do
-not make a new category); `fold_onto` then gives them the spelling of the
+not make a new category, and neither do accents); `fold_onto` then gives them the spelling of the
 KPI's weights keys.
 """
 
 from __future__ import annotations
 
 import time
+import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
@@ -32,16 +33,17 @@ NO_CATEGORY = "(none)"
 
 
 def category_key(value: str) -> str:
-    """What two spellings of one category share: the value trimmed, its letter case folded."""
-    return value.strip().casefold()
+    """What spellings of one category share, as Vtiger's database compares them: trimmed, no case, no accents."""
+    letters = unicodedata.normalize("NFD", value.strip())
+    return "".join(c for c in letters if not unicodedata.combining(c)).casefold()
 
 
 class CategoryCounts:
     """Counts per category, with each value named as the CRM counts it.
 
     A value equal to one of the ``known`` categories (a picklist's values, a
-    KPI's weights keys) up to letter case and surrounding whitespace is
-    counted under that category; any other value under its first trimmed
+    KPI's weights keys) up to letter case, accents and surrounding whitespace
+    is counted under that category; any other value under its first trimmed
     spelling seen; an empty or missing value under ``(none)``.
     """
 

@@ -27,9 +27,9 @@ pages. The rest is unknown until
 counted, so records with an empty or off-list category make the count plan
 cost more than ``auto`` assumed.
 
-Vtiger's ``=`` compares as its database does: letter case and trailing
-spaces do not count (``taskpriority = 'High'`` matches ``high`` and
-``HIGH ``), and so every view of Vtiger counts. Both plans name categories
+Vtiger's ``=`` compares as its database does: letter case, accents and
+trailing spaces do not count (``taskpriority = 'High'`` matches ``high``,
+``HIGH `` and ``Hígh``), and so every view of Vtiger counts. Both plans name categories
 with the same `CategoryCounts`, so the pages and the rest of the count plan
 fold such values onto the picklist value too, and the plans always agree.
 """
