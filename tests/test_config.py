@@ -116,7 +116,7 @@ def test_valid_config_and_env_substitution(tmp_path):
 )
 def test_mistakes_name_the_key_path(tmp_path, changes, where, problem):
     path = write(tmp_path, broken(**changes))
-    with pytest.raises(ConfigError) as caught:
+    with pytest.raises(ConfigError, match=re.escape(f"{where}: ")) as caught:
         load_config(path)
     message = str(caught.value)
     assert message.startswith(f"{path}: {where}: "), message
@@ -140,7 +140,7 @@ def test_a_space_belongs_to_one_team(tmp_path):
 
 def test_webhook_secrets_never_appear_in_errors(tmp_path):
     url = "http://chat.example.com/v1/spaces/A/messages?key=SECRETKEY&token=SECRETTOKEN"
-    with pytest.raises(ConfigError) as caught:
+    with pytest.raises(ConfigError, match=r"teams\[0\]\.deliver\[0\]\.url: must be the Space's https://") as caught:
         load_config(write(tmp_path, broken(teams__0__deliver=[{"type": "webhook", "url": url}])))
     assert "SECRET" not in str(caught.value)
 

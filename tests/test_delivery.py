@@ -163,7 +163,7 @@ def test_retries_stop_before_the_deadline(tmp_path, fake):
     post = Post("alpha", SLOT, {"text": "hello"}, message_id("alpha", SLOT))
 
     started = time.monotonic()
-    with pytest.raises(DeliveryError) as caught:
+    with pytest.raises(DeliveryError, match=r"^Chat API post to spaces/A: HTTP 503") as caught:
         scheduler.delivery.send(target, post, Deadline.after(2))
 
     assert time.monotonic() - started < 2
@@ -180,7 +180,7 @@ def test_connection_errors_are_retryable_and_never_show_the_webhook_url(tmp_path
     scheduler = make_scheduler(tmp_path, fake, {"alpha": [{"type": "webhook", "url": url}]})
     caplog.set_level(logging.DEBUG, logger="bot")
 
-    with pytest.raises(DeliveryError) as caught:
+    with pytest.raises(DeliveryError, match=r"^webhook to spaces/DOWN: ConnectionError$") as caught:
         scheduler.delivery.send(WebhookTarget(type="webhook", url=url), Post("alpha", SLOT, {}, "x"), Deadline.after(1))
 
     assert caught.value.retryable

@@ -155,15 +155,18 @@ def test_invalid_jmespath_fails_at_config_time() -> None:
 
 
 @pytest.mark.parametrize(
-    "block",
+    ("block", "problem"),
     [
-        {"url": "ftp://example.com/x"},
-        {"url": "https://example.com", "username": "u"},
-        {"url": "https://example.com", "token": "t", "username": "u", "password": "p"},
+        ({"url": "ftp://example.com/x"}, "must be an http:// or https:// address"),
+        ({"url": "https://example.com", "username": "u"}, "username and password go together"),
+        (
+            {"url": "https://example.com", "token": "t", "username": "u", "password": "p"},
+            "use either token or username/password, not both",
+        ),
     ],
 )
-def test_invalid_settings(block: dict[str, str]) -> None:
-    with pytest.raises(ValidationError):
+def test_invalid_settings(block: dict[str, str], problem: str) -> None:
+    with pytest.raises(ValidationError, match=problem):
         HttpSettings.model_validate({"type": "http", **block})
 
 
@@ -220,7 +223,7 @@ def test_no_credential_in_logs_or_messages(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     server.status = 401
-    with pytest.raises(SourceAuthError) as caught:
+    with pytest.raises(SourceAuthError, match=r"^metrics answered HTTP 401: the token or username/password") as caught:
         fetch(make_source(token="t0ken-abc"), "c")
     assert "t0ken-abc" not in str(caught.value)
     assert "t0ken-abc" not in caplog.text

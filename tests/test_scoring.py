@@ -54,6 +54,27 @@ def test_breakdown_lists_weighted_categories_heaviest_first_then_unweighted():
     assert score.total_count == 10
 
 
+def test_breakdown_is_heaviest_first_whatever_order_the_weights_are_written_in_ties_by_name():
+    rule = KpiRule(weights={"Low": 1, "High-b": 5, "Critical": 10, "High-a": 5}, target=20, warning=40)
+    score = score_kpi({"Low": 1, "High-a": 1, "High-b": 1, "Critical": 1}, rule)
+    assert [line.category for line in score.breakdown] == ["Critical", "High-a", "High-b", "Low"]
+
+
+def test_a_category_weighted_zero_adds_nothing_to_the_index():
+    rule = KpiRule(weights={"Critical": 10, "Ignored": 0}, target=5, warning=10)
+    score = score_kpi({"Critical": 1, "Ignored": 7}, rule)
+    assert score.index == 10
+    assert score.status is Status.WARNING
+    assert CategoryLine("Ignored", 7, 0) in score.breakdown
+    assert score.unweighted == ()
+
+
+def test_a_rule_without_a_direction_counts_lower_as_better():
+    rule = KpiRule(weights={"Critical": 10}, target=20, warning=40)
+    assert score_kpi({}, rule).status is Status.GOOD
+    assert score_kpi({"Critical": 5}, rule).status is Status.BAD
+
+
 def test_unweighted_categories_do_not_change_the_index():
     assert score_kpi({"Critical": 1, "Surprise": 99}, LOWER).index == 10
 
@@ -71,7 +92,7 @@ def test_change_against_previous(previous, change):
         ([1, 1, 1], "▁▁▁"),
         ([0, 7], "▁█"),
         ([0, 1, 2, 3, 4, 5, 6, 7], "▁▂▃▄▅▆▇█"),
-        (list(range(20)), sparkline(list(range(8, 20)))),
+        (list(range(20)), "▁▂▂▃▄▄▅▅▆▇▇█"),  # the last 12 values: 8 … 19
     ],
 )
 def test_sparkline(values, line):
@@ -102,3 +123,17 @@ def test_judge_at_exact_levels_for_both_directions():
 )
 def test_worst_status(statuses, worst):
     assert worst_status(statuses) is worst
+
+
+@pytest.mark.parametrize(
+    ("milder", "worse"),
+    [
+        (Status.GOOD, Status.WARNING),
+        (Status.WARNING, Status.BAD),
+        (Status.BAD, Status.UNKNOWN),
+        (Status.GOOD, Status.UNKNOWN),
+    ],
+)
+def test_worst_status_ranks_each_pair_whatever_their_order(milder, worse):
+    assert worst_status([milder, worse]) is worse
+    assert worst_status([worse, milder]) is worse

@@ -66,8 +66,17 @@ def at(hhmmss):
     return datetime.fromisoformat(f"2026-11-09T{hhmmss}+00:00")
 
 
-def states(result):
+def states(result, *, unexpected=()):
+    """(team, HH:MM, state) per slot, sorted. A slot whose detail tells of an unexpected error fails the test
+    (a bug would otherwise pass as "pending") unless its team is listed in ``unexpected``."""
+    surprises = [o for o in result.outcomes if (o.detail or "").startswith("unexpected")]
+    assert all(o.team_id in unexpected for o in surprises), surprises
     return sorted((o.team_id, f"{o.slot:%H:%M}", o.state) for o in result.outcomes)
+
+
+def details(result):
+    """{(team, HH:MM): detail} per slot."""
+    return {(o.team_id, f"{o.slot:%H:%M}"): o.detail for o in result.outcomes}
 
 
 def test_deployed_20_s_after_a_slot_the_slot_is_sent(tmp_path, fake, capsys):
@@ -274,8 +283,8 @@ def test_an_unexpected_error_gives_the_slot_back_and_the_other_teams_go_on(tmp_p
 
     result = tick(scheduler, clock, at("09:01:05"))
 
-    assert states(result) == [("alpha", "09:01", "pending"), ("beta", "09:01", "delivered")]
-    assert "alpha 09:01 unexpected RuntimeError" in {f"{o.team_id} {o.slot:%H:%M} {o.detail}" for o in result.outcomes}
+    assert states(result, unexpected={"alpha"}) == [("alpha", "09:01", "pending"), ("beta", "09:01", "delivered")]
+    assert details(result) == {("alpha", "09:01"): "unexpected RuntimeError", ("beta", "09:01"): None}
     assert "RuntimeError" in caplog.text
     assert SECRET not in caplog.text
     [run] = scheduler.services.store.slot_runs("alpha")
@@ -362,7 +371,7 @@ def test_a_team_template_becomes_the_message_text(tmp_path, fake):
 )
 def test_a_bad_template_fails_at_start_naming_file_and_key(tmp_path, fake, template, expected):
     path = write_config(tmp_path, fake, {"alpha": [], "beta": []}, team_options={"beta": {"template": template}})
-    with pytest.raises(ConfigError) as caught:
+    with pytest.raises(ConfigError, match=re.escape(expected)) as caught:
         validate_templates(load_config(path))
     assert str(caught.value).startswith(f"{path.resolve()}: {expected}")
 
@@ -574,3 +583,54 @@ def test_two_sends_in_the_same_second_are_two_messages(tmp_path, fake, capsys):
     ids = [p.query["messageId"] for p in fake.posts("spaces/A")]
     assert len(set(ids)) == len(fake.messages("spaces/A")) == 2
     assert all(re.fullmatch(r"client-alpha-1109090030-[0-9a-f]{4}", mid) for mid in ids)
+
+
+def test_cli_tick_exits_1_when_a_slot_failed(tmp_path, fake, capsys):
+    fake.always("spaces/A", 404)  # a deleted webhook: not retried
+    scheduler, _ = setup(tmp_path, fake, {"alpha": [{"type": "webhook", "url": fake.webhook_url("A")}]})
+    assert run_cli(scheduler.services, "tick", "--now", "2026-11-09T09:00:30Z") == 0  # the first tick: nothing due
+
+    assert run_cli(scheduler.services, "tick", "--now", "2026-11-09T09:01:05Z") == 1
+
+    out = capsys.readouterr().out
+    assert "alpha 2026-11-09T09:01:00+00:00 failed: webhook to spaces/A: HTTP 404" in out
+    assert "tick at 2026-11-09T09:01:05+00:00: 1 failed" in out
+    [run] = scheduler.services.store.slot_runs("alpha")
+    assert run.state == "failed"
+
+
+def test_cli_tick_exits_1_when_a_teams_store_fails(tmp_path, fake, capsys):
+    scheduler, _ = setup(tmp_path, fake, {"alpha": [{"type": "log"}]})
+    with scheduler.services.store.engine.begin() as conn:
+        conn.exec_driver_sql("DROP TABLE team_marks")
+
+    assert run_cli(scheduler.services, "tick", "--now", "2026-11-09T09:01:05Z") == 1
+
+    out = capsys.readouterr().out
+    assert "alpha 2026-11-09T09:01:05+00:00 error: (sqlite3.OperationalError) no such table: team_marks" in out
+    assert "tick at 2026-11-09T09:01:05+00:00: 1 error" in out
+
+
+def test_an_unexpected_error_in_a_teams_work_is_an_error_outcome_and_the_other_teams_go_on(
+    tmp_path, fake, capsys, monkeypatch
+):
+    teams = {name: [{"type": "webhook", "url": fake.webhook_url(name.upper())}] for name in ("alpha", "beta")}
+    scheduler, _ = setup(tmp_path, fake, teams)
+    store = scheduler.services.store
+    team_mark = store.team_mark
+
+    def broken(team_id, now):
+        if team_id == "alpha":
+            raise RuntimeError(SECRET)
+        return team_mark(team_id, now)
+
+    monkeypatch.setattr(store, "team_mark", broken)
+    assert run_cli(scheduler.services, "tick", "--now", "2026-11-09T09:00:30Z") == 1
+    assert run_cli(scheduler.services, "tick", "--now", "2026-11-09T09:01:05Z") == 1
+
+    out = capsys.readouterr().out
+    assert "alpha 2026-11-09T09:01:05+00:00 error: unexpected RuntimeError" in out
+    assert "beta 2026-11-09T09:01:00+00:00 delivered" in out
+    assert "tick at 2026-11-09T09:01:05+00:00: 1 delivered, 1 error" in out
+    assert SECRET not in out
+    assert [p.space for p in fake.posts()] == ["spaces/BETA"]
