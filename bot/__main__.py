@@ -5,7 +5,7 @@ preview   print a team's card as text, or as the exact message JSON
 check     validate the configuration, read every KPI once, report
 tick      post every scheduled slot that is due (for any cron)
 send      post a team's card to its targets now (--dry-run: print it)
-history   a team's recent snapshots, slots and deliveries
+history   a team's recent readings, slots and deliveries
 schedule  each team's next scheduled slots, in its zone
 """
 
@@ -31,6 +31,7 @@ from bot.schedule.cli import add_commands
 from bot.schedule.tick import start_background_ticker
 from bot.services import Services, build_services
 from bot.sources import Deadline, fold_onto
+from bot.store import SCORE
 from scoring import score_kpi
 
 log = logging.getLogger("bot")
@@ -85,7 +86,8 @@ def cmd_preview(args: argparse.Namespace, services: Services) -> int:
     if team is None:
         print(f"no team {args.team!r}; teams: {', '.join(t.id for t in services.config.teams)}", file=sys.stderr)
         return 2
-    message = team_message(services.report(team), refresh_function=services.config.chat.button_function)
+    report = services.report(team, SCORE, record=False)  # a preview shows; it writes nothing
+    message = team_message(report, refresh_function=services.config.chat.button_function)
     print(json.dumps(message, indent=2, ensure_ascii=False) if args.format == "json" else message_as_text(message))
     return 0
 

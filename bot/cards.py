@@ -3,6 +3,10 @@
 `/score`, Refresh and the scheduled post all call `team_message`, so a Space
 sees the same card whichever way it arrived. Webhook posts pass no refresh
 function, because a webhook cannot receive clicks: their buttons only open links.
+
+Each KPI says what its change is against ("▲ +12 vs last post Mon 10:00 ·
+▼ −30 vs 7 days ago") and draws the last 14 days, one point a day, "·" for a
+day without a reading; with fewer than two such days it says "no history yet".
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.config import Config, TeamConfig
-from bot.reports import KpiReport, TeamReport
+from bot.reports import SPARK_DAYS, KpiReport, TeamReport
 from scoring import CategoryLine, Status
 
 log = logging.getLogger(__name__)
@@ -81,14 +85,34 @@ def plain_text(report: TeamReport) -> str:
     """The text fallback: one line for the team, one per KPI."""
     icon, label, _ = STATUS_LOOK[report.status]
     lines = [f"{icon} *{report.team.name}*: {label}"]
+    zone = ZoneInfo(report.zone)
     for kpi in report.kpis:
         if kpi.score is None:
             lines.append(f"• {kpi.kpi.name}: no data yet ({kpi.stale_reason})")
             continue
-        change = f", {_change(kpi.score.change)}" if kpi.score.change is not None else ""
+        compared = _comparison(kpi, report.generated_at, zone)
         stale = f" (stale: {kpi.stale_reason})" if kpi.stale_reason else ""
-        lines.append(f"• {kpi.kpi.name}: {_num(kpi.score.index)} (target {_num(kpi.kpi.target)}{change}){stale}")
+        lines.append(
+            f"• {kpi.kpi.name}: {_num(kpi.score.index)} (target {_num(kpi.kpi.target)}; {compared};"
+            f" {_trend(kpi.score.sparkline)}){stale}"
+        )
     return "\n".join(lines)
+
+
+def _comparison(report: KpiReport, now: datetime, zone: ZoneInfo) -> str:
+    """What the KPI's value compares against, in words: "▲ +12 vs last post Mon 10:00 · ▼ −30 vs 7 days ago"."""
+    score = report.score
+    parts = []
+    if score and score.change is not None and report.previous_at:
+        post = "last post " if report.since_post else ""
+        parts.append(f"{_change(score.change)} vs {post}{_when(report.previous_at, now, zone)}")
+    if score and score.week_change is not None:
+        parts.append(f"{_change(score.week_change)} vs 7 days ago")
+    return " · ".join(parts) or "nothing earlier to compare with"
+
+
+def _trend(sparkline: str) -> str:
+    return f"{SPARK_DAYS} days {sparkline}" if sparkline else "no history yet"
 
 
 def _kpi_section(report: KpiReport, now: datetime, zone: ZoneInfo, lines: int) -> dict[str, Any]:
@@ -100,20 +124,13 @@ def _kpi_section(report: KpiReport, now: datetime, zone: ZoneInfo, lines: int) -
         return {"header": escape(kpi.name), "widgets": widgets}
     _, _, colour = STATUS_LOOK[score.status]
     direction = "lower is better" if kpi.lower_is_better else "higher is better"
-    if score.change is None:
-        trend = "first reading"
-    else:
-        since = _local(report.previous_at, zone) if report.previous_at else "last reading"
-        trend = f"{_change(score.change)} since {since}"
-    if score.sparkline:
-        trend += f" · {score.sparkline}"
     widgets.append(
         {
             "decoratedText": {
                 "topLabel": f"Index · {direction}",
                 "text": f'<font color="{colour}"><b>{_num(score.index)}</b></font>'
                 f" · target {_num(kpi.target)} · warning {_num(kpi.warning)}",
-                "bottomLabel": trend,
+                "bottomLabel": _comparison(report, now, zone),
                 "wrapText": True,
             }
         }
@@ -130,7 +147,8 @@ def _kpi_section(report: KpiReport, now: datetime, zone: ZoneInfo, lines: int) -
                 }
             }
         )
-    widgets.append({"textParagraph": {"text": _breakdown(score.breakdown, lines)}})
+    trend = f"<i>{escape(_trend(score.sparkline))}</i>"
+    widgets.append({"textParagraph": {"text": trend + "<br>" + _breakdown(score.breakdown, lines)}})
     return {"header": escape(kpi.name), "widgets": widgets}
 
 
@@ -273,6 +291,16 @@ def _change(delta: float | None) -> str:
     if not delta:
         return "= no change"
     return f"▲ +{_num(delta)}" if delta > 0 else f"▼ −{_num(-delta)}"
+
+
+def _when(moment: datetime, now: datetime, zone: ZoneInfo) -> str:
+    """A recent moment briefly: "today 10:00", "Mon 10:00" within a week, else "Nov 20 10:00"."""
+    local, today = moment.astimezone(zone), now.astimezone(zone).date()
+    if local.date() == today:
+        return f"today {local:%H:%M}"
+    if today - local.date() < timedelta(days=7):
+        return f"{local:%a %H:%M}"
+    return f"{local:%b} {local.day} {local:%H:%M}"
 
 
 def _local(moment: datetime, zone: ZoneInfo) -> str:

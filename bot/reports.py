@@ -1,29 +1,42 @@
-"""Reading a team's KPIs now: fetch within a budget, score, remember, fall back.
+"""Reading a team's KPIs now: fetch within a budget, score against the history, record, fall back.
 
-This is the one path behind `/score`, Refresh and the scheduled post. A KPI
-whose source fails is shown with its last known value marked stale (with the
-reason in words), or as "no data yet": never as 0.
+This is the one path behind `/score`, Refresh, the scheduled post, `preview`
+and `send`. A KPI whose source fails is shown with its last known reading
+marked stale (with the reason in words), or as "no data yet": never as 0.
+
+What a card compares with comes from the store's readings, re-scored with
+today's weights: the change against the team's previous post (a team without
+a schedule, or before its first post: the last reading of an earlier local
+day), the change against the reading closest to 7 days earlier (once the KPI
+has readings that old), and a sparkline of one point a local day over 14 days.
+A team's report asks the store a fixed number of queries, however many KPIs
+it has; only a fetch writes a reading, and only when the caller records it.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass, replace
-from datetime import datetime
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, timedelta
+from typing import TypeVar
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.config import KpiConfig, TeamConfig
 from bot.errors import SourceError
-from bot.sources import Deadline, FetchResult, Source, fold_onto
-from bot.store import Snapshot, Store
+from bot.sources import Deadline, FetchResult, RemembersRows, Source, fold_onto
+from bot.store import Reading, Store
 from scoring import KpiRule, KpiScore, Status, score_kpi, worst_status
 
 log = logging.getLogger(__name__)
-HISTORY_LENGTH = 12
+SPARK_DAYS = 14
+"""The sparkline's length: one point a local day."""
+WEEK = timedelta(days=7)
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -36,7 +49,9 @@ class KpiReport:
     stale_reason: str | None = None
     fetch: FetchResult | None = None
     previous_at: datetime | None = None
-    """When the reading that ``score.change`` compares against was taken."""
+    """When the value ``score.change`` compares against was posted (``since_post``) or read."""
+    since_post: bool = False
+    """Whether ``score.change`` is against the team's previous post (else an earlier day's last reading)."""
 
     @property
     def status(self) -> Status:
@@ -74,15 +89,63 @@ def rule_of(kpi: KpiConfig) -> KpiRule:
     return KpiRule(kpi.weights, kpi.target, kpi.warning, kpi.lower_is_better)
 
 
-def score_with_history(kpi: KpiConfig, counts: Mapping[str, int], history: list[Snapshot]) -> KpiScore:
-    """Score ``counts`` against earlier readings (re-scored with today's weights)."""
+@dataclass(frozen=True)
+class TeamHistory:
+    """What the store knows of a team before this read: what a card compares with."""
+
+    latest: dict[str, Reading] = field(default_factory=dict)
+    days: dict[str, list[tuple[date, Reading | None]]] = field(default_factory=dict)
+    post: tuple[datetime, dict[str, Reading]] | None = None
+    week: dict[str, Reading] = field(default_factory=dict)
+
+
+def score_reading(
+    kpi: KpiConfig,
+    counts: Mapping[str, int],
+    *,
+    previous: Mapping[str, int] | None = None,
+    week_ago: Mapping[str, int] | None = None,
+    days: Sequence[Mapping[str, int] | None] = (),
+) -> KpiScore:
+    """Score ``counts`` against earlier counts, every one re-scored with today's weights."""
     rule = rule_of(kpi)
-    past = [score_kpi(s.counts, rule).index for s in history]
-    return score_kpi(counts, rule, previous=past[-1] if past else None, history=past)
+
+    def index(past: Mapping[str, int] | None) -> float | None:
+        return None if past is None else score_kpi(past, rule).index
+
+    return score_kpi(counts, rule, previous=index(previous), days=[index(d) for d in days], week_ago=index(week_ago))
+
+
+def compare(
+    team: TeamConfig, kpi: KpiConfig, counts: Mapping[str, int], shown_day: date, history: TeamHistory, today: date
+) -> KpiReport:
+    """The score of ``counts`` (read on local day ``shown_day``) against ``history``; as_of not yet set."""
+    series = history.days.get(kpi.id) or [(today - timedelta(days=SPARK_DAYS - 1 - i), None) for i in range(SPARK_DAYS)]
+    days: list[Mapping[str, int] | None] = [r.counts if r else None for _, r in series]
+    if shown_day == today:
+        days[-1] = counts
+    posted = history.post[1].get(kpi.id) if history.post and team.schedule else None
+    if history.post and posted:
+        previous: Reading | None = posted
+        previous_at: datetime | None = history.post[0]
+    else:
+        earlier = [r for d, r in series if r and d < shown_day]
+        previous = earlier[-1] if earlier else None
+        previous_at = previous.taken_at if previous else None
+    old_enough = any(r for d, r in series if d <= today - WEEK)
+    week = history.week.get(kpi.id) if old_enough else None
+    score = score_reading(
+        kpi,
+        counts,
+        previous=previous.counts if previous else None,
+        week_ago=week.counts if week else None,
+        days=days,
+    )
+    return KpiReport(kpi=kpi, score=score, as_of=None, previous_at=previous_at, since_post=bool(posted))
 
 
 class Reporter:
-    """Reads teams' KPIs through their sources, records each reading in the store."""
+    """Reads teams' KPIs through their sources; records the readings in the store when asked to."""
 
     def __init__(
         self,
@@ -97,27 +160,75 @@ class Reporter:
         self.clock = clock
         self.budget_seconds = budget_seconds
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="fetch")
+        self._seeded: set[tuple[str, str]] = set()
 
-    def report(self, team: TeamConfig, zone: str) -> TeamReport:
-        """Read every KPI of ``team`` within the budget, concurrently."""
+    def report(
+        self, team: TeamConfig, zone: str, origin: str, *, record: bool = True, slot: datetime | None = None
+    ) -> TeamReport:
+        """Read every KPI of ``team`` within the budget, concurrently, and compare with its history.
+
+        ``origin`` says who asks (a store origin: post, retry, score, refresh,
+        send); ``record`` False (preview, dry runs) writes nothing to the store;
+        ``slot`` is the post the reading is for (its previous post is the one
+        before it).
+        """
         deadline = Deadline.after(self.budget_seconds)
-        futures = [(kpi, self._pool.submit(self._fetch, kpi, deadline)) for kpi in team.kpis]
         now = self.clock()
-        kpis = tuple(self._settle(team, kpi, future, deadline, now) for kpi, future in futures)
+        latest: dict[str, Reading] = self._ask("latest readings", team, lambda: self.store.latest_readings(team.id), {})
+        self._seed(team, latest)
+        futures = [(kpi, self._pool.submit(self._fetch, kpi, deadline)) for kpi in team.kpis]
+        local = ZoneInfo(zone)
+        history = self._history(team, local, now, slot or now, latest)
+        kpis = tuple(self._settle(team, kpi, future, deadline, now, history, local) for kpi, future in futures)
+        if record:
+            self._record(team, kpis, now, origin, slot)
         return TeamReport(team=team, kpis=kpis, generated_at=now, zone=zone)
+
+    def _ask(self, what: str, team: TeamConfig, query: Callable[[], _T], fallback: _T) -> _T:
+        try:
+            return query()
+        except SQLAlchemyError as exc:
+            log.error("team %s: store unavailable (%s); no %s", team.id, type(exc).__name__, what)
+            return fallback
+
+    def _seed(self, team: TeamConfig, latest: dict[str, Reading]) -> None:
+        """Give a source the row counts of the KPIs' last readings, once a process (they may predate it)."""
+        for kpi in team.kpis:
+            source, reading = self.sources[kpi.source], latest.get(kpi.id)
+            if (team.id, kpi.id) in self._seeded or reading is None or reading.rows is None:
+                continue
+            self._seeded.add((team.id, kpi.id))
+            if isinstance(source, RemembersRows):
+                source.seed_rows(kpi.count, kpi.category, reading.rows)
+
+    def _history(
+        self, team: TeamConfig, zone: ZoneInfo, now: datetime, before: datetime, latest: dict[str, Reading]
+    ) -> TeamHistory:
+        def ask() -> TeamHistory:
+            return TeamHistory(
+                latest=latest,
+                days=self.store.daily_series(team.id, zone, SPARK_DAYS, now),
+                post=self.store.last_post(team.id, before) if team.schedule else None,
+                week=self.store.reading_near(team.id, now - WEEK),
+            )
+
+        return self._ask("history", team, ask, TeamHistory(latest=latest))
 
     def _fetch(self, kpi: KpiConfig, deadline: Deadline) -> FetchResult:
         result = self.sources[kpi.source].fetch(kpi.count, kpi.category, deadline)
         return replace(result, counts=fold_onto(result.counts, kpi.weights))
 
     def _settle(
-        self, team: TeamConfig, kpi: KpiConfig, future: Future[FetchResult], deadline: Deadline, now: datetime
+        self,
+        team: TeamConfig,
+        kpi: KpiConfig,
+        future: Future[FetchResult],
+        deadline: Deadline,
+        now: datetime,
+        history: TeamHistory,
+        zone: ZoneInfo,
     ) -> KpiReport:
-        try:
-            history = self.store.recent_snapshots(team.id, kpi.id, HISTORY_LENGTH)
-        except SQLAlchemyError as exc:
-            log.error("team %s KPI %s: store unavailable (%s); no history", team.id, kpi.id, type(exc).__name__)
-            history = []
+        today = now.astimezone(zone).date()
         try:
             result = future.result(timeout=deadline.remaining() + 0.5)
         except FutureTimeout:
@@ -135,21 +246,35 @@ class Reporter:
             )
             reason = f"{self.sources[kpi.source].service} failed unexpectedly ({type(exc).__name__})"
         else:
-            score = score_with_history(kpi, result.counts, history)
-            try:
-                self.store.save_snapshot(team.id, kpi.id, now, result.counts, score.index)
-            except SQLAlchemyError as exc:
-                log.error("team %s KPI %s: reading not stored (%s)", team.id, kpi.id, type(exc).__name__)
-            previous_at = history[-1].taken_at if history else None
-            return KpiReport(kpi=kpi, score=score, as_of=now, fetch=result, previous_at=previous_at)
+            report = compare(team, kpi, result.counts, today, history, today)
+            return replace(report, as_of=now, fetch=result)
         log.warning("team %s KPI %s could not be read: %s", team.id, kpi.id, reason)
-        if not history:
+        last = history.latest.get(kpi.id)
+        if last is None:
             return KpiReport(kpi=kpi, score=None, as_of=None, stale_reason=reason)
-        *earlier, last = history
-        return KpiReport(
-            kpi=kpi,
-            score=score_with_history(kpi, last.counts, earlier),
-            as_of=last.taken_at,
-            stale_reason=reason,
-            previous_at=earlier[-1].taken_at if earlier else None,
-        )
+        report = compare(team, kpi, last.counts, last.taken_at.astimezone(zone).date(), history, today)
+        return replace(report, as_of=last.taken_at, stale_reason=reason)
+
+    def _record(
+        self, team: TeamConfig, kpis: tuple[KpiReport, ...], now: datetime, origin: str, slot: datetime | None
+    ) -> None:
+        """Store the fresh readings of this report, in one transaction."""
+        readings = [
+            Reading(
+                team_id=team.id,
+                kpi_id=k.kpi.id,
+                taken_at=now,
+                origin=origin,
+                counts=k.fetch.counts,
+                index=k.score.index,
+                rows=k.fetch.rows,
+                plan=k.fetch.plan,
+                slot=slot,
+            )
+            for k in kpis
+            if k.fetch is not None and k.score is not None and k.stale_reason is None
+        ]
+        try:
+            self.store.add_readings(readings)
+        except SQLAlchemyError as exc:
+            log.error("team %s: readings not stored (%s)", team.id, type(exc).__name__)

@@ -37,9 +37,12 @@ class Services:
     reporter: Reporter
     clock: Callable[[], datetime]
 
-    def report(self, team: TeamConfig) -> TeamReport:
-        """Read the team's KPIs now (the path shared by /score, Refresh and schedules)."""
-        return self.reporter.report(team, self.config.zone(team).key)
+    def report(self, team: TeamConfig, origin: str, *, record: bool = True, slot: datetime | None = None) -> TeamReport:
+        """Read the team's KPIs now (the path shared by /score, Refresh, schedules, preview and send).
+
+        ``origin`` is who asks (``bot.store.POST``, ``SCORE``, ...); ``record`` False writes nothing.
+        """
+        return self.reporter.report(team, self.config.zone(team).key, origin, record=record, slot=slot)
 
 
 def open_store(url: str, where: str) -> Store:

@@ -1,9 +1,17 @@
-"""The store: KPI snapshots (history) and scheduled-post state, through SQLAlchemy Core.
+"""The store: KPI readings (history) and scheduled-post state, through SQLAlchemy Core.
 
 SQLite file by default; PostgreSQL for several instances. Tables are created
 on start, and the schema version is recorded so later changes can migrate.
 
-Scheduled posts keep three tables beside the snapshots:
+``readings`` holds one row per fetch of one KPI: when, who asked (``origin``:
+a scheduled post, a tick's retry, ``/score``, Refresh, a manual ``send``, or
+``legacy`` for rows carried over from the old ``snapshots`` table), the
+counts and index, the row count and plan the source reported, and for a post
+the slot it was read for. Only a fetch writes a reading; showing one writes
+nothing. ``kpi_latest`` points at each KPI's newest reading, so a card finds
+it without scanning a year of history.
+
+Scheduled posts keep three tables beside the readings:
 
 - ``slot_runs``: one row per (team, slot); the row is the claim. A tick
   claims a slot by inserting its row (``INSERT .. ON CONFLICT DO NOTHING``)
@@ -16,6 +24,7 @@ Scheduled posts keep three tables beside the snapshots:
 
 ``team_marks`` remembers, per team, when the scheduler first saw it and how
 far it has looked, so slots skipped while it was down are recorded as missed.
+``prune_marks`` remembers up to which day old readings have been thinned.
 
 Every datetime is turned to UTC before it reaches the database: SQLite's
 DateTime keeps no offset, so 09:00-05:00 would otherwise be stored as 09:00Z.
@@ -23,18 +32,30 @@ DateTime keeps no offset, so 09:00-05:00 would otherwise be stored as 09:00Z.
 
 from __future__ import annotations
 
+import functools
+import itertools
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
-SCHEMA_VERSION = 2
-"""1: snapshots. 2: slot_runs, deliveries, outbox, team_marks (new tables only)."""
+SCHEMA_VERSION = 3
+"""1: snapshots. 2: slot_runs, deliveries, outbox, team_marks (new tables only).
+3: readings and kpi_latest replace snapshots (rows carried over as origin "legacy"); prune_marks;
+indexes on the times retention deletes by."""
+
+POST, RETRY, SCORE, REFRESH, SEND, LEGACY = "post", "retry", "score", "refresh", "send", "legacy"
+"""Where a reading came from: a scheduled post, a tick retrying a slot, /score, Refresh, `send`, schema 1-2."""
+_TICK = timedelta(microseconds=1)
+"""The smallest step between two stored times: turns ``<=`` into ``<``."""
+POSTED_OUTCOMES = ("delivered", "already")
+"""Delivery outcomes that mean the Space has the post."""
 
 CLAIMED, PENDING = "claimed", "pending"
 DELIVERED, FAILED, SKIPPED, MISSED = "delivered", "failed", "skipped", "missed"
@@ -52,16 +73,38 @@ schema_info = sa.Table(
     sa.Column("version", sa.Integer, nullable=False),
 )
 
-snapshots = sa.Table(
-    "snapshots",
+readings = sa.Table(
+    "readings",
     metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("team_id", sa.String(40), nullable=False),
     sa.Column("kpi_id", sa.String(40), nullable=False),
     sa.Column("taken_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("origin", sa.String(16), nullable=False),
     sa.Column("counts", sa.Text, nullable=False),
     sa.Column("index_value", sa.Float, nullable=False),
-    sa.Index("ix_snapshots_team_kpi_time", "team_id", "kpi_id", "taken_at"),
+    sa.Column("rows", sa.Integer),
+    sa.Column("plan", sa.String(200)),
+    sa.Column("slot_utc", sa.DateTime(timezone=True)),
+    sa.Index("ix_readings_team_kpi_time", "team_id", "kpi_id", "taken_at"),
+    sa.Index("ix_readings_team_slot", "team_id", "slot_utc"),
+    sa.Index("ix_readings_time", "taken_at"),
+)
+
+kpi_latest = sa.Table(
+    "kpi_latest",
+    metadata,
+    sa.Column("team_id", sa.String(40), primary_key=True),
+    sa.Column("kpi_id", sa.String(40), primary_key=True),
+    sa.Column("reading_id", sa.Integer, nullable=False),
+    sa.Column("taken_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+prune_marks = sa.Table(
+    "prune_marks",
+    metadata,
+    sa.Column("name", sa.String(40), primary_key=True),
+    sa.Column("done_until", sa.DateTime(timezone=True), nullable=False),
 )
 
 slot_runs = sa.Table(
@@ -75,6 +118,7 @@ slot_runs = sa.Table(
     sa.Column("claimed_until", sa.DateTime(timezone=True)),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("detail", sa.Text),
+    sa.Index("ix_slot_runs_slot", "slot_utc"),
 )
 
 deliveries = sa.Table(
@@ -89,6 +133,7 @@ deliveries = sa.Table(
     sa.Column("message_id", sa.String(63)),
     sa.Column("detail", sa.Text),
     sa.Index("ix_deliveries_team_slot", "team_id", "slot_utc"),
+    sa.Index("ix_deliveries_at", "at"),
 )
 
 outbox = sa.Table(
@@ -99,6 +144,7 @@ outbox = sa.Table(
     sa.Column("slot_utc", sa.DateTime(timezone=True), nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("message", sa.Text, nullable=False),
+    sa.Index("ix_outbox_created", "created_at"),
 )
 
 team_marks = sa.Table(
@@ -111,12 +157,22 @@ team_marks = sa.Table(
 
 
 @dataclass(frozen=True)
-class Snapshot:
-    """A KPI's counts and index as read at one moment (UTC)."""
+class Reading:
+    """One fetch of one KPI: its counts and index at ``taken_at`` (UTC), and where it came from.
 
+    ``rows`` and ``plan`` are what the source reported (None when it did not
+    say); ``slot`` is the scheduled slot (or manual send) the reading was taken for.
+    """
+
+    team_id: str
+    kpi_id: str
     taken_at: datetime
+    origin: str
     counts: dict[str, int]
     index: float
+    rows: int | None = None
+    plan: str | None = None
+    slot: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -208,35 +264,152 @@ class Store:
             if row is None:
                 conn.execute(schema_info.insert().values(version=SCHEMA_VERSION))
             elif row.version < SCHEMA_VERSION:
+                _migrate(conn)
                 conn.execute(schema_info.update().values(version=SCHEMA_VERSION))
             conn.commit()
 
-    def save_snapshot(
-        self, team_id: str, kpi_id: str, taken_at: datetime, counts: dict[str, int], index: float
-    ) -> None:
-        """Record one reading of a KPI."""
-        with self.engine.begin() as conn:
-            conn.execute(
-                snapshots.insert().values(
-                    team_id=team_id,
-                    kpi_id=kpi_id,
-                    taken_at=to_utc(taken_at),
-                    counts=json.dumps(counts, sort_keys=True),
-                    index_value=index,
-                )
-            )
+    # Readings ----------------------------------------------------------------
 
-    def recent_snapshots(self, team_id: str, kpi_id: str, limit: int = 12) -> list[Snapshot]:
-        """The latest ``limit`` readings of a KPI, oldest first."""
+    def add_readings(self, new: list[Reading]) -> None:
+        """Record fetches (one transaction), and point each KPI's latest at the newest of them."""
+        if not new:
+            return
+        with self.engine.begin() as conn:
+            for reading in new:
+                taken_at = to_utc(reading.taken_at)
+                result = conn.execute(
+                    readings.insert().values(
+                        team_id=reading.team_id,
+                        kpi_id=reading.kpi_id,
+                        taken_at=taken_at,
+                        origin=reading.origin,
+                        counts=json.dumps(reading.counts, sort_keys=True),
+                        index_value=reading.index,
+                        rows=reading.rows,
+                        plan=reading.plan,
+                        slot_utc=to_utc(reading.slot) if reading.slot else None,
+                    )
+                )
+                reading_id = int(result.inserted_primary_key[0])  # type: ignore[index]
+                _point_latest(conn, reading.team_id, reading.kpi_id, reading_id, taken_at)
+
+    def latest_readings(self, team_id: str) -> dict[str, Reading]:
+        """Each KPI's newest reading (one query, however long the history)."""
         query = (
-            sa.select(snapshots.c.taken_at, snapshots.c.counts, snapshots.c.index_value)
-            .where(snapshots.c.team_id == team_id, snapshots.c.kpi_id == kpi_id)
-            .order_by(snapshots.c.taken_at.desc(), snapshots.c.id.desc())
+            sa.select(readings)
+            .join(kpi_latest, kpi_latest.c.reading_id == readings.c.id)
+            .where(kpi_latest.c.team_id == team_id)
+        )
+        with self.engine.connect() as conn:
+            return {r.kpi_id: _reading(r) for r in conn.execute(query)}
+
+    def recent_readings(self, team_id: str, limit: int = 20) -> list[Reading]:
+        """The team's latest ``limit`` readings (every KPI), newest first."""
+        query = (
+            sa.select(readings)
+            .where(readings.c.team_id == team_id)
+            .order_by(readings.c.taken_at.desc(), readings.c.id.desc())
             .limit(limit)
         )
         with self.engine.connect() as conn:
-            rows = conn.execute(query).all()
-        return [Snapshot(_utc(r.taken_at), json.loads(r.counts), r.index_value) for r in reversed(rows)]
+            return [_reading(r) for r in conn.execute(query)]
+
+    def daily_series(
+        self, team_id: str, zone: ZoneInfo, days: int, now: datetime
+    ) -> dict[str, list[tuple[date, Reading | None]]]:
+        """Per KPI, one point per local day in ``zone``: the day's last reading, None for a day without one.
+
+        Exactly ``days`` points, oldest first, the last one today (``now``'s
+        local date). KPIs with no reading in those days are left out. One
+        query, an index lookup per KPI and day however many readings a day has.
+        """
+        today = to_utc(now).astimezone(zone).date()
+        dates = [today - timedelta(days=days - 1 - i) for i in range(days)]
+        bounds = [datetime.combine(d, time(0), zone).astimezone(UTC) for d in [*dates, today + timedelta(days=1)]]
+        spans = [(i, start, end) for i, (start, end) in enumerate(itertools.pairwise(bounds))]
+        rows = self._last_in_spans(team_id, spans, newest=True)
+        points: dict[str, list[Reading | None]] = {}
+        for day, reading in rows:
+            points.setdefault(reading.kpi_id, [None] * days)[day] = reading
+        return {kpi_id: list(zip(dates, series, strict=True)) for kpi_id, series in points.items()}
+
+    def reading_near(self, team_id: str, moment: datetime, within: timedelta = timedelta(days=1)) -> dict[str, Reading]:
+        """Per KPI, the reading closest to ``moment`` among those at most ``within`` away from it."""
+        moment = to_utc(moment)
+        before = self._last_in_spans(team_id, [(0, moment - within, moment + _TICK)], newest=True)
+        after = self._last_in_spans(team_id, [(1, moment + _TICK, moment + within + _TICK)], newest=False)
+        near: dict[str, Reading] = {}
+        for _, reading in before + after:
+            known = near.get(reading.kpi_id)
+            if known is None or abs(reading.taken_at - moment) < abs(known.taken_at - moment):
+                near[reading.kpi_id] = reading
+        return near
+
+    def _last_in_spans(
+        self, team_id: str, spans: list[tuple[int, datetime, datetime]], *, newest: bool
+    ) -> list[tuple[int, Reading]]:
+        """For each KPI of the team and each ``(number, start, end)`` span, its newest (else oldest)
+        reading with ``start <= taken_at < end``, as ``(number, reading)``; one query."""
+        params: dict[str, Any] = {"team_id": team_id}
+        for n, (_, start, end) in enumerate(spans):
+            params |= {f"start_{n}": to_utc(start), f"end_{n}": to_utc(end)}
+        with self.engine.connect() as conn:
+            rows = conn.execute(_spans_query(len(spans), newest), params).all()
+        return [(spans[r.span][0], _reading(r)) for r in rows]
+
+    def last_post(self, team_id: str, before: datetime) -> tuple[datetime, dict[str, Reading]] | None:
+        """The team's latest post (a slot or manual send delivered to a target) before ``before``,
+        and per KPI the reading taken for it; None if nothing was posted yet.
+
+        A KPI that could not be read for that post (it showed its last known value) is left out.
+        """
+        latest = (
+            sa.select(deliveries.c.slot_utc)
+            .where(
+                deliveries.c.team_id == team_id,
+                deliveries.c.slot_utc < to_utc(before),
+                deliveries.c.outcome.in_(POSTED_OUTCOMES),
+            )
+            .order_by(deliveries.c.slot_utc.desc())
+            .limit(1)
+        )
+        with self.engine.connect() as conn:
+            slot = conn.execute(latest).scalar()
+            if slot is None:
+                return None
+            rows = conn.execute(
+                sa.select(readings)
+                .where(readings.c.team_id == team_id, readings.c.slot_utc == slot)
+                .order_by(readings.c.taken_at, readings.c.id)
+            ).all()
+        return _utc(slot), {r.kpi_id: _reading(r) for r in rows}
+
+    def prune(self, now: datetime, keep_days: int, batch: int) -> dict[str, int]:
+        """Retention: thin readings older than ``keep_days`` to each KPI's last one per UTC day, and
+        delete outbox, slot and delivery rows older than that; at most ``batch`` rows a table a call.
+
+        Returns how many rows went, by table. Whole UTC days are thinned, oldest first; how far
+        that got is kept in ``prune_marks``, so each call only looks at days not done yet.
+        """
+        cutoff = to_utc(now) - timedelta(days=keep_days)
+        counts = {"readings": 0, "outbox": 0, "slot_runs": 0, "deliveries": 0}
+        with self.engine.begin() as conn:
+            counts["readings"] = _thin_readings(conn, _utc_midnight(cutoff), batch)
+            for table, column in (
+                (outbox, outbox.c.created_at),
+                (deliveries, deliveries.c.at),
+            ):
+                oldest = sa.select(table.c.id).where(column < cutoff).order_by(column).limit(batch)
+                counts[table.name] = conn.execute(table.delete().where(table.c.id.in_(oldest))).rowcount
+            key = sa.tuple_(slot_runs.c.team_id, slot_runs.c.slot_utc)
+            old_slots = (
+                sa.select(slot_runs.c.team_id, slot_runs.c.slot_utc)
+                .where(slot_runs.c.slot_utc < cutoff)
+                .order_by(slot_runs.c.slot_utc)
+                .limit(batch)
+            )
+            counts["slot_runs"] = conn.execute(slot_runs.delete().where(key.in_(old_slots))).rowcount
+        return counts
 
     # Scheduled posts -------------------------------------------------------
 
@@ -425,6 +598,138 @@ class Store:
         with self.engine.connect() as conn:
             rows = conn.execute(query.order_by(outbox.c.id.desc()).limit(limit)).all()
         return [OutboxEntry(r.team_id, _utc(r.slot_utc), _utc(r.created_at), json.loads(r.message)) for r in rows]
+
+
+@functools.lru_cache(maxsize=16)
+def _spans_query(count: int, newest: bool) -> sa.Select[Any]:
+    """The query of `Store._last_in_spans` for ``count`` spans (built once: only its parameters change).
+
+    Each (KPI, span) is one index lookup, however many readings the span holds.
+    """
+    team_id = sa.bindparam("team_id", type_=sa.String())
+    kpis = sa.select(kpi_latest.c.kpi_id).where(kpi_latest.c.team_id == team_id).cte("kpis")
+    # By time only, so the index gives the answer without sorting the span's readings.
+    order = readings.c.taken_at.desc() if newest else readings.c.taken_at
+    arms = []
+    for n in range(count):
+        reading_id = (
+            sa.select(readings.c.id)
+            .where(
+                readings.c.team_id == team_id,
+                readings.c.kpi_id == kpis.c.kpi_id,
+                readings.c.taken_at >= sa.bindparam(f"start_{n}"),
+                readings.c.taken_at < sa.bindparam(f"end_{n}"),
+            )
+            .order_by(order)
+            .limit(1)
+            .scalar_subquery()
+        )
+        arms.append(sa.select(kpis.c.kpi_id, sa.literal_column(str(n)).label("span"), reading_id.label("reading_id")))
+    found = sa.union_all(*arms).cte("found")
+    return sa.select(readings, found.c.span).join(found, readings.c.id == found.c.reading_id)
+
+
+def _reading(row: Any) -> Reading:
+    return Reading(
+        team_id=row.team_id,
+        kpi_id=row.kpi_id,
+        taken_at=_utc(row.taken_at),
+        origin=row.origin,
+        counts=json.loads(row.counts),
+        index=row.index_value,
+        rows=row.rows,
+        plan=row.plan,
+        slot=_utc(row.slot_utc) if row.slot_utc else None,
+    )
+
+
+def _point_latest(conn: Connection, team_id: str, kpi_id: str, reading_id: int, taken_at: datetime) -> None:
+    """Make ``reading_id`` the KPI's latest reading unless a newer one is there already."""
+    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    statement = insert(kpi_latest).values(team_id=team_id, kpi_id=kpi_id, reading_id=reading_id, taken_at=taken_at)
+    conn.execute(
+        statement.on_conflict_do_update(
+            index_elements=[kpi_latest.c.team_id, kpi_latest.c.kpi_id],
+            set_={"reading_id": statement.excluded.reading_id, "taken_at": statement.excluded.taken_at},
+            where=kpi_latest.c.taken_at <= statement.excluded.taken_at,
+        )
+    )
+
+
+def _thin_readings(conn: Connection, until: datetime, batch: int) -> int:
+    """Delete, day by day before ``until`` (a UTC midnight), every reading that has a later one of the
+    same KPI the same day; at most ``batch`` rows. Advances the ``readings`` prune mark."""
+    done = conn.execute(sa.select(prune_marks.c.done_until).where(prune_marks.c.name == "readings")).scalar()
+    oldest = conn.execute(sa.select(sa.func.min(readings.c.taken_at)).where(readings.c.taken_at < until)).scalar()
+    if oldest is None:
+        return 0
+    day = max(_utc_midnight(_utc(oldest)), _utc(done) if done else _utc_midnight(_utc(oldest)))
+    deleted = 0
+    later = readings.alias("later")
+    while day < until and deleted < batch:
+        next_day = day + timedelta(days=1)
+        superseded = sa.exists().where(
+            later.c.team_id == readings.c.team_id,
+            later.c.kpi_id == readings.c.kpi_id,
+            later.c.taken_at < next_day,
+            sa.or_(
+                later.c.taken_at > readings.c.taken_at,
+                sa.and_(later.c.taken_at == readings.c.taken_at, later.c.id > readings.c.id),
+            ),
+        )
+        doomed = (
+            sa.select(readings.c.id)
+            .where(readings.c.taken_at >= day, readings.c.taken_at < next_day, superseded)
+            .limit(batch - deleted)
+        )
+        deleted += conn.execute(readings.delete().where(readings.c.id.in_(doomed))).rowcount
+        if deleted < batch:
+            day = next_day
+    _upsert_mark(conn, "readings", day)
+    return deleted
+
+
+def _upsert_mark(conn: Connection, name: str, until: datetime) -> None:
+    if not _insert_ignore(conn, prune_marks, {"name": name, "done_until": until}):
+        conn.execute(prune_marks.update().where(prune_marks.c.name == name).values(done_until=until))
+
+
+def _utc_midnight(moment: datetime) -> datetime:
+    return datetime.combine(moment.astimezone(UTC).date(), time(0), UTC)
+
+
+def _migrate(conn: Connection) -> None:
+    """Bring a schema 1 or 2 store to this version (tables are created already; this runs under the lock)."""
+    for table in (slot_runs, deliveries, outbox):
+        for index in table.indexes:
+            index.create(conn, checkfirst=True)
+    if sa.inspect(conn).has_table("snapshots"):
+        conn.execute(
+            sa.text(
+                "INSERT INTO readings (team_id, kpi_id, taken_at, origin, counts, index_value)"
+                " SELECT team_id, kpi_id, taken_at, :origin, counts, index_value FROM snapshots ORDER BY id"
+            ),
+            {"origin": LEGACY},
+        )
+        conn.execute(sa.text("DROP TABLE snapshots"))
+    newest = (
+        sa.select(readings.c.team_id, readings.c.kpi_id, sa.func.max(readings.c.taken_at).label("taken_at"))
+        .group_by(readings.c.team_id, readings.c.kpi_id)
+        .subquery()
+    )
+    pointers = (
+        sa.select(readings.c.team_id, readings.c.kpi_id, sa.func.max(readings.c.id), newest.c.taken_at)
+        .join(
+            newest,
+            sa.and_(
+                readings.c.team_id == newest.c.team_id,
+                readings.c.kpi_id == newest.c.kpi_id,
+                readings.c.taken_at == newest.c.taken_at,
+            ),
+        )
+        .group_by(readings.c.team_id, readings.c.kpi_id, newest.c.taken_at)
+    )
+    conn.execute(kpi_latest.insert().from_select(["team_id", "kpi_id", "reading_id", "taken_at"], pointers))
 
 
 def _insert_ignore(conn: Connection, table: sa.Table, values: dict[str, Any]) -> int:

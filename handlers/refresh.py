@@ -6,6 +6,7 @@ from bot.cards import help_message, team_message
 from bot.chat.events import ChatEvent
 from bot.chat.replies import Reply
 from bot.services import Services
+from bot.store import REFRESH
 
 
 def handle(event: ChatEvent, services: Services) -> Reply:
@@ -14,4 +15,5 @@ def handle(event: ChatEvent, services: Services) -> Reply:
     team = config.team(event.parameters.get("team", ""))
     if team is None:
         return Reply(help_message(config, "This card's team no longer exists."), update=True)
-    return Reply(team_message(services.report(team), refresh_function=config.chat.button_function), update=True)
+    report = services.report(team, REFRESH)
+    return Reply(team_message(report, refresh_function=config.chat.button_function), update=True)

@@ -8,6 +8,7 @@ from bot.cards import help_message, team_message, user_text
 from bot.chat.events import ChatEvent, Kind
 from bot.chat.replies import Reply
 from bot.services import Services
+from bot.store import SCORE
 
 WORD = re.compile(r"[a-z0-9-]+")
 
@@ -41,4 +42,4 @@ def handle(event: ChatEvent, services: Services) -> Reply:
         team = config.team_for_space(event.space)
         if team is None:
             return Reply(help_message(config, "This Space is not linked to a team: name one, e.g. /score TEAM."))
-    return Reply(team_message(services.report(team), refresh_function=config.chat.button_function))
+    return Reply(team_message(services.report(team, SCORE), refresh_function=config.chat.button_function))

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 SPARK_BLOCKS = "▁▂▃▄▅▆▇█"
+SPARK_GAP = "·"
+"""Drawn for a day without a value, so a gap never looks like a repeated value."""
 
 
 class Status(StrEnum):
@@ -47,13 +49,19 @@ class CategoryLine:
 
 @dataclass(frozen=True)
 class KpiScore:
-    """A scored KPI: index, status, breakdown, change and trend."""
+    """A scored KPI: index, status, breakdown, change and trend.
+
+    ``change`` is against the previous value the caller chose (the last post,
+    or the previous day), ``week_change`` against the value a week earlier;
+    ``sparkline`` draws the daily values given ("" with fewer than two).
+    """
 
     index: float
     status: Status
     breakdown: tuple[CategoryLine, ...]
     change: float | None
     sparkline: str
+    week_change: float | None = None
 
     @property
     def total_count(self) -> int:
@@ -70,9 +78,11 @@ def score_kpi(
     counts: Mapping[str, int],
     rule: KpiRule,
     previous: float | None = None,
-    history: Sequence[float] = (),
+    days: Sequence[float | None] = (),
+    week_ago: float | None = None,
 ) -> KpiScore:
-    """Score ``counts``; ``previous`` gives the change, ``history`` (oldest first) the sparkline."""
+    """Score ``counts``; ``previous`` and ``week_ago`` give the changes, ``days`` (one value a day,
+    oldest first, None for a day without one) the sparkline."""
     weighted = [CategoryLine(c, counts.get(c, 0), w) for c, w in sorted(rule.weights.items(), key=_heaviest)]
     extra = [CategoryLine(c, n, None) for c, n in sorted(counts.items()) if c not in rule.weights and n]
     index = sum(line.points for line in weighted)
@@ -81,7 +91,8 @@ def score_kpi(
         status=judge(index, rule),
         breakdown=tuple(weighted + extra),
         change=None if previous is None else index - previous,
-        sparkline=sparkline([*history, index]),
+        sparkline=sparkline(days),
+        week_change=None if week_ago is None else index - week_ago,
     )
 
 
@@ -105,13 +116,12 @@ def worst_status(statuses: Sequence[Status]) -> Status:
     return max(statuses, key=_SEVERITY.__getitem__, default=Status.GOOD)
 
 
-def sparkline(values: Sequence[float], width: int = 12) -> str:
-    """The last ``width`` values as unicode blocks; empty for fewer than two values."""
+def sparkline(values: Sequence[float | None], width: int = 14) -> str:
+    """The last ``width`` values as unicode blocks, a gap mark for None; empty for fewer than two values."""
     recent = list(values)[-width:]
-    if len(recent) < 2:
+    known = [v for v in recent if v is not None]
+    if len(known) < 2:
         return ""
-    low, high = min(recent), max(recent)
-    if high == low:
-        return SPARK_BLOCKS[0] * len(recent)
-    scale = (len(SPARK_BLOCKS) - 1) / (high - low)
-    return "".join(SPARK_BLOCKS[round((v - low) * scale)] for v in recent)
+    low, high = min(known), max(known)
+    scale = (len(SPARK_BLOCKS) - 1) / (high - low) if high > low else 0
+    return "".join(SPARK_GAP if v is None else SPARK_BLOCKS[round((v - low) * scale)] for v in recent)

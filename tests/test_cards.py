@@ -8,8 +8,7 @@ import pytest
 from bot.card_text import message_as_text
 from bot.cards import MAX_CATEGORY_LINES, help_message, team_message, welcome_message
 from bot.config import DEMO_CONFIG, MAX_KPIS_PER_TEAM, load_config
-from bot.reports import KpiReport, TeamReport, score_with_history
-from bot.store import Snapshot
+from bot.reports import KpiReport, TeamReport, score_reading
 from scoring import Status
 from tests.chat_schema import validate_message
 
@@ -20,15 +19,18 @@ KPI = TEAM.kpis[0]
 
 
 def report_for(counts, *, stale=None, history=(), kpis=1, team=TEAM):
-    """A team report whose KPIs all read ``counts`` (None: no data yet)."""
-    snaps = [Snapshot(NOW - timedelta(days=len(history) - i), c, 0) for i, c in enumerate(history)]
+    """A team report whose KPIs all read ``counts`` (None: no data yet); ``history`` holds the counts
+    of the days before, one a day, the last one also the previous post's (a day ago)."""
+    previous = history[-1] if history else None
     items = []
     for i in range(kpis):
         kpi = KPI.model_copy(update={"id": f"kpi-{i}", "name": f"KPI {i}"})
-        score = None if counts is None else score_with_history(kpi, counts, snaps)
+        score = None if counts is None else score_reading(kpi, counts, previous=previous, days=[*history, counts])
         as_of = None if counts is None else (NOW - timedelta(hours=3) if stale else NOW)
-        previous_at = snaps[-1].taken_at if snaps else None
-        items.append(KpiReport(kpi=kpi, score=score, as_of=as_of, stale_reason=stale, previous_at=previous_at))
+        previous_at = NOW - timedelta(days=1) if history else None
+        items.append(
+            KpiReport(kpi=kpi, score=score, as_of=as_of, stale_reason=stale, previous_at=previous_at, since_post=True)
+        )
     return TeamReport(team=team, kpis=tuple(items), generated_at=NOW, zone="America/New_York")
 
 
@@ -118,8 +120,9 @@ def test_many_categories_are_cut_with_a_count_of_the_rest():
 
 def test_change_and_sparkline():
     text = widgets_text(team_message(CASES["warning"], refresh_function="refresh"))
-    assert "▲ +10 since 2026-11-25 10:00 EST" in text
-    assert "▁▅█" in text
+    assert "▲ +10 vs last post Wed 10:00" in text
+    assert "14 days ▁▅█" in text
+    assert "no history yet" in widgets_text(team_message(CASES["good"], refresh_function="refresh"))
 
 
 def test_webhook_cards_carry_only_open_links():
@@ -147,11 +150,11 @@ def test_the_largest_team_is_shortened_to_fit_and_says_so():
 def test_unweighted_categories_are_never_folded_into_weighted_ones():
     weights = {f"w{i:02}": 1 for i in range(30)}
     kpi = KPI.model_copy(update={"weights": weights})
-    score = score_with_history(kpi, {"w01": 2, "Surprise": 7}, [])
+    score = score_reading(kpi, {"w01": 2, "Surprise": 7})
     report = TeamReport(TEAM, (KpiReport(kpi, score, NOW),), NOW, "UTC")
     text = widgets_text(team_message(report, refresh_function=None))
     assert "Surprise: 7 (unweighted)" in text
-    assert text.splitlines()[6] == "│ w01: 2 × 1 = 2", "counted categories come first"
+    assert text.splitlines()[6:8] == ["│ no history yet", "│ w01: 2 × 1 = 2"], "counted categories come first"
     assert "… and 5 more weighted categories (0 items)" in text
 
 

@@ -20,6 +20,7 @@ from bot.sources.base import NO_CATEGORY, CategoryCounts, Deadline, FetchResult,
 from bot.sources.file import FileQuery, FileSettings, FileSource
 from bot.sources.http import HttpQuery, HttpSettings, HttpSource
 from bot.sources.vtiger import VtigerQuery, VtigerSettings, VtigerSource
+from bot.store import SCORE
 from tests.fakes.vtiger import FakeVtiger
 from tests.test_http_source import JsonServer
 
@@ -70,7 +71,7 @@ def report_counts(tmp_path: Path, source: dict[str, object], count: dict[str, ob
     (tmp_path / "scorebot.yaml").write_text(yaml.safe_dump(data), encoding="utf-8")
     config = load_config(tmp_path / "scorebot.yaml", env={})
     services = build_services(config, store_url=f"sqlite:///{tmp_path / 'store.db'}")
-    [kpi_report] = services.report(services.config.teams[0]).kpis
+    [kpi_report] = services.report(services.config.teams[0], SCORE).kpis
     assert kpi_report.fetch is not None and kpi_report.score is not None
     assert kpi_report.score.index == 5 * kpi_report.fetch.counts.get("High", 0) + kpi_report.fetch.counts.get("Low", 0)
     return kpi_report.fetch.counts

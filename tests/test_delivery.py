@@ -19,6 +19,7 @@ from bot.schedule.delivery import Delivery, Post, manual_message_id, message_id
 from bot.schedule.tick import Scheduler
 from bot.services import build_services
 from bot.sources import Deadline
+from bot.store import POST
 from tests.chat_schema import validate_message
 from tests.fakes.chat import ACCESS_TOKEN, FakeChat, write_config
 
@@ -143,7 +144,7 @@ def test_a_repeated_message_id_is_answered_409_and_counts_as_delivered(tmp_path,
     scheduler = make_scheduler(tmp_path, fake, {"alpha": [{"type": "chat_api", "space": "spaces/A"}]})
     target = scheduler.services.config.teams[0].deliver[0]
     # A post that landed, but whose process died before recording it:
-    report = scheduler.services.report(scheduler.services.config.teams[0])
+    report = scheduler.services.report(scheduler.services.config.teams[0], POST, slot=SLOT)
     post = scheduler.post_for(scheduler.services.config.teams[0], SLOT, report, target)
     assert scheduler.delivery.send(target, post, Deadline.after(5)).already is False
 

@@ -11,6 +11,7 @@ from bot.config import DEMO_CONFIG, load_config
 from bot.errors import SourceUnavailable
 from bot.services import build_services
 from bot.sources import Deadline, FetchResult
+from bot.store import SCORE
 from scoring import Status
 
 
@@ -40,29 +41,31 @@ def text_of(message):
 
 def test_fresh_reads_are_stored_and_give_change_and_trend(demo):
     services, clock, tmp_path = demo
-    team = services.config.team("customer")
-    first = services.report(team)
-    assert first.fresh and first.kpis[0].score.index == 85 and first.kpis[0].score.change is None
+    team = services.config.team("security")  # no post yet: the change is against an earlier day
+    first = services.report(team, SCORE)
+    assert first.fresh and first.kpis[0].score.index == 54 and first.kpis[0].score.change is None
+    clock.now += timedelta(hours=1)
+    assert services.report(team, SCORE).kpis[0].score.change is None, "the same day is no earlier day"
     csv = tmp_path / "demo-issues.csv"
     lines = csv.read_text().splitlines()
-    csv.write_text("\n".join(line for line in lines if "Critical,,Open" not in line) + "\n")
-    clock.now += timedelta(hours=1)
-    second = services.report(team)
+    csv.write_text("\n".join(line for line in lines if not line.startswith("ISS-0001,")) + "\n")
+    clock.now += timedelta(days=1)
+    second = services.report(team, SCORE)
     score = second.kpis[0].score
-    assert score.index < 85
-    assert score.change == score.index - 85
-    assert second.kpis[0].previous_at == first.generated_at
-    assert len(score.sparkline) == 2
-    assert len(services.store.recent_snapshots("customer", "open-issues")) == 2
+    assert score.index == 49
+    assert score.change == -5
+    assert second.kpis[0].previous_at == first.generated_at + timedelta(hours=1), "the day's last reading"
+    assert score.sparkline == "·" * 12 + "█▁"
+    assert [r.origin for r in services.store.recent_readings("security")] == ["score"] * 3
 
 
 def test_a_failing_source_shows_the_last_value_marked_stale(demo):
     services, clock, tmp_path = demo
     team = services.config.team("customer")
-    services.report(team)
+    services.report(team, SCORE)
     (tmp_path / "demo-issues.csv").unlink()
     clock.now += timedelta(hours=2, minutes=5)
-    report = services.report(team)
+    report = services.report(team, SCORE)
     kpi = report.kpis[0]
     assert not report.fresh
     assert kpi.score.index == 85, "the last known value, not 0"
@@ -70,13 +73,13 @@ def test_a_failing_source_shows_the_last_value_marked_stale(demo):
     assert "cannot read demo-issues.csv" in kpi.stale_reason
     card = text_of(team_message(report, refresh_function="refresh"))
     assert "Could not refresh" in card and "read 2 h 5 min ago" in card
-    assert len(services.store.recent_snapshots("customer", "open-issues")) == 1, "a failure stores nothing"
+    assert len(services.store.recent_readings("customer")) == 1, "a failure stores nothing"
 
 
 def test_no_data_yet_is_unknown_not_zero(demo):
     services, _, tmp_path = demo
     (tmp_path / "demo-issues.csv").unlink()
-    report = services.report(services.config.team("security"))
+    report = services.report(services.config.team("security"), SCORE)
     assert report.kpis[0].score is None
     assert report.status is Status.UNKNOWN
     message = team_message(report, refresh_function="refresh")
@@ -99,13 +102,13 @@ class SlowSource:
 
 def test_a_source_slower_than_the_budget_is_reported_within_the_budget(demo):
     services, _, _ = demo
-    services.report(services.config.team("customer"))
+    services.report(services.config.team("customer"), SCORE)
     slow = SlowSource()
     services.sources["demo"] = slow
     services.reporter.sources = services.sources
     services.reporter.budget_seconds = 0.3
     started = datetime.now(UTC)
-    report = services.report(services.config.team("customer"))
+    report = services.report(services.config.team("customer"), SCORE)
     slow.release.set()
     assert (datetime.now(UTC) - started).total_seconds() < 2
     assert report.kpis[0].stale_reason == "The slow service did not answer within 0.3 s"
@@ -123,9 +126,9 @@ class BrokenSource:
 
 def test_a_fault_in_a_source_gives_a_stale_card_not_an_error(demo):
     services, _, _ = demo
-    services.report(services.config.team("customer"))
+    services.report(services.config.team("customer"), SCORE)
     services.reporter.sources = {**services.sources, "demo": BrokenSource()}
-    report = services.report(services.config.team("customer"))
+    report = services.report(services.config.team("customer"), SCORE)
     assert report.kpis[0].stale_reason == "The broken service failed unexpectedly (KeyError)"
     assert report.kpis[0].score.index == 85
 
@@ -133,19 +136,19 @@ def test_a_fault_in_a_source_gives_a_stale_card_not_an_error(demo):
 def test_a_file_that_is_not_utf8_is_a_data_error(demo):
     services, _, tmp_path = demo
     (tmp_path / "demo-issues.csv").write_bytes(b"id,team\n\xff\xfe,customer\n")
-    report = services.report(services.config.team("customer"))
+    report = services.report(services.config.team("customer"), SCORE)
     assert report.kpis[0].stale_reason == "demo-issues.csv is not UTF-8 text"
 
 
 def test_history_is_rescored_with_todays_weights(demo):
     services, clock, _ = demo
     team = services.config.team("customer")
-    services.report(team)
+    services.report(team, SCORE)
     kpi = team.kpis[0]
     heavier = kpi.model_copy(update={"weights": {**kpi.weights, "Critical": 20}})
     team = team.model_copy(update={"kpis": [heavier]})
-    clock.now += timedelta(hours=1)
-    score = services.report(team).kpis[0].score
+    clock.now += timedelta(days=1)
+    score = services.report(team, SCORE).kpis[0].score
     assert score.index == 125
     assert score.change == 0, "yesterday's counts under today's weights give the same index"
 
@@ -153,8 +156,8 @@ def test_history_is_rescored_with_todays_weights(demo):
 def test_a_broken_store_still_gives_the_fresh_score(demo, caplog):
     services, _, _ = demo
     with services.store.engine.begin() as conn:
-        conn.exec_driver_sql("DROP TABLE snapshots")
-    report = services.report(services.config.team("customer"))
+        conn.exec_driver_sql("DROP TABLE readings")
+    report = services.report(services.config.team("customer"), SCORE)
     assert report.fresh
     assert report.kpis[0].score.index == 85
     assert "store unavailable (OperationalError)" in caplog.text

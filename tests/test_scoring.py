@@ -92,17 +92,26 @@ def test_change_against_previous(previous, change):
         ([1, 1, 1], "▁▁▁"),
         ([0, 7], "▁█"),
         ([0, 1, 2, 3, 4, 5, 6, 7], "▁▂▃▄▅▆▇█"),
-        (list(range(20)), "▁▂▂▃▄▄▅▅▆▇▇█"),  # the last 12 values: 8 … 19
+        (list(range(20)), "▁▂▂▃▃▄▄▅▅▆▆▇▇█"),  # the last 14 values: 6 … 19
+        ([None, 5, None], ""),
+        ([0, None, None, 7], "▁··█"),
+        ([None, 3, None, 3], "·▁·▁"),
     ],
 )
 def test_sparkline(values, line):
     assert sparkline(values) == line
-    assert len(sparkline(list(range(30)))) == 12
+    assert len(sparkline(list(range(30)))) == 14, "two weeks, one point a day"
 
 
-def test_history_feeds_the_sparkline_with_the_current_value_last():
-    score = score_kpi({"Critical": 4}, LOWER, previous=0, history=[0, 20])
-    assert score.sparkline == "▁▅█"
+def test_the_sparkline_draws_the_days_given_with_gaps():
+    score = score_kpi({"Critical": 4}, LOWER, previous=0, days=[0, None, 20, 40])
+    assert score.sparkline == "▁·▅█"
+
+
+@pytest.mark.parametrize(("week_ago", "week_change"), [(None, None), (50, -25), (25, 0)])
+def test_change_against_a_week_ago(week_ago, week_change):
+    score = score_kpi({"Critical": 2, "Minor": 1}, LOWER, previous=20, week_ago=week_ago)
+    assert (score.change, score.week_change) == (5, week_change)
 
 
 def test_judge_at_exact_levels_for_both_directions():

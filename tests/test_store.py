@@ -73,7 +73,8 @@ def fake():
 def test_tables_are_created_once_and_the_schema_version_recorded(store, store_url):
     again = Store(store_url)  # a second start changes nothing
     tables = set(sa.inspect(again.engine).get_table_names())
-    assert {"schema_info", "snapshots", "slot_runs", "deliveries", "outbox", "team_marks"} <= tables
+    assert {"schema_info", "readings", "kpi_latest", "slot_runs", "deliveries", "outbox", "team_marks"} <= tables
+    assert "snapshots" not in tables
     with again.engine.connect() as conn:
         assert conn.execute(sa.select(schema_info.c.version)).scalars().all() == [SCHEMA_VERSION]
     again.engine.dispose()

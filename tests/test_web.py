@@ -176,7 +176,8 @@ def test_refresh_updates_the_card_in_place_with_fresh_data(client, auth, chat_ap
     assert kind == action
     assert titles(message)[0].endswith("Security")
     services = chat_app.extensions["scorebot"]
-    assert len(services.store.recent_snapshots("security", "open-findings")) == 2, "the click re-read the data"
+    origins = [r.origin for r in services.store.recent_readings("security")]
+    assert origins == ["refresh", "score"], "the click re-read the data"
 
 
 @pytest.mark.parametrize(
@@ -280,7 +281,7 @@ def test_a_token_signed_by_another_key_is_401(client, token_factory):
 
 def test_no_handler_runs_for_a_rejected_request(client, chat_app):
     post(client, p.classic_slash(" security"), {})
-    assert chat_app.extensions["scorebot"].store.recent_snapshots("security", "open-findings") == []
+    assert chat_app.extensions["scorebot"].store.recent_readings("security") == []
 
 
 @pytest.mark.parametrize("mode", ["endpoint_url", "addon"])

@@ -2,7 +2,7 @@
 
 tick [--now ISO-TIME]   work every slot due now (for any external cron)
 send TEAM [--dry-run]   post the team's card to its targets now, or print what would be posted
-history TEAM            recent snapshots, slots, deliveries and the outbox's posts
+history TEAM            recent readings, slots, deliveries and the outbox's posts
 schedule                each team's next slots in its own time zone
 """
 
@@ -25,7 +25,7 @@ from bot.schedule.slots import next_slots
 from bot.schedule.tick import ERROR, Scheduler
 from bot.services import Services
 from bot.sources import Deadline
-from bot.store import FAILED, to_utc
+from bot.store import FAILED, SEND, to_utc
 
 Command = Callable[[argparse.Namespace, Services], int]
 
@@ -40,7 +40,7 @@ def add_commands(subparsers: Any) -> dict[str, Command]:
     send = subparsers.add_parser("send", help="post a team's card to its targets now")
     send.add_argument("team", help="the team's id")
     send.add_argument("--dry-run", action="store_true", help="print what would be posted, post nothing")
-    history = subparsers.add_parser("history", help="a team's recent snapshots, slots and deliveries")
+    history = subparsers.add_parser("history", help="a team's recent readings, slots and deliveries")
     history.add_argument("team", help="the team's id")
     history.add_argument("--limit", type=positive_int, default=10, help="rows of each kind to show (default 10)")
     schedule = subparsers.add_parser("schedule", help="each team's next scheduled slots")
@@ -90,6 +90,7 @@ def cmd_send(args: argparse.Namespace, services: Services) -> int:
     """Post the team's card to each of its targets now (recorded in the history), or print it.
 
     Each run posts with a fresh ``messageId``: two sends in the same second are two messages.
+    A dry run writes nothing to the store.
     """
     team = _team(services, args.team)
     if team is None:
@@ -99,7 +100,7 @@ def cmd_send(args: argparse.Namespace, services: Services) -> int:
         return 2
     scheduler = Scheduler(services)
     now = services.clock()
-    report = services.report(team)
+    report = services.report(team, SEND, record=not args.dry_run, slot=now)
     mid = manual_message_id(team.id, now)
     failures = 0
     for target in team.deliver:
@@ -125,7 +126,7 @@ def cmd_send(args: argparse.Namespace, services: Services) -> int:
 
 
 def cmd_history(args: argparse.Namespace, services: Services) -> int:
-    """Print the team's recent snapshots, slots and delivery attempts."""
+    """Print the team's recent readings (with their origin), slots, delivery attempts and outbox posts."""
     team = _team(services, args.team)
     if team is None:
         return 2
@@ -135,11 +136,15 @@ def cmd_history(args: argparse.Namespace, services: Services) -> int:
         return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S %Z")
 
     print(f"{team.name} ({team.id}), times in {zone.key}")
-    print("snapshots:")
-    for kpi in team.kpis:
-        for snap in reversed(store.recent_snapshots(team.id, kpi.id, args.limit)):
-            counts = ", ".join(f"{c}={n}" for c, n in sorted(snap.counts.items())) or "none"
-            print(f"  {local(snap.taken_at)}  {kpi.id}  index {snap.index:g}  ({counts})")
+    print("readings:")
+    for reading in store.recent_readings(team.id, args.limit):
+        counts = ", ".join(f"{c}={n}" for c, n in sorted(reading.counts.items())) or "none"
+        rows = f", {reading.rows} rows" if reading.rows is not None else ""
+        slot = f" for {local(reading.slot)}" if reading.slot else ""
+        print(
+            f"  {local(reading.taken_at)}  {reading.kpi_id}  index {reading.index:g}  ({counts}{rows})"
+            f"  {reading.origin}{slot}"
+        )
     print("slots:")
     for run in store.slot_runs(team.id, limit=args.limit):
         detail = f"  {run.detail}" if run.detail else ""

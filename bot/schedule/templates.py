@@ -5,7 +5,9 @@ message's plain-text part; the card stays the formatter's. Its variables:
 
     team      {id, name, status, crm_url}
     kpis      a list of KPIs, each {id, name, index, target, warning, status,
-              change, breakdown: [{category, count, weight, points}],
+              change (vs the last post, else an earlier day), week_change (vs
+              7 days ago, once there is such history), breakdown: [{category,
+              count, weight, points}],
               stale (the reason, or None), as_of, crm_url}
     kpi       the same KPIs by id: {{ kpi["open-issues"].index }}
     crm_url   the team's CRM link (else the first KPI's), or None
@@ -80,6 +82,7 @@ def _kpi_context(report: KpiReport) -> dict[str, Any]:
         "warning": _number(kpi.warning),
         "status": report.status.value,
         "change": _number(score.change) if score else None,
+        "week_change": _number(score.week_change) if score else None,
         "breakdown": [
             {"category": b.category, "count": b.count, "weight": _number(b.weight), "points": _number(b.points)}
             for b in (score.breakdown if score else ())
@@ -126,7 +129,9 @@ def sample_report(team: TeamConfig, zone: ZoneInfo, state: str = "good") -> Team
     generated = SAMPLE_SLOT.replace(tzinfo=zone)
     kpis = []
     for kpi in team.kpis:
-        score = score_kpi(dict.fromkeys(kpi.weights, 1), rule_of(kpi), previous=kpi.target, history=[kpi.target])
+        score = score_kpi(
+            dict.fromkeys(kpi.weights, 1), rule_of(kpi), previous=kpi.target, days=[kpi.target, 1], week_ago=kpi.target
+        )
         report = KpiReport(kpi=kpi, score=score, as_of=generated)
         if state in ("good", "warning", "bad"):
             report = dataclasses.replace(report, score=dataclasses.replace(score, status=Status(state)))

@@ -29,7 +29,6 @@ teams go on.
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import socket
@@ -38,6 +37,7 @@ import time
 import traceback
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -52,7 +52,7 @@ from bot.schedule.slots import slots_between
 from bot.schedule.templates import thread_key
 from bot.services import Services
 from bot.sources import Deadline
-from bot.store import DELIVERED, FAILED, MISSED, PENDING, SKIPPED, UNFINISHED, to_utc
+from bot.store import DELIVERED, FAILED, MISSED, PENDING, POST, RETRY, SKIPPED, UNFINISHED, to_utc
 from handlers import scheduled
 
 log = logging.getLogger(__name__)
@@ -160,7 +160,7 @@ class Scheduler:
 
         runs = {r.slot: r for r in store.slot_runs(team.id, since=now - 2 * grace, until=now, limit=100_000)}
         due = set(slots_between(team.schedule, zone, cutoff, now))
-        read = functools.cache(lambda: self.services.report(team))  # one read per team per tick
+        read = self._reader(team)
         overdue = {slot for slot, run in runs.items() if slot <= cutoff and run.state in UNFINISHED}
         for slot in sorted(due | overdue):
             run = runs.get(slot)
@@ -171,13 +171,26 @@ class Scheduler:
                 break
             if store.claim(team.id, slot, self.owner, clock.now(), self._lease(clock)):
                 try:
-                    outcomes.append(self._run_slot(team, slot, read(), clock, final=slot <= cutoff))
+                    report = read(slot, retry=run is not None)
+                    outcomes.append(self._run_slot(team, slot, report, clock, final=slot <= cutoff))
                 except Exception as exc:  # noqa: BLE001 (given back: the next tick tries again)
                     detail = f"unexpected {type(exc).__name__}"
                     _log_unexpected(exc, "team %s slot %s: gave the slot back", team.id, slot.isoformat())
                     store.release(team.id, slot, self.owner, clock.now(), detail)
                     outcomes.append(SlotOutcome(team.id, slot, PENDING, detail))
         return outcomes
+
+    def _reader(self, team: TeamConfig) -> Callable[..., TeamReport]:
+        """One read per team per tick: the first slot that needs it reads (and records it as read for
+        that slot: a post, or a retry of one); later slots of the same tick reuse it."""
+        reads: list[TeamReport] = []
+
+        def read(slot: datetime, *, retry: bool) -> TeamReport:
+            if not reads:
+                reads.append(self.services.report(team, RETRY if retry else POST, slot=slot))
+            return reads[0]
+
+        return read
 
     def _lease(self, clock: _Clock) -> datetime:
         return clock.now() + timedelta(seconds=self.settings.lease_seconds)

@@ -24,7 +24,7 @@ import time
 import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict
 
@@ -90,6 +90,12 @@ class FetchResult:
     calls: int = 1
     details: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def rows(self) -> int | None:
+        """How many records the source read or counted, when it says (``details["rows"]``)."""
+        rows = self.details.get("rows")
+        return rows if isinstance(rows, int) else None
+
 
 @dataclass(frozen=True)
 class Deadline:
@@ -125,4 +131,17 @@ class Source(Protocol):
 
     def check(self, deadline: Deadline) -> str:
         """Prove the source answers with the configured credentials; say what it found."""
+        ...
+
+
+@runtime_checkable
+class RemembersRows(Protocol):
+    """A source whose plan depends on a KPI's last row count (Vtiger's ``auto``).
+
+    A fresh process is given the row count of each KPI's last stored reading,
+    so it plans as the process that took that reading would.
+    """
+
+    def seed_rows(self, query: Any, category: str, rows: int) -> None:
+        """Take ``rows`` as the last row count of ``query``/``category`` unless this process knows a newer one."""
         ...

@@ -136,6 +136,10 @@ class VtigerSource:
         self._last_rows[key] = result.details["rows"]
         return result
 
+    def seed_rows(self, query: VtigerQuery, category: str, rows: int) -> None:
+        """Take ``rows`` as the KPI's last row count (from the store) unless this process read it since."""
+        self._last_rows.setdefault((query.module, query.filter, category), rows)
+
     def check(self, deadline: Deadline) -> str:
         """Sign in and list the modules (``listtypes``): proves url, api, username and access key."""
         calls = Calls(deadline, SERVICE)
