@@ -82,7 +82,7 @@ def _team_message(report: TeamReport, refresh_function: str | None, text: str | 
 
 
 def plain_text(report: TeamReport) -> str:
-    """The text fallback: one line for the team, one per KPI."""
+    """The text fallback: one line for the team, one per KPI (with its changes and trend, when it has them)."""
     icon, label, _ = STATUS_LOOK[report.status]
     lines = [f"{icon} *{report.team.name}*: {label}"]
     zone = ZoneInfo(report.zone)
@@ -90,12 +90,13 @@ def plain_text(report: TeamReport) -> str:
         if kpi.score is None:
             lines.append(f"• {kpi.kpi.name}: no data yet ({kpi.stale_reason})")
             continue
-        compared = _comparison(kpi, report.generated_at, zone)
+        notes = [f"target {_num(kpi.kpi.target)}"]
+        if kpi.score.change is not None or kpi.score.week_change is not None:
+            notes.append(_comparison(kpi, report.generated_at, zone))
+        if kpi.score.sparkline:
+            notes.append(_trend(kpi.score.sparkline))
         stale = f" (stale: {kpi.stale_reason})" if kpi.stale_reason else ""
-        lines.append(
-            f"• {kpi.kpi.name}: {_num(kpi.score.index)} (target {_num(kpi.kpi.target)}; {compared};"
-            f" {_trend(kpi.score.sparkline)}){stale}"
-        )
+        lines.append(f"• {kpi.kpi.name}: {_num(kpi.score.index)} ({'; '.join(notes)}){stale}")
     return "\n".join(lines)
 
 
