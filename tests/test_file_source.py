@@ -7,6 +7,7 @@ import pytest
 from bot.__main__ import main
 from bot.config import load_config
 from bot.services import build_services
+from bot.store import SCORE
 from scoring import CategoryLine
 
 WEIGHTS = {"Critical": 10, "Low": 1, "(none)": 3}
@@ -38,7 +39,7 @@ def write_config(tmp_path, issues_name, *, fmt=None, where=None):
 
 def report(config_path):
     services = build_services(load_config(config_path))
-    return services.report(services.config.team("team")).kpis[0]
+    return services.report(services.config.team("team"), SCORE).kpis[0]
 
 
 RECORDS = [
