@@ -16,8 +16,10 @@ Scheduled posts keep three tables beside the readings:
 - ``slot_runs``: one row per (team, slot); the row is the claim. A tick
   claims a slot by inserting its row (``INSERT .. ON CONFLICT DO NOTHING``)
   or, for a row left unfinished, by a conditional ``UPDATE`` that only
-  succeeds once its lease (``claimed_until``) has run out. Final states:
-  delivered, failed, skipped, missed.
+  succeeds once its lease (``claimed_until``) has run out and any
+  ``Retry-After`` the peer gave (``retry_at``) has passed. Final states:
+  delivered, failed, skipped, missed, superseded (a newer slot was posted
+  instead: see `bot.schedule.catchup`).
 - ``deliveries``: every attempt at every target, with its outcome; a target
   with a settled outcome is not sent again when the slot is retried.
 - ``outbox``: messages of the ``log`` target (the demo's "Space").
@@ -45,10 +47,10 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 """1: snapshots. 2: slot_runs, deliveries, outbox, team_marks (new tables only).
 3: readings and kpi_latest replace snapshots (rows carried over as origin "legacy"); prune_marks;
-indexes on the times retention deletes by."""
+indexes on the times retention deletes by. 4: slot_runs.retry_at (a peer's Retry-After)."""
 
 POST, RETRY, SCORE, REFRESH, SEND, LEGACY = "post", "retry", "score", "refresh", "send", "legacy"
 """Where a reading came from: a scheduled post, a tick retrying a slot, /score, Refresh, `send`, schema 1-2."""
@@ -58,8 +60,10 @@ POSTED_OUTCOMES = ("delivered", "already")
 """Delivery outcomes that mean the Space has the post."""
 
 CLAIMED, PENDING = "claimed", "pending"
-DELIVERED, FAILED, SKIPPED, MISSED = "delivered", "failed", "skipped", "missed"
+DELIVERED, FAILED, SKIPPED, MISSED, SUPERSEDED = "delivered", "failed", "skipped", "missed", "superseded"
 UNFINISHED = (CLAIMED, PENDING)
+CONCLUDED = (DELIVERED, FAILED, SKIPPED)
+"""Final states of a slot that was worked to the end (posted, refused for good, or skipped on purpose)."""
 SCHEMA_LOCK_KEY = 0x5C0DEB07
 """PostgreSQL advisory lock held while creating tables."""
 SETTLED_OUTCOMES = ("delivered", "already", "rejected")
@@ -118,6 +122,7 @@ slot_runs = sa.Table(
     sa.Column("claimed_until", sa.DateTime(timezone=True)),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("detail", sa.Text),
+    sa.Column("retry_at", sa.DateTime(timezone=True)),
     sa.Index("ix_slot_runs_slot", "slot_utc"),
 )
 
@@ -187,6 +192,7 @@ class SlotRun:
     claimed_until: datetime | None
     updated_at: datetime
     detail: str | None
+    retry_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -260,11 +266,13 @@ class Store:
             elif conn.dialect.name == "postgresql":
                 conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
             metadata.create_all(conn)
+            _add_missing_columns(conn)
             row = conn.execute(sa.select(schema_info.c.version)).first()
             if row is None:
                 conn.execute(schema_info.insert().values(version=SCHEMA_VERSION))
             elif row.version < SCHEMA_VERSION:
-                _migrate(conn)
+                if row.version < 3:  # 3 → 4 only added a column, done above
+                    _migrate(conn)
                 conn.execute(schema_info.update().values(version=SCHEMA_VERSION))
             conn.commit()
 
@@ -430,6 +438,12 @@ class Store:
                 .values(scanned_until=to_utc(until))
             )
 
+    def find_mark(self, team_id: str) -> TeamMark | None:
+        """The team's mark, if the scheduler has seen the team (reads only)."""
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(team_marks).where(team_marks.c.team_id == team_id)).first()
+        return TeamMark(_utc(row.first_seen), _utc(row.scanned_until)) if row else None
+
     def record_missed(self, team_id: str, slots: list[datetime], now: datetime, detail: str) -> list[datetime]:
         """Record slots nobody worked on as missed; return those not recorded before."""
         added = []
@@ -444,33 +458,63 @@ class Store:
         """Claim a slot for ``owner`` until ``lease_until``; True for exactly one of concurrent claimers.
 
         A new slot is claimed by inserting its row; an unfinished one (pending,
-        or claimed by a process that died) only once its lease has run out.
+        or claimed by a process that died) only once its lease has run out and
+        its ``retry_at`` has passed.
         """
         slot, now = to_utc(slot), to_utc(now)
-        claimed = {"state": CLAIMED, "claimed_by": owner, "claimed_until": to_utc(lease_until), "updated_at": now}
+        claimed = {
+            "state": CLAIMED,
+            "claimed_by": owner,
+            "claimed_until": to_utc(lease_until),
+            "updated_at": now,
+            "retry_at": None,
+        }
         with self.engine.begin() as conn:
             if _insert_ignore(conn, slot_runs, {"team_id": team_id, "slot_utc": slot, "attempts": 1} | claimed):
                 return True
             result = conn.execute(
                 slot_runs.update()
-                .where(
-                    slot_runs.c.team_id == team_id,
-                    slot_runs.c.slot_utc == slot,
-                    slot_runs.c.state.in_(UNFINISHED),
-                    sa.or_(slot_runs.c.claimed_until.is_(None), slot_runs.c.claimed_until < now),
-                )
+                .where(_takeable(team_id, slot, now))
+                .where(sa.or_(slot_runs.c.retry_at.is_(None), slot_runs.c.retry_at <= now))
                 .values(attempts=slot_runs.c.attempts + 1, **claimed)
             )
             return result.rowcount == 1
+
+    def supersede(self, team_id: str, slots: list[datetime], now: datetime, detail: str) -> list[datetime]:
+        """Close slots a newer post replaces: never started, or unfinished and unleased; return those closed.
+
+        A slot another process holds (its lease running) is left alone.
+        """
+        now = to_utc(now)
+        closed = []
+        with self.engine.begin() as conn:
+            for slot in map(to_utc, slots):
+                row = {"team_id": team_id, "slot_utc": slot, "state": SUPERSEDED, "attempts": 0, "updated_at": now}
+                if _insert_ignore(conn, slot_runs, row | {"detail": detail}) or conn.execute(
+                    slot_runs.update()
+                    .where(_takeable(team_id, slot, now))
+                    .values(state=SUPERSEDED, claimed_until=None, retry_at=None, updated_at=now, detail=detail)
+                ).rowcount:
+                    closed.append(slot)
+        return closed
 
     def renew(self, team_id: str, slot: datetime, owner: str, lease_until: datetime) -> bool:
         """Extend ``owner``'s claim; False if the claim was lost (the lease ran out and another took it)."""
         return self._update_claimed(team_id, slot, owner, claimed_until=to_utc(lease_until))
 
-    def release(self, team_id: str, slot: datetime, owner: str, now: datetime, detail: str) -> bool:
-        """Give the slot back unfinished, claimable by the next tick at once."""
+    def release(
+        self, team_id: str, slot: datetime, owner: str, now: datetime, detail: str, retry_at: datetime | None = None
+    ) -> bool:
+        """Give the slot back unfinished: claimable by the next tick at once, or from ``retry_at``."""
         return self._update_claimed(
-            team_id, slot, owner, state=PENDING, claimed_until=None, updated_at=to_utc(now), detail=detail
+            team_id,
+            slot,
+            owner,
+            state=PENDING,
+            claimed_until=None,
+            updated_at=to_utc(now),
+            detail=detail,
+            retry_at=to_utc(retry_at) if retry_at else None,
         )
 
     def finish(self, team_id: str, slot: datetime, owner: str, state: str, now: datetime, detail: str | None) -> bool:
@@ -530,6 +574,7 @@ class Store:
                 claimed_until=_utc(r.claimed_until) if r.claimed_until else None,
                 updated_at=_utc(r.updated_at),
                 detail=r.detail,
+                retry_at=_utc(r.retry_at) if r.retry_at else None,
             )
             for r in rows
         ]
@@ -730,6 +775,24 @@ def _migrate(conn: Connection) -> None:
         .group_by(readings.c.team_id, readings.c.kpi_id, newest.c.taken_at)
     )
     conn.execute(kpi_latest.insert().from_select(["team_id", "kpi_id", "reading_id", "taken_at"], pointers))
+
+
+def _takeable(team_id: str, slot: datetime, now: datetime) -> sa.ColumnElement[bool]:
+    """The slot's row is unfinished and nobody's lease on it is running."""
+    return sa.and_(
+        slot_runs.c.team_id == team_id,
+        slot_runs.c.slot_utc == slot,
+        slot_runs.c.state.in_(UNFINISHED),
+        sa.or_(slot_runs.c.claimed_until.is_(None), slot_runs.c.claimed_until < now),
+    )
+
+
+def _add_missing_columns(conn: Connection) -> None:
+    """Add columns later versions gave existing tables (``create_all`` only creates missing tables)."""
+    present = {column["name"] for column in sa.inspect(conn).get_columns("slot_runs")}
+    if "retry_at" not in present:
+        kind = slot_runs.c.retry_at.type.compile(dialect=conn.dialect)
+        conn.execute(sa.text(f"ALTER TABLE slot_runs ADD COLUMN retry_at {kind}"))
 
 
 def _insert_ignore(conn: Connection, table: sa.Table, values: dict[str, Any]) -> int:

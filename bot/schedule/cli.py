@@ -1,6 +1,6 @@
 """Scheduling commands of `python -m bot`:
 
-tick [--now ISO-TIME]   work every slot due now (for any external cron)
+tick [--now ISO-TIME] [--dry-run | --force]   post each team's latest due slot (for any external cron)
 send TEAM [--dry-run]   post the team's card to its targets now, or print what would be posted
 history TEAM            recent readings, slots, deliveries and the outbox's posts
 schedule                each team's next slots in its own time zone
@@ -14,15 +14,15 @@ import json
 import sys
 import textwrap
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from bot.card_text import message_as_text, message_summary
 from bot.config import TeamConfig
 from bot.errors import DeliveryError
-from bot.schedule.delivery import manual_message_id, target_key
+from bot.schedule.delivery import manual_message_id, message_id, target_key
 from bot.schedule.slots import next_slots
-from bot.schedule.tick import ERROR, Scheduler
+from bot.schedule.tick import ERROR, Scheduler, TeamPlan
 from bot.services import Services
 from bot.sources import Deadline
 from bot.store import FAILED, SEND, to_utc
@@ -35,8 +35,16 @@ def add_commands(subparsers: Any) -> dict[str, Command]:
 
     Each parser also gets ``handler`` as a default, for callers that dispatch on it.
     """
-    tick = subparsers.add_parser("tick", help="post every scheduled slot that is due")
-    tick.add_argument("--now", type=parse_instant, help="pretend it is this ISO time (default: now; naive = UTC)")
+    tick = subparsers.add_parser("tick", help="post each team's latest scheduled slot that is due")
+    tick.add_argument(
+        "--now",
+        type=parse_instant,
+        help="tick as of this ISO time (default: now; naive = UTC); refused beyond the grace period from the clock"
+        " unless --dry-run or --force",
+    )
+    mode = tick.add_mutually_exclusive_group()
+    mode.add_argument("--dry-run", action="store_true", help="print what the tick would claim and post; write nothing")
+    mode.add_argument("--force", action="store_true", help="really post as of a --now beyond the grace period")
     send = subparsers.add_parser("send", help="post a team's card to its targets now")
     send.add_argument("team", help="the team's id")
     send.add_argument("--dry-run", action="store_true", help="print what would be posted, post nothing")
@@ -77,13 +85,57 @@ def parse_instant(text: str) -> datetime:
 
 
 def cmd_tick(args: argparse.Namespace, services: Services) -> int:
-    """Run one tick; exit 1 if a slot failed."""
+    """Run one tick (or, with --dry-run, print what it would do); exit 1 if a slot failed, 2 if refused."""
+    clock = services.clock()
+    grace = timedelta(minutes=services.config.schedule.grace_minutes)
+    if args.now and abs(args.now - clock) > grace and not (args.dry_run or args.force):
+        print(
+            f"error: --now {args.now.isoformat()} is more than the grace period ({grace.total_seconds() / 60:g} min)"
+            f" from the clock ({clock.isoformat()}); add --dry-run to see what that tick would do, or --force to"
+            " really post as of then",
+            file=sys.stderr,
+        )
+        return 2
+    if args.dry_run:
+        print_plans(Scheduler(services).plan(args.now or clock))
+        return 0
     result = Scheduler(services).tick(args.now)
     for outcome in result.outcomes:
         detail = f": {outcome.detail}" if outcome.detail else ""
         print(f"{outcome.team_id} {outcome.slot.isoformat()} {outcome.state}{detail}")
     print(f"tick at {result.now.isoformat()}: {result.summary()}")
     return 1 if result.count(FAILED) or result.count(ERROR) else 0
+
+
+def print_plans(plans: list[TeamPlan]) -> None:
+    """Print what a tick would do for each team (``tick --dry-run``)."""
+    for team in plans:
+        plan, prefix = team.catchup, f"{team.team_id}:"
+        first = " (first tick for this team)" if team.first_tick else ""
+        if plan.wait_reason:
+            print(f"{prefix} nothing now: {plan.wait_reason}")
+        elif plan.work is None:
+            print(f"{prefix} nothing due{first}")
+        else:
+            kind = "last attempt at " if plan.last_attempt else ""
+            print(
+                f"{prefix} would claim {plan.work.isoformat()}{first} and post it ({kind}messageId"
+                f" {message_id(team.team_id, plan.work)}) to {', '.join(team.targets)}"
+            )
+        if plan.older:
+            print(
+                f"{prefix} would record {len(plan.older)} older slots superseded once it is posted"
+                f" ({_span(plan.older)})"
+            )
+        if plan.outdated:
+            print(f"{prefix} would record {len(plan.outdated)} slots superseded now ({_span(plan.outdated)})")
+        if team.missed:
+            print(f"{prefix} would record {len(team.missed)} slots missed ({_span(team.missed)})")
+    print("dry run: nothing was claimed, posted or written")
+
+
+def _span(slots: tuple[datetime, ...]) -> str:
+    return slots[0].isoformat() if len(slots) == 1 else f"{slots[0].isoformat()} … {slots[-1].isoformat()}"
 
 
 def cmd_send(args: argparse.Namespace, services: Services) -> int:

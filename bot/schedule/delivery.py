@@ -1,16 +1,24 @@
 """Posting a message to a team's targets: a Space's webhook, the Chat API, or the log.
 
 One attempt either returns `Sent` or raises `DeliveryError`; `Delivery.send`
-retries the retryable ones (429, 5xx, connection errors, timeouts) with
-exponential backoff and full jitter, never sooner than a ``Retry-After``, and
-never past the tick's deadline. Other 4xx answers are not retried.
+retries the retryable ones (429, 5xx, connection errors, timeouts, a token
+endpoint's transient failure) with exponential backoff and full jitter, never
+sooner than a ``Retry-After``. The tick's deadline decides whether another
+attempt is *started*; an attempt once started gets its full timeout
+(``timeout_seconds``), bounded by what the caller's gate allows (the slot's
+claim: see `Gate`). Other 4xx answers are not retried.
 
 Posts to one Space are paced in-process (``schedule.pace_seconds`` apart;
-Chat allows 60 message writes a minute per Space), whichever way they go.
-Webhook URLs are secrets: only the Space id in their path is ever logged, and
-an error's message names only its type and the Space, never the exception's
-text (which may hold the URL). Credentials that cannot be loaded are a
-`DeliveryError` too, not retried.
+Chat allows 60 message writes a minute per Space), whichever way they go. The
+turn is taken right before the HTTP request, after the client is built and
+its token fetched, so the spacing holds on the wire.
+
+Every post carries ``messageId`` and ``requestId`` (the Chat API deduplicates
+on them; whether webhooks do is unverified), and a 409 answer counts as
+already delivered. Webhook URLs are secrets: only the Space id in their path
+is ever logged, and an error's message names only its type and the Space,
+never the exception's text (which may hold the URL). Credentials that cannot
+be loaded are a `DeliveryError` too, not retried.
 """
 
 from __future__ import annotations
@@ -48,6 +56,9 @@ from bot.store import Store
 log = logging.getLogger(__name__)
 
 Message = dict[str, Any]
+Gate = Callable[[], float]
+"""Called right before each HTTP request: raises to stop sending (e.g. the slot's claim was lost), else
+returns the seconds the request may take at most (what is left of the claim's lease)."""
 CHAT_SCOPES = ["https://www.googleapis.com/auth/chat.bot"]
 REPLY_OPTION = "REPLY_MESSAGE_FALLBACK_TO_NEW_THREAD"
 _SPACE_IN_URL = re.compile(r"/v1/(spaces/[A-Za-z0-9_-]+)/messages")
@@ -163,10 +174,11 @@ class Delivery:
         self._service: Any = None
         self._credentials: Any = None
 
-    def send(self, target: DeliveryTarget, post: Post, deadline: Deadline) -> Sent:
-        """Deliver ``post`` to ``target``, retrying what may succeed later within ``deadline``.
+    def send(self, target: DeliveryTarget, post: Post, deadline: Deadline, gate: Gate | None = None) -> Sent:
+        """Deliver ``post`` to ``target``; retries what may succeed later, starting none after ``deadline``.
 
-        Raises the last `DeliveryError` when it gives up.
+        ``gate`` is asked before each request (see `Gate`). Raises the last
+        `DeliveryError` when it gives up; whatever ``gate`` raises passes through.
         """
         retrying = tenacity.Retrying(
             retry=tenacity.retry_if_exception(lambda exc: isinstance(exc, DeliveryError) and exc.retryable),
@@ -182,22 +194,29 @@ class Delivery:
             ),
             reraise=True,
         )
-        return retrying(self.attempt, target, post, deadline)
+        return retrying(self.attempt, target, post, gate or self._no_gate)
 
     def _wait(self, state: tenacity.RetryCallState) -> float:
         error = state.outcome.exception() if state.outcome else None
         retry_after = error.retry_after if isinstance(error, DeliveryError) else None
         return max(self.backoff(state), retry_after or 0.0)
 
-    def attempt(self, target: DeliveryTarget, post: Post, deadline: Deadline) -> Sent:
+    def attempt(self, target: DeliveryTarget, post: Post, gate: Gate) -> Sent:
         """One try at delivering ``post`` to ``target``; raises `DeliveryError`."""
         if isinstance(target, LogTarget):
+            gate()
             return self._log(post)
-        self.pacer.wait(space_of(target))  # one pace per Space, webhook and Chat API alike
-        timeout = max(1.0, min(self.timeout_seconds, deadline.remaining()))
         if isinstance(target, WebhookTarget):
-            return self._webhook(target, post, timeout)
-        return self._chat_api(target, post, timeout)
+            return self._webhook(target, post, gate)
+        return self._chat_api(target, post, gate)
+
+    def _no_gate(self) -> float:
+        return self.timeout_seconds
+
+    def _turn(self, target: DeliveryTarget, gate: Gate) -> float:
+        """Wait for the Space's turn, then pass the gate; the request's timeout in seconds."""
+        self.pacer.wait(space_of(target))  # one pace per Space, webhook and Chat API alike
+        return max(0.1, min(self.timeout_seconds, gate()))
 
     def _log(self, post: Post) -> Sent:
         self.store.add_outbox(post.team_id, post.slot, post.message, self.clock())
@@ -210,14 +229,16 @@ class Delivery:
         )
         return Sent(name="outbox")
 
-    def _webhook(self, target: WebhookTarget, post: Post, timeout: float) -> Sent:
+    def _webhook(self, target: WebhookTarget, post: Post, gate: Gate) -> Sent:
         where = f"webhook to {space_of(target)}"
         body, params = _threaded(post)
+        data = json.dumps(body).encode()
+        timeout = self._turn(target, gate)
         try:
             response = requests.post(
                 target.url.get_secret_value(),
-                params=params,
-                data=json.dumps(body).encode(),
+                params=params | _ids(post),
+                data=data,
                 headers={"Content-Type": "application/json; charset=UTF-8"},
                 timeout=timeout,
             )
@@ -225,34 +246,44 @@ class Delivery:
             # The exception's text may hold the URL, a secret: name only its kind.
             retryable = isinstance(exc, requests.ConnectionError | requests.Timeout)
             raise DeliveryError(f"{where}: {type(exc).__name__}", retryable=retryable) from None
+        if response.status_code == 409:
+            log.info("%s: %s was already there (409)", where, post.message_id)
+            return Sent(already=True)
         if response.ok:
             return Sent(name=_json_field(response.text, "name"))
         reason = _json_field(response.text, "error", "message")
         raise self._failure(where, response.status_code, response.headers.get("Retry-After"), reason)
 
-    def _chat_api(self, target: ChatApiTarget, post: Post, timeout: float) -> Sent:
+    def _chat_api(self, target: ChatApiTarget, post: Post, gate: Gate) -> Sent:
         where = f"Chat API post to {target.space}"
         body, options = _threaded(post)
         try:
             service, credentials = self._chat_service()
         except (google_exceptions.GoogleAuthError, OSError, ValueError) as exc:
             raise DeliveryError(f"{where}: credentials unusable ({type(exc).__name__})", retryable=False) from None
-        request = (
-            service.spaces().messages().create(parent=target.space, body=body, messageId=post.message_id, **options)
-        )
-        http = google_auth_httplib2.AuthorizedHttp(credentials, http=httplib2.Http(timeout=timeout))
+        request = service.spaces().messages().create(parent=target.space, body=body, **_ids(post), **options)
         try:
-            result = request.execute(http=http)
+            self._fresh_token(credentials)
+            http = httplib2.Http(timeout=self._turn(target, gate))
+            result = request.execute(http=google_auth_httplib2.AuthorizedHttp(credentials, http=http))
         except HttpError as exc:
             if exc.resp.status == 409:
                 log.info("%s: %s was already there (409)", where, post.message_id)
                 return Sent(already=True)
             raise self._failure(where, exc.resp.status, exc.resp.get("retry-after"), str(exc.reason or "")) from None
         except google_exceptions.RefreshError as exc:
-            raise DeliveryError(f"{where}: credentials refused ({type(exc).__name__})", retryable=False) from None
+            # google-auth marks a token endpoint's transient failure (5xx, 429) retryable.
+            kind = "token endpoint failed" if exc.retryable else "credentials refused"
+            raise DeliveryError(f"{where}: {kind} ({type(exc).__name__})", retryable=exc.retryable) from None
         except (httplib2.HttpLib2Error, google_exceptions.TransportError, OSError) as exc:
             raise DeliveryError(f"{where}: {type(exc).__name__}", retryable=True) from None
         return Sent(name=result.get("name") if isinstance(result, dict) else None)
+
+    def _fresh_token(self, credentials: Any) -> None:
+        """Fetch an access token now if the credentials have none valid, so the request itself is not delayed."""
+        with self._lock:
+            if not credentials.valid:
+                credentials.refresh(google_auth_httplib2.Request(httplib2.Http(timeout=self.timeout_seconds)))
 
     def _chat_service(self) -> tuple[Any, Any]:
         """The Chat API client, built once (static discovery document, no network)."""
@@ -275,6 +306,11 @@ class Delivery:
         wait = retry_after_seconds(retry_after, self.clock()) if retryable else None
         text = f"{where}: HTTP {status}" + (f" ({reason[:200]})" if reason else "")
         return DeliveryError(text, retryable=retryable, retry_after=wait)
+
+
+def _ids(post: Post) -> dict[str, str]:
+    """The idempotency ids every post carries (query parameters, as the Chat API takes them)."""
+    return {"messageId": post.message_id, "requestId": post.message_id}
 
 
 def _threaded(post: Post) -> tuple[dict[str, Any], dict[str, str]]:

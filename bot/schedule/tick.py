@@ -1,26 +1,43 @@
-"""The scheduler tick: every due slot claimed once, fetched, rendered, delivered, recorded.
+"""The scheduler tick: for each team, the latest due slot claimed once, read, posted, recorded.
 
 One tick, whatever triggered it (the in-process ticker of ``serve``,
 ``GET /tasks/tick``, ``python -m bot tick``), does for each scheduled team,
 teams side by side (``schedule.concurrency`` at a time):
 
 1. slots that fell out of the grace period since the last tick without being
-   claimed are recorded as missed, not sent late (slots older than the grace
+   started are recorded ``missed``, not sent late (slots older than the grace
    period before the team's first tick are not considered at all: they
-   predate the scheduler);
-2. each slot due within the grace period (on the team's first tick too) is
-   claimed in the store; the claimer reads the team's KPIs and posts to every
-   target not yet settled for that slot;
-3. a slot whose data could not be read is given back and retried by the next
-   ticks; once its grace period has run out it gets one last attempt, which
-   posts the marked "could not refresh" card (``on_failure: post_stale``) or
-   records it skipped (``on_failure: skip``).
+   predate the scheduler); unfinished slots long past their grace period
+   (twice the grace) are closed as missed too;
+2. **no burst**: of the slots due within the grace period, and those left
+   pending by earlier ticks, only the latest is claimed and posted; once it
+   is delivered, failed or skipped, the older ones are recorded
+   ``superseded``, never posted. This holds on a team's first tick, after a
+   pause, after a schedule change and across retries: a pending slot older
+   than a newer due one is superseded too. The full rule is in
+   `bot.schedule.catchup`;
+3. the claimer reads the team's KPIs and posts to every target not yet
+   settled for that slot. A slot whose data could not be read, or whose post
+   may succeed later (429, 5xx, timeouts), is given back and retried by the
+   next ticks; a peer's ``Retry-After`` is kept with the slot, and no tick
+   takes it up before then. Once the oldest waiting slot's grace period is
+   over, the attempt is the last: it posts the marked "could not refresh"
+   card (``on_failure: post_stale``) or records the slot skipped
+   (``on_failure: skip``), or records it failed.
 
-The tick stops claiming when its deadline (``schedule.deadline_seconds``)
-passes: what it did not reach stays claimable. A claim is a lease
-(``schedule.lease_seconds``, longer than the deadline): if the process dies
-mid-send, a later tick takes the slot over and posts with the same Chat API
-``messageId``, so the Space gets it once.
+Exactly once, across any number of tick processes: a slot is claimed by one
+of them (an atomic write in the store); a claim is a lease
+(``schedule.lease_seconds``, longer than the deadline), checked and extended
+before every HTTP request; superseding a slot is a conditional write that
+never touches a slot another process holds. If a process dies mid-send, a
+later tick takes the slot over and posts with the same ``messageId``, which
+the Chat API deduplicates; a process that finds its claim taken over stops
+and reports the slot ``lost``, never ``delivered``.
+
+The tick's deadline (``schedule.deadline_seconds``) decides whether a team's
+slot is *started*; a slot once started gets every target tried, each request
+with its full timeout within the claim's lease, so a slow answer is not taken
+for a failed post (and posted again by the next tick).
 
 An unexpected error in one team's work is logged by its type only (its text
 may hold a webhook URL) and gives the slot back for the next tick; the other
@@ -37,7 +54,6 @@ import time
 import traceback
 import uuid
 from collections import Counter
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -47,12 +63,15 @@ from sqlalchemy.exc import SQLAlchemyError
 from bot.config import DeliveryTarget, LogTarget, TeamConfig, WebhookTarget
 from bot.errors import DeliveryError, ScorebotError
 from bot.reports import TeamReport
+from bot.schedule.catchup import Catchup
+from bot.schedule.catchup import plan as plan_catchup
+from bot.schedule.claim import Claim, ClaimLost
 from bot.schedule.delivery import Delivery, Post, message_id, target_key
 from bot.schedule.slots import slots_between
 from bot.schedule.templates import thread_key
 from bot.services import Services
 from bot.sources import Deadline
-from bot.store import DELIVERED, FAILED, MISSED, PENDING, POST, RETRY, SKIPPED, UNFINISHED, to_utc
+from bot.store import CONCLUDED, DELIVERED, FAILED, MISSED, PENDING, POST, RETRY, SKIPPED, SUPERSEDED, TeamMark, to_utc
 from handlers import scheduled
 
 log = logging.getLogger(__name__)
@@ -65,12 +84,23 @@ ERROR = "error"
 
 @dataclass(frozen=True)
 class SlotOutcome:
-    """What a tick did with one slot: delivered, failed, skipped, pending, missed, lost or error."""
+    """What a tick did with one slot: delivered, failed, skipped, pending, missed, superseded, lost or error."""
 
     team_id: str
     slot: datetime
     state: str
     detail: str | None = None
+
+
+@dataclass(frozen=True)
+class TeamPlan:
+    """What a tick would do for one team (``tick --dry-run``)."""
+
+    team_id: str
+    catchup: Catchup
+    missed: tuple[datetime, ...]
+    targets: tuple[str, ...]
+    first_tick: bool
 
 
 @dataclass
@@ -122,7 +152,7 @@ class Scheduler:
         """Work every due slot of every scheduled team once, as of ``now`` (default: the services' clock)."""
         start = to_utc(now or self.services.clock())
         clock = _Clock(start, time.monotonic(), Deadline.after(self.settings.deadline_seconds))
-        teams = [t for t in self.services.config.teams if t.schedule and t.deliver]
+        teams = self._scheduled_teams()
         result = TickResult(clock.start)
         if not teams:
             return result
@@ -142,96 +172,120 @@ class Scheduler:
             return [SlotOutcome(team.id, clock.start, ERROR, f"unexpected {type(exc).__name__}")]
 
     def _run_team(self, team: TeamConfig, clock: _Clock) -> list[SlotOutcome]:
-        assert team.schedule  # noqa: S101 (filtered by tick)
         store, now = self.services.store, clock.start
-        zone = self.services.config.zone(team)
-        grace = timedelta(minutes=self.settings.grace_minutes)
-        cutoff = now - grace
+        grace = self._grace()
         mark = store.team_mark(team.id, now)
-        # Slots the last tick saw as due but did not claim are missed now too; a first tick misses nothing.
-        missed = slots_between(team.schedule, zone, max(mark.scanned_until - grace, now - MISSED_LOOKBACK), cutoff)
+        # Slots the last tick saw as due but did not start are missed now; a first tick misses nothing.
+        missed_detail = "not started within the grace period"
         outcomes = [
-            SlotOutcome(team.id, slot, MISSED, "not claimed within the grace period")
-            for slot in store.record_missed(team.id, missed, now, "not claimed within the grace period")
+            SlotOutcome(team.id, slot, MISSED, missed_detail)
+            for slot in store.record_missed(team.id, self._missed(team, mark, now), now, missed_detail)
         ]
         if expired := store.expire(team.id, now - 2 * grace, now, "not completed within the grace period"):
             log.warning("team %s: %d unfinished slots gave up (grace period long over)", team.id, expired)
         store.advance_mark(team.id, now)
-
-        runs = {r.slot: r for r in store.slot_runs(team.id, since=now - 2 * grace, until=now, limit=100_000)}
-        due = set(slots_between(team.schedule, zone, cutoff, now))
-        read = self._reader(team)
-        overdue = {slot for slot, run in runs.items() if slot <= cutoff and run.state in UNFINISHED}
-        for slot in sorted(due | overdue):
-            run = runs.get(slot)
-            if run and (run.state not in UNFINISHED or (run.claimed_until and run.claimed_until >= now)):
-                continue
-            if clock.deadline.expired():
-                log.warning("team %s: tick deadline reached; later slots stay for the next tick", team.id)
-                break
-            if store.claim(team.id, slot, self.owner, clock.now(), self._lease(clock)):
-                try:
-                    report = read(slot, retry=run is not None)
-                    outcomes.append(self._run_slot(team, slot, report, clock, final=slot <= cutoff))
-                except Exception as exc:  # noqa: BLE001 (given back: the next tick tries again)
-                    detail = f"unexpected {type(exc).__name__}"
-                    _log_unexpected(exc, "team %s slot %s: gave the slot back", team.id, slot.isoformat())
-                    store.release(team.id, slot, self.owner, clock.now(), detail)
-                    outcomes.append(SlotOutcome(team.id, slot, PENDING, detail))
+        catchup = self._catchup(team, now)
+        outcomes += self._supersede(team, catchup.outdated, now, "a newer slot was already posted")
+        if catchup.wait_reason:
+            log.info("team %s: left for a later tick: %s", team.id, catchup.wait_reason)
+            return outcomes
+        if catchup.work is None:
+            return outcomes
+        if clock.deadline.expired():
+            log.warning("team %s: tick deadline reached; slot %s stays for the next tick", team.id, catchup.work)
+            return outcomes
+        claim = Claim(store, team.id, catchup.work, self.owner, self.settings.lease_seconds, clock.now)
+        if not claim.take():
+            return outcomes  # another tick got there first
+        try:
+            outcome = self._run_slot(team, claim, clock, retry=catchup.retry, last_attempt=catchup.last_attempt)
+        except Exception as exc:  # noqa: BLE001 (given back: the next tick tries again)
+            detail = f"unexpected {type(exc).__name__}"
+            _log_unexpected(exc, "team %s slot %s: gave the slot back", team.id, claim.slot.isoformat())
+            claim.release(detail)
+            outcome = SlotOutcome(team.id, claim.slot, PENDING, detail)
+        outcomes.append(outcome)
+        if outcome.state in CONCLUDED:
+            local = claim.slot.astimezone(self.services.config.zone(team))
+            outcomes += self._supersede(team, catchup.older, clock.now(), f"the {local:%Y-%m-%d %H:%M} slot was posted")
         return outcomes
 
-    def _reader(self, team: TeamConfig) -> Callable[..., TeamReport]:
-        """One read per team per tick: the first slot that needs it reads (and records it as read for
-        that slot: a post, or a retry of one); later slots of the same tick reuse it."""
-        reads: list[TeamReport] = []
+    def plan(self, now: datetime) -> list[TeamPlan]:
+        """What a tick as of ``now`` would do for each scheduled team, reading the store and writing nothing."""
+        now = to_utc(now)
+        plans = []
+        for team in self._scheduled_teams():
+            mark = self.services.store.find_mark(team.id)
+            missed = self._missed(team, mark, now)
+            known = {r.slot for r in self.services.store.slot_runs(team.id, since=now - MISSED_LOOKBACK, until=now)}
+            catchup = self._catchup(team, now)
+            targets = tuple(target_key(t) for t in team.deliver)
+            unstarted = tuple(slot for slot in missed if slot not in known)
+            plans.append(TeamPlan(team.id, catchup, unstarted, targets, mark is None))
+        return plans
 
-        def read(slot: datetime, *, retry: bool) -> TeamReport:
-            if not reads:
-                reads.append(self.services.report(team, RETRY if retry else POST, slot=slot))
-            return reads[0]
+    def _scheduled_teams(self) -> list[TeamConfig]:
+        return [t for t in self.services.config.teams if t.schedule and t.deliver]
 
-        return read
+    def _grace(self) -> timedelta:
+        return timedelta(minutes=self.settings.grace_minutes)
 
-    def _lease(self, clock: _Clock) -> datetime:
-        return clock.now() + timedelta(seconds=self.settings.lease_seconds)
+    def _missed(self, team: TeamConfig, mark: TeamMark | None, now: datetime) -> list[datetime]:
+        """Slots that were due at the last tick and are now past their grace period (none on a first tick)."""
+        assert team.schedule  # noqa: S101 (only scheduled teams tick)
+        if mark is None:
+            return []
+        grace, zone = self._grace(), self.services.config.zone(team)
+        return slots_between(team.schedule, zone, max(mark.scanned_until - grace, now - MISSED_LOOKBACK), now - grace)
+
+    def _catchup(self, team: TeamConfig, now: datetime) -> Catchup:
+        """Which slot this tick works for ``team`` (see `bot.schedule.catchup`)."""
+        assert team.schedule  # noqa: S101 (only scheduled teams tick)
+        grace, zone = self._grace(), self.services.config.zone(team)
+        runs = self.services.store.slot_runs(team.id, since=now - 2 * grace, until=now, limit=100_000)
+        due = slots_between(team.schedule, zone, now - grace, now)
+        return plan_catchup(due, {r.slot: r for r in runs}, now, now - grace)
+
+    def _supersede(self, team: TeamConfig, slots: tuple[datetime, ...], now: datetime, why: str) -> list[SlotOutcome]:
+        if not slots:
+            return []
+        closed = self.services.store.supersede(team.id, list(slots), now, f"superseded: {why}")
+        if closed:
+            log.info("team %s: %d older slots superseded (%s)", team.id, len(closed), why)
+        return [SlotOutcome(team.id, slot, SUPERSEDED, why) for slot in closed]
 
     def _run_slot(
-        self, team: TeamConfig, slot: datetime, report: TeamReport, clock: _Clock, *, final: bool
+        self, team: TeamConfig, claim: Claim, clock: _Clock, *, retry: bool, last_attempt: bool
     ) -> SlotOutcome:
-        store = self.services.store
-        if not report.fresh and not final:
+        report = self.services.report(team, RETRY if retry else POST, slot=claim.slot)  # recorded as read for it
+        if not report.fresh and not last_attempt:
             detail = "could not refresh: " + "; ".join(report.failures)
-            store.release(team.id, slot, self.owner, clock.now(), detail)
-            log.warning("team %s slot %s: %s; retrying on the next tick", team.id, slot.isoformat(), detail)
-            return SlotOutcome(team.id, slot, PENDING, detail)
+            log.warning("team %s slot %s: %s; retrying on the next tick", team.id, claim.slot.isoformat(), detail)
+            return self._release(claim, detail)
         if not report.fresh and team.on_failure == "skip":
-            detail = "skipped (on_failure: skip): " + "; ".join(report.failures)
-            store.finish(team.id, slot, self.owner, SKIPPED, clock.now(), detail)
-            return SlotOutcome(team.id, slot, SKIPPED, detail)
-        return self._deliver(team, slot, report, clock, final=final)
+            return self._finish(claim, SKIPPED, "skipped (on_failure: skip): " + "; ".join(report.failures))
+        return self._deliver(team, claim, report, clock, last_attempt=last_attempt)
 
     def _deliver(
-        self, team: TeamConfig, slot: datetime, report: TeamReport, clock: _Clock, *, final: bool
+        self, team: TeamConfig, claim: Claim, report: TeamReport, clock: _Clock, *, last_attempt: bool
     ) -> SlotOutcome:
-        store = self.services.store
+        """Post to every target not settled yet; all of them, once the slot is started."""
+        store, slot = self.services.store, claim.slot
         settled = store.settled_targets(team.id, slot)
-        retryable: list[str] = []
-        rejected: list[str] = []
+        retryable: list[DeliveryError] = []
+        rejected: list[DeliveryError] = []
         for target in team.deliver:
             key = target_key(target)
             if key in settled:
                 continue
-            if clock.deadline.expired():
-                retryable.append(f"{key}: tick deadline reached")
-                break
-            if not store.renew(team.id, slot, self.owner, self._lease(clock)):
-                log.error("team %s slot %s: claim lost (lease ran out); leaving it", team.id, slot.isoformat())
-                return SlotOutcome(team.id, slot, LOST, "claim lost: the lease ran out")
             post = self.post_for(team, slot, report, target)
             try:
-                sent = self.delivery.send(target, post, clock.deadline)
+                sent = self.delivery.send(target, post, clock.deadline, claim.keep)
+            except ClaimLost as exc:
+                log.error("team %s slot %s: %s; leaving it to the new owner", team.id, slot.isoformat(), exc)
+                return SlotOutcome(team.id, slot, LOST, str(exc))
             except DeliveryError as exc:
-                (retryable if exc.retryable else rejected).append(str(exc))
+                (retryable if exc.retryable else rejected).append(exc)
                 outcome = "error" if exc.retryable else "rejected"
                 store.record_delivery(
                     team.id, slot, key, outcome, clock.now(), message_id=post.message_id, detail=str(exc)
@@ -241,17 +295,30 @@ class Scheduler:
             outcome = "already" if sent.already else "delivered"
             store.record_delivery(team.id, slot, key, outcome, clock.now(), message_id=post.message_id)
             log.info("team %s slot %s: %s to %s", team.id, slot.isoformat(), outcome, key)
-        if retryable and not final:
-            detail = "; ".join(retryable)
-            store.release(team.id, slot, self.owner, clock.now(), detail)
-            return SlotOutcome(team.id, slot, PENDING, detail)
+        if retryable and not last_attempt:
+            wait = max((e.retry_after or 0.0 for e in retryable), default=0.0)
+            retry_at = clock.now() + timedelta(seconds=wait) if wait else None
+            return self._release(claim, "; ".join(map(str, retryable)), retry_at)
         if retryable or rejected:
-            detail = "; ".join(rejected + retryable)
-            store.finish(team.id, slot, self.owner, FAILED, clock.now(), detail)
-            return SlotOutcome(team.id, slot, FAILED, detail)
-        stale = None if report.fresh else "posted stale: " + "; ".join(report.failures)
-        store.finish(team.id, slot, self.owner, DELIVERED, clock.now(), stale)
-        return SlotOutcome(team.id, slot, DELIVERED, stale)
+            return self._finish(claim, FAILED, "; ".join(map(str, rejected + retryable)))
+        return self._finish(claim, DELIVERED, None if report.fresh else "posted stale: " + "; ".join(report.failures))
+
+    def _release(self, claim: Claim, detail: str, retry_at: datetime | None = None) -> SlotOutcome:
+        if not claim.release(detail, retry_at):
+            return self._lost(claim, PENDING)
+        if retry_at:
+            detail += f"; not retried before {retry_at.isoformat()} (Retry-After)"
+        return SlotOutcome(claim.team_id, claim.slot, PENDING, detail)
+
+    def _finish(self, claim: Claim, state: str, detail: str | None) -> SlotOutcome:
+        if not claim.finish(state, detail):
+            return self._lost(claim, state)
+        return SlotOutcome(claim.team_id, claim.slot, state, detail)
+
+    def _lost(self, claim: Claim, would_be: str) -> SlotOutcome:
+        detail = f"claim lost before the slot could be recorded {would_be}: another tick took it over"
+        log.error("team %s slot %s: %s", claim.team_id, claim.slot.isoformat(), detail)
+        return SlotOutcome(claim.team_id, claim.slot, LOST, detail)
 
     def post_for(self, team: TeamConfig, slot: datetime, report: TeamReport, target: DeliveryTarget) -> Post:
         """The post of ``report`` for ``team``'s ``slot`` to ``target`` (webhooks get no Refresh button)."""

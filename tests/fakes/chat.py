@@ -8,9 +8,12 @@
   the Space already has, or whatever the test scripted for that Space
   (`answer`: 429 with Retry-After, 500, 404, ... once each, in order;
   `always`: every time), or it hangs (`hang`) until released, after storing
-  the message or before;
+  the message or before, or it stores the message and answers late (`slow`);
+  whether a webhook post (one with ``key`` in its query) honours ``messageId``
+  is *unverified*, so it is a switch (``webhook_ids``, off by default);
 - ``POST /token``: an OAuth token endpoint, so a service-account key file
-  whose ``token_uri`` points here drives google-auth's real refresh path.
+  whose ``token_uri`` points here drives google-auth's real refresh path
+  (`token_answers` scripts failures, ``token_delay`` slows every answer).
 
 `write_config` writes a Scorebot config whose targets point at the fake.
 """
@@ -55,6 +58,12 @@ class Received:
 
 
 @dataclass
+class _Slow:
+    seconds: float
+    arrived: threading.Event = field(default_factory=threading.Event)
+
+
+@dataclass
 class _Hang:
     landed: bool
     arrived: threading.Event = field(default_factory=threading.Event)
@@ -64,10 +73,14 @@ class _Hang:
 class FakeChat:
     """The fake Chat endpoint; ``received`` holds every message request, ``created`` the stored messages."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, webhook_ids: bool = False, token_delay: float = 0.0) -> None:
         self.received: list[Received] = []
         self.created: dict[tuple[str, str], dict[str, Any]] = {}
         self.token_requests = 0
+        self.webhook_ids = webhook_ids
+        self.token_delay = token_delay
+        self._token_answers: list[int] = []
+        self._slow: dict[str, _Slow] = {}
         self._answers: dict[str, list[tuple[int, dict[str, str]]]] = {}
         self._always: dict[str, int] = {}
         self._hangs: dict[str, _Hang] = {}
@@ -102,6 +115,17 @@ class FakeChat:
         self._hangs[space] = hang
         return hang
 
+    def slow(self, space: str, seconds: float) -> _Slow:
+        """Store every message to ``space`` at once but answer ``seconds`` later (``arrived``: the first came)."""
+        slow = _Slow(seconds)
+        self._slow[space] = slow
+        return slow
+
+    def token_answers(self, *statuses: int) -> None:
+        """Answer the next token requests with these HTTP statuses (an error body each), one each."""
+        with self._lock:
+            self._token_answers.extend(statuses)
+
     def posts(self, space: str | None = None) -> list[Received]:
         """Requests received (for one Space, if given), in order."""
         with self._lock:
@@ -116,7 +140,8 @@ class FakeChat:
         """Store a message unless its messageId exists: (200, message) or (409, error)."""
         with self._lock:
             self._counter += 1
-            message_id = query.get("messageId") or f"auto-{self._counter}"
+            honoured = "key" not in query or self.webhook_ids
+            message_id = (query.get("messageId") if honoured else None) or f"auto-{self._counter}"
             if (space, message_id) in self.created:
                 error = {"code": 409, "message": f"Message {message_id} already exists.", "status": "ALREADY_EXISTS"}
                 return 409, {"error": error}
@@ -147,7 +172,21 @@ class FakeChat:
             status, headers = scripted
             return status, headers, {"error": {"code": status, "message": "scripted", "status": "SCRIPTED"}}
         status, body = self._create(space, received.query, received.body)
+        if (slow := self._slow.get(space)) is not None:
+            slow.arrived.set()
+            self._server.stopping.wait(slow.seconds)
         return status, {}, body
+
+    def _token(self) -> tuple[int, dict[str, str], dict[str, Any]]:
+        with self._lock:
+            self.token_requests += 1
+            status = self._token_answers.pop(0) if self._token_answers else 200
+        if self.token_delay:
+            self._server.stopping.wait(self.token_delay)
+        if status != 200:
+            error = "temporarily_unavailable" if status >= 500 else "invalid_grant"
+            return status, {}, {"error": error, "error_description": "scripted"}
+        return 200, {}, {"access_token": ACCESS_TOKEN, "expires_in": 3600, "token_type": "Bearer"}
 
 
 def _handler(fake: FakeChat) -> type[BaseHTTPRequestHandler]:
@@ -157,8 +196,7 @@ def _handler(fake: FakeChat) -> type[BaseHTTPRequestHandler]:
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length) if length else b""
             if parts.path == "/token":
-                fake.token_requests += 1
-                self._send(200, {}, {"access_token": ACCESS_TOKEN, "expires_in": 3600, "token_type": "Bearer"})
+                self._send(*fake._token())
                 return
             if not (parts.path.startswith("/v1/spaces/") and parts.path.endswith("/messages")):
                 self._send(404, {}, {"error": {"code": 404, "message": "no such path", "status": "NOT_FOUND"}})
