@@ -214,7 +214,7 @@ def test_serve_on_a_port_in_use_says_so_once_and_exits(demo_copy):
 def test_the_demo_console_has_one_line_per_post_and_history_has_the_card(demo_copy):
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     done = subprocess.run(
-        [sys.executable, "-m", "bot", "--config", str(demo_copy), "tick", "--now", "2026-11-09T15:00:30Z"],
+        [sys.executable, "-m", "bot", "--config", str(demo_copy), "tick", "--now", "2026-11-09T15:00:30Z", "--force"],
         env=env,
         capture_output=True,
         text=True,
@@ -222,7 +222,7 @@ def test_the_demo_console_has_one_line_per_post_and_history_has_the_card(demo_co
     )
     assert done.returncode == 0, done.stderr
     posts = [line for line in done.stderr.splitlines() if "scheduled post for customer" in line]
-    assert len(posts) == 2  # the demo's every-minute slots 14:59 and 15:00
+    assert len(posts) == 1  # the demo's every-minute slot 15:00; 14:59 is superseded (no burst)
     assert all("Open customer issues: 85 (target 40)" in line for line in posts)
     assert "Critical: 4 × 10 = 40" not in done.stderr
     assert "[Refresh]" not in done.stderr
@@ -236,6 +236,6 @@ def test_the_demo_console_has_one_line_per_post_and_history_has_the_card(demo_co
     )
     assert history.returncode == 0, history.stderr
     outbox = history.stdout.split("outbox (")[1]
-    assert outbox.count("slot 2026-11-09") == 2
+    assert outbox.count("slot 2026-11-09") == 1
     assert "Critical: 4 × 10 = 40" in outbox
     assert "[Refresh]  [Open in CRM]" in outbox

@@ -57,8 +57,8 @@ log = logging.getLogger(__name__)
 
 Message = dict[str, Any]
 Gate = Callable[[], float]
-"""Called right before each HTTP request: raises to stop sending (e.g. the slot's claim was lost), else
-returns the seconds the request may take at most (what is left of the claim's lease)."""
+"""Called before each HTTP request, just before the Space's pacing turn: raises to stop sending (e.g. the
+slot's claim was lost), else returns the seconds the request may take at most (what is left of the lease)."""
 CHAT_SCOPES = ["https://www.googleapis.com/auth/chat.bot"]
 REPLY_OPTION = "REPLY_MESSAGE_FALLBACK_TO_NEW_THREAD"
 _SPACE_IN_URL = re.compile(r"/v1/(spaces/[A-Za-z0-9_-]+)/messages")
@@ -214,9 +214,13 @@ class Delivery:
         return self.timeout_seconds
 
     def _turn(self, target: DeliveryTarget, gate: Gate) -> float:
-        """Wait for the Space's turn, then pass the gate; the request's timeout in seconds."""
+        """Pass the gate, then wait for the Space's turn; the request's timeout in seconds.
+
+        Nothing but the request itself comes after the turn (not even the gate's store write).
+        """
+        allowed = gate()
         self.pacer.wait(space_of(target))  # one pace per Space, webhook and Chat API alike
-        return max(0.1, min(self.timeout_seconds, gate()))
+        return max(0.1, min(self.timeout_seconds, allowed))
 
     def _log(self, post: Post) -> Sent:
         self.store.add_outbox(post.team_id, post.slot, post.message, self.clock())
