@@ -24,7 +24,6 @@ from bot.store import POST, SCHEMA_VERSION, SCORE, Reading, Store, metadata, sch
 from tests import payloads as p
 from tests.fakes.chat import FakeChat, write_config
 from tests.fakes.vtiger import FakeVtiger
-from tests.test_store import pg_url, store_url  # noqa: F401 (fixtures)
 
 REPO = Path(__file__).resolve().parent.parent
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -52,7 +51,7 @@ def table_rows(store: Store) -> dict[str, list[tuple]]:
 
 
 @pytest.fixture
-def store(store_url):  # noqa: F811 (the fixture imported above)
+def store(store_url):
     opened = Store(store_url)
     yield opened
     opened.engine.dispose()
@@ -179,7 +178,7 @@ def make_schema_2(url: str, snapshots: int) -> None:
     engine.dispose()
 
 
-def test_a_schema_2_store_opened_by_several_processes_at_once_is_migrated_once(store_url):  # noqa: F811
+def test_a_schema_2_store_opened_by_several_processes_at_once_is_migrated_once(store_url):
     make_schema_2(store_url, snapshots=30)
     command = [sys.executable, "-c", "import sys; from bot.store import Store; Store(sys.argv[1])", store_url]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
