@@ -1,4 +1,5 @@
-"""The http source against a small JSON server on 127.0.0.1 (real HTTP, no mocks)."""
+"""The http source against a small JSON server on 127.0.0.1 (real HTTP, no mocks; only a host name that does not
+resolve is played by a transport that fails as one, so that no DNS server is asked)."""
 
 from __future__ import annotations
 
@@ -11,11 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
+import requests.adapters
 from pydantic import ValidationError
 
 from bot.errors import SourceAuthError, SourceDataError, SourceQueryError, SourceUnavailable
 from bot.sources.base import NO_CATEGORY, Deadline
-from bot.sources.http import HttpQuery, HttpSettings, HttpSource
+from bot.sources.http import Calls, HttpQuery, HttpSettings, HttpSource, seconds, send
 from tests.fakes.loopback import LoopbackServer
 
 
@@ -27,6 +30,7 @@ class JsonServer:
         self.body: Any = {}
         self.content_type = "application/json"
         self.delay = 0.0
+        self.extra_headers: dict[str, str] = {}
         self.headers_seen: list[dict[str, str]] = []
         self._server = LoopbackServer(_Handler, self)
         self.url = f"{self._server.base_url}/kpi"
@@ -48,6 +52,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_response(server.status)
             self.send_header("Content-Type", server.content_type)
             self.send_header("Content-Length", str(len(raw)))
+            for name, value in server.extra_headers.items():
+                self.send_header(name, value)
             self.end_headers()
             self.wfile.write(raw)
         except OSError:
@@ -104,6 +110,12 @@ def test_list_of_records_grouped_by_category(server: JsonServer, make_source: Ca
     result = fetch(make_source(), "items[?state=='open']")
     assert result.counts == {"High": 2, NO_CATEGORY: 3}
     assert result.details == {"rows": 5}
+
+
+def test_an_empty_list_or_object_is_a_real_zero(server: JsonServer, make_source: Callable[..., HttpSource]) -> None:
+    server.body = {"items": [], "counts": {}}
+    assert fetch(make_source(), "items").counts == {}
+    assert fetch(make_source(), "counts").counts == {}
 
 
 def test_top_level_list(server: JsonServer, make_source: Callable[..., HttpSource]) -> None:
@@ -188,6 +200,11 @@ def test_bearer_token_and_basic_auth_are_sent(server: JsonServer, make_source: C
         (500, SourceUnavailable, "HTTP 500"),
         (503, SourceUnavailable, "try again later"),
         (302, SourceQueryError, "redirect"),
+        (300, SourceQueryError, "a redirect"),
+        (399, SourceQueryError, "a redirect"),
+        (400, SourceQueryError, "HTTP 400: check the url setting"),
+        (499, SourceQueryError, "HTTP 499: check the url setting"),
+        (599, SourceUnavailable, "HTTP 599: the service failed"),
     ],
 )
 def test_http_errors(
@@ -198,16 +215,134 @@ def test_http_errors(
         fetch(make_source(token="t0ken-abc"), "c")
 
 
+def test_any_2xx_answer_is_read(server: JsonServer, make_source: Callable[..., HttpSource]) -> None:
+    server.status, server.body = 299, {"c": {"High": 2}}
+    assert fetch(make_source(), "c").counts == {"High": 2}
+
+
 def test_non_json_body(server: JsonServer, make_source: Callable[..., HttpSource]) -> None:
-    server.body, server.content_type = b"<html>login</html>", "text/html"
-    with pytest.raises(SourceDataError, match=r"not JSON \(text/html\)"):
+    server.body, server.content_type = b"<html>login</html>", "text/html; charset=utf-8"
+    with pytest.raises(SourceDataError, match=r"not JSON \(text/html\); check the url setting$"):
         fetch(make_source(), "c")
+
+
+def test_a_redirect_is_not_followed(server: JsonServer, make_source: Callable[..., HttpSource]) -> None:
+    server.status, server.extra_headers = 302, {"Location": "/kpi"}
+    with pytest.raises(SourceQueryError, match=r"^metrics answered HTTP 302: a redirect; set url to the final"):
+        fetch(make_source(), "c")
+    assert len(server.headers_seen) == 1
 
 
 def test_slow_answer_is_cut_at_the_deadline(server: JsonServer, make_source: Callable[..., HttpSource]) -> None:
     server.delay = 3
     with pytest.raises(SourceUnavailable, match=r"^metrics did not answer within 0\.3 s$"):
         fetch(make_source(), "c", seconds=0.3)
+    assert len(server.headers_seen) == 1, "the call was made, and cut short"
+
+
+def test_a_fetch_whose_time_is_spent_makes_no_call(server: JsonServer, make_source: Callable[..., HttpSource]) -> None:
+    with pytest.raises(SourceUnavailable, match=r"^metrics did not answer within 0\.1 s$"):
+        fetch(make_source(), "c", seconds=0)
+    assert server.headers_seen == []
+
+
+def test_the_read_timeout_cuts_a_slow_answer_within_a_longer_deadline(
+    server: JsonServer, make_source: Callable[..., HttpSource]
+) -> None:
+    server.delay = 3
+    with pytest.raises(SourceUnavailable, match=r"^metrics did not answer within 0\.4 s$"):
+        fetch(make_source(read_timeout=0.4), "c", seconds=5)
+
+
+@pytest.fixture
+def unanswered_port() -> Iterator[int]:
+    """A port whose listen queue is full: a connection to it is never accepted (it hangs until its timeout)."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        port = listener.getsockname()[1]
+        with socket.create_connection(("127.0.0.1", port), timeout=5):  # fills the queue
+            yield port
+
+
+def test_the_connect_timeout_cuts_a_connection_that_is_never_accepted(
+    make_source: Callable[..., HttpSource], unanswered_port: int
+) -> None:
+    source = make_source(url=f"http://127.0.0.1:{unanswered_port}/kpi", connect_timeout=0.3, read_timeout=5)
+    with pytest.raises(SourceUnavailable, match=r"^metrics did not answer within 0\.3 s$"):
+        fetch(source, "c", seconds=4)
+
+
+def test_a_connection_cut_by_the_deadline_names_the_deadline(
+    make_source: Callable[..., HttpSource], unanswered_port: int
+) -> None:
+    source = make_source(url=f"http://127.0.0.1:{unanswered_port}/kpi", connect_timeout=5, read_timeout=0.2)
+    with pytest.raises(SourceUnavailable, match=r"^metrics did not answer within 0\.5 s$"):
+        fetch(source, "c", seconds=0.5)
+
+
+def test_https_to_a_plain_http_server_is_a_tls_failure(
+    server: JsonServer, make_source: Callable[..., HttpSource]
+) -> None:
+    with pytest.raises(SourceUnavailable, match=r"^cannot reach metrics at 127\.0\.0\.1:\d+ \(TLS handshake failed\)$"):
+        fetch(make_source(url=server.url.replace("http://", "https://")), "c")
+
+
+class _UnresolvableHost(requests.adapters.BaseAdapter):
+    """A transport that fails as a host name that does not resolve does (no DNS is asked)."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        raise requests.ConnectionError(self.text)
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Failed to resolve 'crm.invalid' ([Errno -2] Name or service not known)",
+        "[Errno -2] Name or service not known",
+        "[Errno 11001] getaddrinfo failed",
+    ],
+)
+def test_a_host_name_that_does_not_resolve_is_named_so(text: str) -> None:
+    session = requests.Session()
+    session.mount("http://", _UnresolvableHost(text))
+    with pytest.raises(SourceUnavailable, match=r"^cannot reach metrics at crm\.invalid \(host name not found\)$"):
+        send(session, "GET", "http://crm.invalid/kpi", Calls(Deadline.after(5), "metrics"), (1, 1))
+
+
+def test_other_connection_failures_are_named_generally() -> None:
+    session = requests.Session()
+    session.mount("http://", _UnresolvableHost("Connection reset by peer"))
+    with pytest.raises(SourceUnavailable, match=r"^cannot reach metrics at crm\.invalid \(connection failed\)$"):
+        send(session, "GET", "http://crm.invalid/kpi", Calls(Deadline.after(5), "metrics"), (1, 1))
+
+
+@pytest.mark.parametrize(("value", "text"), [(8, "8"), (2.46, "2.5"), (0.25, "0.2"), (0.04, "0.1"), (0, "0.1")])
+def test_durations_in_messages_are_rounded_to_a_tenth_and_never_zero(value: float, text: str) -> None:
+    assert seconds(value) == text
+
+
+def test_timeouts_default_to_the_documented_values_and_are_bounded() -> None:
+    base = {"type": "http", "url": "https://metrics.example.com"}
+    settings = HttpSettings.model_validate(base)
+    assert (settings.connect_timeout, settings.read_timeout) == (3.05, 10)
+    assert HttpSettings.model_validate(base | {"connect_timeout": 60, "read_timeout": 120}).read_timeout == 120
+    assert HttpSettings.model_validate(base | {"connect_timeout": 0.01, "read_timeout": 0.01}).connect_timeout == 0.01
+    for key, value, problem in [
+        ("connect_timeout", 0, "greater than 0"),
+        ("connect_timeout", 60.5, "less than or equal to 60"),
+        ("read_timeout", 0, "greater than 0"),
+        ("read_timeout", 120.5, "less than or equal to 120"),
+    ]:
+        with pytest.raises(ValidationError, match=f"{key}\n  Input should be {problem}"):
+            HttpSettings.model_validate(base | {key: value})
 
 
 def test_connection_refused(make_source: Callable[..., HttpSource]) -> None:
@@ -239,6 +374,7 @@ def test_service_names_the_endpoint() -> None:
         ({"data": {"counts": {}}, "n": 1}, "answered with a JSON object of 2 keys"),
         ([{"a": 1}, {"a": 2}, {"a": 3}], "answered with a JSON list of 3 items"),
         ("ok", 'answered with the JSON value "ok"'),
+        ("x" * 60, 'answered with the JSON value "' + "x" * 39),
     ],
 )
 def test_check_is_one_get_of_json(

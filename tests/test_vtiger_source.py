@@ -668,6 +668,11 @@ def test_unknown_operation_is_an_empty_500_on_the_fake(fake: FakeVtiger) -> None
         ("query", error_body("INTERNAL_SERVER_ERROR"), SourceUnavailable, "failed internally"),
         ("query", {"success": True, "result": [{"count": "many"}]}, SourceDataError, "not a count"),
         ("query", {"success": True, "result": {"count": "1"}}, SourceDataError, "list of rows"),
+        ("query", {"success": True, "result": [{"count": "1"}, "row"]}, SourceDataError, "other than a list of rows"),
+        ("query", {"success": True, "result": [{"count": "-1"}]}, SourceDataError, r"'-1'\}\], not a count"),
+        ("query", {"success": True, "result": [{"count": "1"}, {"count": "1"}]}, SourceDataError, "not a count"),
+        ("query", {"success": True, "result": []}, SourceDataError, "not a count"),
+        ("query", {"success": True, "result": [{"count": "1"}] * 101}, SourceDataError, "101 rows .* more than 100"),
         ("describe", {"success": True, "result": {"name": "Calendar"}}, SourceDataError, "no field list"),
     ],
 )
@@ -677,6 +682,32 @@ def test_each_failure_has_its_type(
     fake.inject(operation, body)
     with pytest.raises(error, match=text):
         fetch(make_source())
+
+
+@pytest.mark.parametrize("api", ["webservice", "rest"])
+def test_records_with_a_null_category_count_as_none_when_no_blank_row_is_read(
+    fake: FakeVtiger, make_source: MakeSource, api: str
+) -> None:
+    fake.add("Calendar", 3, taskpriority="High", taskstatus="Not Started")
+    fake.add("Calendar", 2, taskpriority=None, taskstatus="Not Started")  # NULL: no != matches it
+    result = fetch(make_source(api), tasks(plan="count"))
+    assert result.counts == {"High": 3, NO_CATEGORY: 2}
+    assert result.details["rows"] == 5
+    assert result.plan == "count(*) per category + 1 page of other values"
+
+
+def test_counts_per_value_above_the_total_do_not_add_up(fake: FakeVtiger, make_source: MakeSource) -> None:
+    seed_tasks(fake, high=3)
+    fake.inject("query", {"success": True, "result": [{"count": "2"}]})  # the total, read before a record was added
+    with pytest.raises(SourceDataError, match=r"^Vtiger's counts for Calendar do not add up \(3 by taskpriority > 2 "):
+        fetch(make_source(), tasks(plan="count"))
+
+
+def test_more_records_outside_the_picklist_than_left_do_not_add_up(fake: FakeVtiger, make_source: MakeSource) -> None:
+    seed_tasks(fake, high=3, empty=2)
+    fake.inject("query", {"success": True, "result": [{"count": "4"}]})  # one record fewer than there are
+    with pytest.raises(SourceDataError, match=r"do not add up \(2 outside the picklist > 1 left\)"):
+        fetch(make_source(), tasks(plan="count"))
 
 
 def test_a_page_without_the_category_column_is_a_data_error(fake: FakeVtiger, make_source: MakeSource) -> None:
