@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import socket
+import threading
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
@@ -25,14 +26,15 @@ from tests.fakes.loopback import LoopbackServer
 class JsonServer:
     """Answers every GET with ``status``/``body`` after ``delay`` seconds; keeps the request headers."""
 
-    def __init__(self) -> None:
+    def __init__(self, handler: type[BaseHTTPRequestHandler] | None = None) -> None:
         self.status = 200
         self.body: Any = {}
         self.content_type = "application/json"
         self.delay = 0.0
         self.extra_headers: dict[str, str] = {}
         self.headers_seen: list[dict[str, str]] = []
-        self._server = LoopbackServer(_Handler, self)
+        self.connections_closed = threading.Semaphore(0)
+        self._server = LoopbackServer(handler or _Handler, self)
         self.url = f"{self._server.base_url}/kpi"
 
     def close(self) -> None:
@@ -61,6 +63,16 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         """Quiet."""
+
+
+class _KeepAliveHandler(_Handler):
+    """HTTP/1.1: a connection stays open after an answer until the client closes it."""
+
+    protocol_version = "HTTP/1.1"
+
+    def finish(self) -> None:
+        super().finish()
+        self.server.owner.connections_closed.release()
 
 
 @pytest.fixture
@@ -362,6 +374,20 @@ def test_no_credential_in_logs_or_messages(
         fetch(make_source(token="t0ken-abc"), "c")
     assert "t0ken-abc" not in str(caught.value)
     assert "t0ken-abc" not in caplog.text
+
+
+def test_close_releases_the_kept_alive_connection() -> None:
+    server = JsonServer(_KeepAliveHandler)
+    server.body = {"c": {"High": 1}}
+    source = HttpSource("metrics", HttpSettings.model_validate({"type": "http", "url": server.url}), Path())
+    try:
+        assert fetch(source, "c").counts == {"High": 1}
+        assert fetch(source, "c").counts == {"High": 1}
+        assert not server.connections_closed.acquire(timeout=0.2), "the connection is kept between fetches"
+        source.close()
+        assert server.connections_closed.acquire(timeout=5), "close() closed it"
+    finally:
+        server.close()
 
 
 def test_service_names_the_endpoint() -> None:
