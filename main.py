@@ -1,4 +1,4 @@
-"""App Engine's entry point: `gunicorn main:app`.
+"""App Engine's entry point: `waitress-serve ... main:app` (see app.yaml).
 
 The configuration comes from $SCOREBOT_CONFIG; request verification cannot
 be switched off here. A bad configuration stops the worker with one clear
@@ -17,4 +17,4 @@ try:
     app = create_app()
 except ConfigError as exc:
     logging.getLogger("bot").critical("cannot start: %s", exc)
-    sys.exit(3)  # gunicorn's "worker failed to boot": the server stops instead of restarting the worker
+    sys.exit(3)  # the server process exits with this status instead of serving a broken app

@@ -1,0 +1,80 @@
+"""The production server as `app.yaml` starts it, on 127.0.0.1: slow clients must not starve normal requests."""
+
+import contextlib
+import os
+import shlex
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+import yaml
+
+from tests.test_web import make_config
+
+ROOT = Path(__file__).resolve().parent.parent
+SLOW_HEADERS = 20
+SLOW_BODIES = 64
+
+
+def entrypoint_on_loopback(port: int) -> list[str]:
+    """app.yaml's entrypoint, listening on 127.0.0.1:``port``, its program from this virtualenv."""
+    entrypoint = yaml.safe_load((ROOT / "app.yaml").read_text())["entrypoint"]
+    line = entrypoint.replace(" :$PORT", " 127.0.0.1:$PORT").replace("0.0.0.0", "127.0.0.1")
+    line = line.replace("$PORT", str(port))
+    argv = shlex.split(line)
+    assert "127.0.0.1" in line, f"cannot make {entrypoint!r} listen on 127.0.0.1 only"
+    return [str(Path(sys.executable).parent / argv[0]), *argv[1:]]
+
+
+@pytest.fixture
+def production_server(tmp_path, token_factory):
+    """`main:app` under app.yaml's server on a free loopback port; its base URL."""
+    config = make_config(tmp_path, audience="123", certs_url=token_factory.certs_url)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "SCOREBOT_CONFIG": str(config.path), "SCOREBOT_STORE": f"sqlite:///{tmp_path / 'p.db'}"}
+    log = tmp_path / "server.log"
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            entrypoint_on_loopback(port), cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            with contextlib.suppress(requests.RequestException):
+                if requests.get(base + "/healthz", timeout=1).status_code == 200:
+                    break
+            assert process.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, "the production server did not start within 30 s"
+            time.sleep(0.1)
+        yield base
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def test_normal_requests_are_answered_while_slow_clients_hold_connections(production_server):
+    port = int(production_server.rsplit(":", 1)[1])
+    slow_header = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: 1\r\n"
+    slow_body = (
+        b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        b"Authorization: Bearer x.y.z\r\nContent-Length: 100000\r\n\r\n{"
+    )
+    with contextlib.ExitStack() as slow:
+        for start in [slow_header] * SLOW_HEADERS + [slow_body] * SLOW_BODIES:
+            conn = slow.enter_context(socket.create_connection(("127.0.0.1", port), timeout=2))
+            conn.sendall(start)
+        for _ in range(5):
+            response = requests.get(production_server + "/healthz", timeout=3)
+            assert response.status_code == 200
+            assert response.text == "ok\n"
