@@ -22,15 +22,15 @@ import time
 from collections.abc import Callable, Sequence
 
 from bot.card_text import message_as_text
-from bot.cards import team_message
+from bot.cards import items_line, team_message
 from bot.config import Config, is_loopback, load_config
 from bot.errors import ScorebotError, SourceError
 from bot.logs import setup_logging
-from bot.reports import rule_of
+from bot.reports import rule_of, wanted_of
 from bot.schedule.cli import add_commands
 from bot.schedule.tick import start_background_ticker
 from bot.services import Services, build_services
-from bot.sources import Deadline, fold_onto
+from bot.sources import Deadline, with_categories_of
 from bot.store import SCORE
 from scoring import score_kpi
 
@@ -93,7 +93,8 @@ def cmd_preview(args: argparse.Namespace, services: Services) -> int:
 
 
 def cmd_check(args: argparse.Namespace, services: Services) -> int:
-    """Sign in to every source, read every KPI once; print counts, index, plan, calls and time; fail on any error."""
+    """Sign in to every source, read every KPI once; print counts, index, plan, calls (the top items' query
+    included), time, the top items and the oldest; fail on any error."""
     config = services.config
     print(f"config {config.path}: {len(config.sources)} sources, {len(config.teams)} teams: valid")
     failures = 0
@@ -111,18 +112,19 @@ def cmd_check(args: argparse.Namespace, services: Services) -> int:
             label = f"{team.id}/{kpi.id} (source {kpi.source})"
             try:
                 result = services.sources[kpi.source].fetch(
-                    kpi.count, kpi.category, Deadline.after(config.fetch_budget_seconds)
+                    kpi.count, kpi.category, Deadline.after(config.fetch_budget_seconds), wanted_of(kpi, None)
                 )
             except SourceError as exc:
                 failures += 1
                 print(f"FAIL {label}: {exc}")
                 continue
             elapsed = (time.monotonic() - started) * 1000
-            counts = fold_onto(result.counts, kpi.weights)
-            score = score_kpi(counts, rule_of(kpi))
-            listed = ", ".join(f"{c}={n}" for c, n in sorted(counts.items())) or "none"
+            result = with_categories_of(result, kpi.weights)
+            score = score_kpi(result.counts, rule_of(kpi))
+            listed = ", ".join(f"{c}={n}" for c, n in sorted(result.counts.items())) or "none"
             print(f"ok   {label}: index {score.index:g} ({score.status.value}); counts {listed}")
             print(f"     plan: {result.plan}; {result.calls} calls; {elapsed:.0f} ms")
+            print(f"     {items_line(result, services.clock())}")
     return 1 if failures else 0
 
 

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import re
 from html import unescape
+from itertools import zip_longest
 from typing import Any
 
-_TAG = re.compile(r"<[^>]+>")
+_TAG = re.compile(r"<(?!/?a[ >])[^>]+>")
+"""Any tag but a link's."""
+_LINK = re.compile(r'<a href="([^"]*)">(.*?)</a>')
 
 
 def _plain(html: str) -> str:
-    return unescape(_TAG.sub("", html.replace("<br>", "\n")))
+    """Card HTML as text: a line per ``<br>``, a link as its text then its address in ``<>``."""
+    text = _TAG.sub("", html.replace("<br>", "\n"))
+    return unescape(_LINK.sub(lambda m: f"{m.group(2)} <{m.group(1)}>", text))
 
 
 def message_as_text(message: dict[str, Any]) -> str:
@@ -45,6 +50,16 @@ def _widget_lines(widget: dict[str, Any]) -> list[str]:
         return [str(part) for part in parts if part]
     if "textParagraph" in widget:
         return _plain(widget["textParagraph"]["text"]).splitlines()
+    if "columns" in widget:
+        columns = [
+            [line for inner in column.get("widgets", []) for line in _widget_lines(inner)]
+            for column in widget["columns"].get("columnItems", [])
+        ]
+        widths = [max((len(line) for line in column), default=0) for column in columns]
+        return [
+            "   ".join(part.ljust(width) for part, width in zip(row, widths, strict=True)).rstrip()
+            for row in zip_longest(*columns, fillvalue="")
+        ]
     if "buttonList" in widget:
         return ["  ".join(f"[{button['text']}]" for button in widget["buttonList"]["buttons"])]
     return [f"({next(iter(widget))})"]

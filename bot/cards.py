@@ -7,6 +7,14 @@ function, because a webhook cannot receive clicks: their buttons only open links
 Each KPI says what its change is against ("▲ +12 vs last post Mon 10:00 ·
 ▼ −30 vs 7 days ago") and draws the last 14 days, one point a day, "·" for a
 day without a reading; with fewer than two such days it says "no history yet".
+
+The card says once what the index is ("Index = Σ weight × open items · lower
+is better"); each KPI then shows its index with its status as a word and a
+colour beside its target (two columns), its breakdown, the age of its oldest
+open item, how many items are new since the team's previous post, and its
+heaviest open items, each linked to its record, the new ones marked "new". A
+card that would pass Chat's limits (100 widgets, 32,000 bytes) drops the
+columns first, then shortens breakdowns and item lists.
 """
 
 from __future__ import annotations
@@ -14,6 +22,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from html import escape
 from typing import Any
@@ -21,6 +30,8 @@ from zoneinfo import ZoneInfo
 
 from bot.config import Config, TeamConfig
 from bot.reports import SPARK_DAYS, KpiReport, TeamReport
+from bot.sources import FetchResult
+from bot.sources.base import Item
 from scoring import CategoryLine, Status
 
 log = logging.getLogger(__name__)
@@ -34,8 +45,15 @@ STATUS_LOOK = {
     Status.UNKNOWN: ("⚪", "No data", "#5f6368"),
 }
 MAX_CATEGORY_LINES = 25
-CATEGORY_LINE_STEPS = (MAX_CATEGORY_LINES, 10, 3, 0)
+MAX_ITEMS = 10
+SHORTER = ((MAX_CATEGORY_LINES, MAX_ITEMS), (10, MAX_ITEMS), (3, MAX_ITEMS), (3, 2), (3, 1), (0, 1), (0, 0))
+"""(category lines, top items) a KPI shows, as a card is shortened to fit Chat's size limit."""
+MAX_CARD_WIDGETS = 100
 MAX_CATEGORY_NAME = 80
+MAX_ITEM_TITLE = 60
+MAX_LINK = 1000
+"""A longer item link is left out (the title is still listed)."""
+EXPLAINED = "Index = Σ weight × open items"
 MAX_TEXT = 4000
 MAX_MESSAGE_BYTES = 30_000
 """Chat takes messages up to 32,000 bytes; the rest is margin for the reply's wrapping."""
@@ -50,14 +68,31 @@ _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 def team_message(report: TeamReport, *, refresh_function: str | None, text: str | None = None) -> Message:
     """The message for a team's report; ``text`` replaces the plain-text fallback.
 
-    Breakdowns are shortened (25 categories a KPI, then 10, 3, none) until the
-    message fits Chat's size limit.
+    With more widgets than Chat allows, the index and target stand one under
+    the other instead of in columns; then breakdowns (25 categories a KPI,
+    then 10, 3, none) and item lists (all, then 1, none) are shortened until
+    the message fits Chat's size limit.
     """
-    for lines in CATEGORY_LINE_STEPS:
-        message = _team_message(report, refresh_function, text, lines)
-        if message_bytes(message) <= MAX_MESSAGE_BYTES:
-            break
+    for columns in (True, False):
+        for lines, items in SHORTER:
+            message = _team_message(report, refresh_function, text, _Layout(columns, lines, items))
+            if widget_count(message) > MAX_CARD_WIDGETS:
+                break  # shorter lists do not make fewer widgets: drop the columns
+            if message_bytes(message) <= MAX_MESSAGE_BYTES:
+                return message
     return message
+
+
+def widget_count(message: Message) -> int:
+    """The most widgets in one card of ``message``, those nested in columns included."""
+    counts = [0]
+    for card in message.get("cardsV2", []):
+        widgets = [w for section in card["card"].get("sections", []) for w in section.get("widgets", [])]
+        nested = [
+            w for widget in widgets for c in widget.get("columns", {}).get("columnItems", []) for w in c["widgets"]
+        ]
+        counts.append(len(widgets) + len(nested))
+    return max(counts)
 
 
 def message_bytes(message: Message) -> int:
@@ -65,14 +100,22 @@ def message_bytes(message: Message) -> int:
     return len(json.dumps(message, separators=(",", ":")))
 
 
-def _team_message(report: TeamReport, refresh_function: str | None, text: str | None, lines: int) -> Message:
+@dataclass(frozen=True)
+class _Layout:
+    columns: bool
+    lines: int
+    items: int
+
+
+def _team_message(report: TeamReport, refresh_function: str | None, text: str | None, layout: _Layout) -> Message:
     team, zone = report.team, ZoneInfo(report.zone)
     icon, label, _ = STATUS_LOOK[report.status]
     header = {
         "title": f"{icon} {team.name}",
         "subtitle": f"{label} · {_local(report.generated_at, zone)}",
     }
-    sections = [_kpi_section(k, report.generated_at, zone, lines) for k in report.kpis]
+    sections = [{"widgets": [_paragraph(f"<i>{escape(explanation(report))}</i>")]}]
+    sections += [_kpi_section(k, report.generated_at, zone, layout, _shared_direction(report)) for k in report.kpis]
     buttons = _buttons(team, report, refresh_function)
     if buttons:
         sections.append({"widgets": [{"buttonList": {"buttons": buttons}}]})
@@ -81,11 +124,34 @@ def _team_message(report: TeamReport, refresh_function: str | None, text: str | 
     return {"text": fallback[:MAX_TEXT], "cardsV2": [card]}
 
 
+def explanation(report: TeamReport) -> str:
+    """What the index is, said once a card: "Index = Σ weight × open items · lower is better"."""
+    shared = _shared_direction(report)
+    return f"{EXPLAINED} · {shared or 'each KPI says which way is better'}"
+
+
+def _shared_direction(report: TeamReport) -> str | None:
+    """ "lower is better" or "higher is better" when every KPI of the report agrees, else None."""
+    directions = {_direction(k.kpi.lower_is_better) for k in report.kpis}
+    return directions.pop() if len(directions) == 1 else None
+
+
+def _direction(lower_is_better: bool) -> str:
+    return "lower is better" if lower_is_better else "higher is better"
+
+
 def plain_text(report: TeamReport) -> str:
-    """The text fallback: one line for the team, one per KPI (with its changes and trend, when it has them)."""
+    """The text fallback (webhooks, notifications): a line for the team, what the index is, a line per KPI
+    with its status in words (and its changes and trend, when it has them), and its top items with links;
+    without the items when that is too long."""
+    text = _plain_text(report, items=True)
+    return text if len(text) <= MAX_TEXT else _plain_text(report, items=False)
+
+
+def _plain_text(report: TeamReport, items: bool) -> str:
     icon, label, _ = STATUS_LOOK[report.status]
-    lines = [f"{icon} *{report.team.name}*: {label}"]
-    zone = ZoneInfo(report.zone)
+    lines = [f"{icon} *{report.team.name}*: {label}", explanation(report)]
+    now, zone = report.generated_at, ZoneInfo(report.zone)
     for kpi in report.kpis:
         if kpi.score is None:
             lines.append(f"• {kpi.kpi.name}: no data yet ({kpi.stale_reason})")
@@ -96,7 +162,12 @@ def plain_text(report: TeamReport) -> str:
         if kpi.score.sparkline:
             notes.append(_trend(kpi.score.sparkline))
         stale = f" (stale: {kpi.stale_reason})" if kpi.stale_reason else ""
-        lines.append(f"• {kpi.kpi.name}: {_num(kpi.score.index)} ({'; '.join(notes)}){stale}")
+        k_icon, k_label, _ = STATUS_LOOK[kpi.score.status]
+        facts = "".join(f" · {fact}" for fact in _facts(kpi, now, zone, brief=True))
+        index = f"{_num(kpi.score.index)} ({'; '.join(notes)}) {k_icon} {k_label}"
+        lines.append(f"• {kpi.kpi.name}: {index}{facts}{stale}")
+        if items and kpi.fetch:
+            lines.extend(f"    {_item_text(item, kpi, now)}" for item in kpi.fetch.items)
     return "\n".join(lines)
 
 
@@ -116,41 +187,125 @@ def _trend(sparkline: str) -> str:
     return f"{SPARK_DAYS} days {sparkline}" if sparkline else "no history yet"
 
 
-def _kpi_section(report: KpiReport, now: datetime, zone: ZoneInfo, lines: int) -> dict[str, Any]:
+def _kpi_section(
+    report: KpiReport, now: datetime, zone: ZoneInfo, layout: _Layout, shared: str | None
+) -> dict[str, Any]:
     kpi, score = report.kpi, report.score
     widgets: list[Widget] = []
     if score is None:
         reason = escape(report.stale_reason or "not read yet")
         widgets.append({"textParagraph": {"text": f"<b>No data yet.</b> {reason}"}})
         return {"header": escape(kpi.name), "widgets": widgets}
-    _, _, colour = STATUS_LOOK[score.status]
-    direction = "lower is better" if kpi.lower_is_better else "higher is better"
-    widgets.append(
-        {
-            "decoratedText": {
-                "topLabel": f"Index · {direction}",
-                "text": f'<font color="{colour}"><b>{_num(score.index)}</b></font>'
-                f" · target {_num(kpi.target)} · warning {_num(kpi.warning)}",
-                "bottomLabel": _comparison(report, now, zone),
-                "wrapText": True,
-            }
-        }
-    )
+    icon, label, colour = STATUS_LOOK[score.status]
+    compared = _comparison(report, now, zone)
+    index = f'<font color="{colour}"><b>{_num(score.index)}</b> {icon} {label}</font>'
+    warning = f"warning {'up' if kpi.lower_is_better else 'down'} to {_num(kpi.warning)}"
+    if not shared:
+        warning += f" · {_direction(kpi.lower_is_better)}"
+    if layout.columns:
+        left = _decorated("Index", index, compared, wrap=False)
+        right = _decorated("Target", f"<b>{_num(kpi.target)}</b>", warning, wrap=False)
+        widgets.append({"columns": {"columnItems": [_column(left), _column(right)]}})
+    else:
+        widgets.append(_decorated("Index", f"{index} · target <b>{_num(kpi.target)}</b>", f"{compared} · {warning}"))
     if report.stale_reason and report.as_of:
         widgets.append(
-            {
-                "decoratedText": {
-                    "topLabel": "⚠ Could not refresh",
-                    "text": escape(report.stale_reason),
-                    "bottomLabel": f"Last known value, read {_age(now - report.as_of)} ago"
-                    f" ({_local(report.as_of, zone)})",
-                    "wrapText": True,
-                }
-            }
+            _decorated(
+                "⚠ Could not refresh",
+                escape(report.stale_reason),
+                f"Last known value, read {_age(now - report.as_of)} ago ({_local(report.as_of, zone)})",
+            )
         )
-    trend = f"<i>{escape(_trend(score.sparkline))}</i>"
-    widgets.append({"textParagraph": {"text": trend + "<br>" + _breakdown(score.breakdown, lines)}})
+    parts = [f"<i>{escape(_trend(score.sparkline))}</i>", _breakdown(score.breakdown, layout.lines)]
+    facts = _facts(report, now, zone)
+    if facts:
+        parts.append(escape(" · ".join(facts)))
+    items = report.fetch.items if report.fetch else ()
+    shown = [_item_html(item, report, now) for item in items[: layout.items]]
+    if len(items) > len(shown):
+        shown.append(f"… and {len(items) - len(shown)} more")
+    if shown:
+        parts.append("<b>Top items</b><br>" + "<br>".join(shown))
+    widgets.append({"textParagraph": {"text": "<br>".join(parts)}})
     return {"header": escape(kpi.name), "widgets": widgets}
+
+
+def _decorated(top: str, html: str, bottom: str, wrap: bool = True) -> Widget:
+    """A decoratedText; ``wrap`` False for a short text (the setting costs bytes on every KPI)."""
+    widget = {"topLabel": top, "text": html, "bottomLabel": bottom}
+    return {"decoratedText": widget | {"wrapText": True} if wrap else widget}
+
+
+def _column(widget: Widget) -> dict[str, Any]:
+    """A column of one widget, sized and aligned as Chat does by default (each setting costs bytes 40 times)."""
+    return {"widgets": [widget]}
+
+
+def _facts(report: KpiReport, now: datetime, zone: ZoneInfo, brief: bool = False) -> list[str]:
+    """ "oldest: 43 d", "2 new since last post Mon 10:00" (``brief``: "2 new"): what the KPI's read found."""
+    result, facts = report.fetch, []
+    if result is None:
+        return []
+    if result.oldest is not None:
+        among = f" {', '.join(result.oldest_among)}" if result.oldest_among else ""
+        facts.append(f"oldest{among}: {age(result.oldest, now)}")
+    if result.created_since is not None and report.new_since is not None:
+        since = "" if brief else f" since last post {_when(report.new_since, now, zone)}"
+        facts.append(f"{result.created_since} new{since}")
+    return facts
+
+
+def _is_new(item: Item, report: KpiReport) -> bool:
+    return report.new_since is not None and item.created is not None and item.created > report.new_since
+
+
+def _item_title(item: Item) -> str:
+    title = " ".join(item.title.split()) or "(untitled)"
+    return title if len(title) <= MAX_ITEM_TITLE else title[: MAX_ITEM_TITLE - 1] + "…"
+
+
+def _item_facts(item: Item, now: datetime) -> list[str]:
+    """The item's category and age."""
+    return [item.category, *([age(item.created, now)] if item.created is not None else [])]
+
+
+def _link(item: Item) -> str | None:
+    return item.link if item.link and len(item.link) <= MAX_LINK else None
+
+
+def _item_html(item: Item, report: KpiReport, now: datetime) -> str:
+    """An item on the card: its linked title, then its category, age and "new" (plain ASCII around the
+    title: a card lists up to 200 items, and every escaped character counts against the size limit)."""
+    title, link = escape(_item_title(item)), _link(item)
+    named = f'<a href="{escape(link)}">{title}</a>' if link else title
+    facts = [escape(fact) for fact in _item_facts(item, now)] + (["<b>new</b>"] if _is_new(item, report) else [])
+    return f"{named} ({', '.join(facts)})"
+
+
+def _item_text(item: Item, report: KpiReport, now: datetime) -> str:
+    """An item in Chat's text syntax: ``<url|title>`` (a title cannot hold ``|`` or ``>`` there)."""
+    title, link = _item_title(item), _link(item)
+    named = f"<{link}|{title.replace('|', '/').replace('>', '›').replace('<', '‹')}>" if link else title
+    facts = _item_facts(item, now) + (["new"] if _is_new(item, report) else [])
+    return f"- {named} ({', '.join(facts)})"
+
+
+def items_line(result: FetchResult, now: datetime) -> str:
+    """The top items and the oldest of one read, on one line (for ``check``)."""
+    listed = "; ".join(
+        f"{_item_title(i)} ({i.category}{', ' + age(i.created, now) if i.created else ''})" for i in result.items
+    )
+    parts = [f"top: {listed}" if listed else "top: none listed"]
+    if result.oldest is not None:
+        among = f" {', '.join(result.oldest_among)}" if result.oldest_among else ""
+        parts.append(f"oldest{among}: {age(result.oldest, now)}")
+    return " · ".join(parts)
+
+
+def age(created: datetime, now: datetime) -> str:
+    """How long ago ``created`` was, briefly: "5 h" within a day, else "12 d"."""
+    hours = max(0, int((now - created).total_seconds() // 3600))
+    return f"{hours} h" if hours < 24 else f"{hours // 24} d"
 
 
 def _breakdown(lines: tuple[CategoryLine, ...], limit: int) -> str:

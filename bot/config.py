@@ -36,6 +36,9 @@ GOOGLE_OIDC_CERTS_URL = "https://www.googleapis.com/oauth2/v1/certs"
 MAX_KPIS_PER_TEAM = 20
 """Three widgets a KPI at most keeps a team's card under Chat's 100 widgets."""
 
+MAX_TOP_ITEMS = 10
+"""The most open items a KPI's card lists."""
+
 _SLUG = re.compile(r"[a-z0-9][a-z0-9-]{0,39}")
 _SPACE = re.compile(r"spaces/[A-Za-z0-9_-]+")
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -158,6 +161,8 @@ class KpiConfig(StrictModel):
     target: float
     warning: float
     crm_url: str | None = None
+    top: int = Field(default=3, ge=0, le=MAX_TOP_ITEMS)
+    """How many of the heaviest open items the card lists (0: none)."""
 
     @model_validator(mode="after")
     def _levels_ordered(self) -> KpiConfig:

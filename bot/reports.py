@@ -11,6 +11,8 @@ day), the change against the reading closest to 7 days earlier (once the KPI
 has readings that old), and a sparkline of one point a local day over 14 days.
 A team's report asks the store a fixed number of queries, however many KPIs
 it has; only a fetch writes a reading, and only when the caller records it.
+The history is read before the fetches start, because each source is asked
+what is new since the team's previous post.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from bot.config import KpiConfig, TeamConfig
 from bot.errors import SourceError
-from bot.sources import Deadline, FetchResult, RemembersRows, Source, fold_onto
+from bot.sources import Deadline, FetchResult, RemembersRows, Source, Wanted, with_categories_of
 from bot.store import Reading, Store
 from scoring import KpiRule, KpiScore, Status, score_kpi, worst_status
 
@@ -52,6 +54,8 @@ class KpiReport:
     """When the value ``score.change`` compares against was posted (``since_post``) or read."""
     since_post: bool = False
     """Whether ``score.change`` is against the team's previous post (else an earlier day's last reading)."""
+    new_since: datetime | None = None
+    """The team's previous post: ``fetch.created_since`` counts the items created after it."""
 
     @property
     def status(self) -> Status:
@@ -144,6 +148,11 @@ def compare(
     return KpiReport(kpi=kpi, score=score, as_of=None, previous_at=previous_at, since_post=bool(posted))
 
 
+def wanted_of(kpi: KpiConfig, since: datetime | None) -> Wanted:
+    """What a card asks of ``kpi``'s source besides the counts; ``since``: the team's previous post."""
+    return Wanted(top=kpi.top, weights=kpi.weights, since=since, oldest=True)
+
+
 class Reporter:
     """Reads teams' KPIs through their sources; records the readings in the store when asked to."""
 
@@ -176,9 +185,10 @@ class Reporter:
         now = self.clock()
         latest: dict[str, Reading] = self._ask("latest readings", team, lambda: self.store.latest_readings(team.id), {})
         self._seed(team, latest)
-        futures = [(kpi, self._pool.submit(self._fetch, kpi, deadline)) for kpi in team.kpis]
         local = ZoneInfo(zone)
         history = self._history(team, local, now, slot or now, latest)
+        since = history.post[0] if history.post else None  # what is new is what was created since
+        futures = [(kpi, self._pool.submit(self._fetch, kpi, deadline, since)) for kpi in team.kpis]
         kpis = tuple(self._settle(team, kpi, future, deadline, now, history, local) for kpi, future in futures)
         if record:
             self._record(team, kpis, now, origin, slot)
@@ -214,9 +224,9 @@ class Reporter:
 
         return self._ask("history", team, ask, TeamHistory(latest=latest))
 
-    def _fetch(self, kpi: KpiConfig, deadline: Deadline) -> FetchResult:
-        result = self.sources[kpi.source].fetch(kpi.count, kpi.category, deadline)
-        return replace(result, counts=fold_onto(result.counts, kpi.weights))
+    def _fetch(self, kpi: KpiConfig, deadline: Deadline, since: datetime | None) -> FetchResult:
+        result = self.sources[kpi.source].fetch(kpi.count, kpi.category, deadline, wanted_of(kpi, since))
+        return with_categories_of(result, kpi.weights)
 
     def _settle(
         self,
@@ -247,7 +257,7 @@ class Reporter:
             reason = f"{self.sources[kpi.source].service} failed unexpectedly ({type(exc).__name__})"
         else:
             report = compare(team, kpi, result.counts, today, history, today)
-            return replace(report, as_of=now, fetch=result)
+            return replace(report, as_of=now, fetch=result, new_since=history.post[0] if history.post else None)
         log.warning("team %s KPI %s could not be read: %s", team.id, kpi.id, reason)
         last = history.latest.get(kpi.id)
         if last is None:

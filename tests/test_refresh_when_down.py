@@ -86,8 +86,14 @@ def send(client, body, auth):
     return message
 
 
+def kpi_widgets(message):
+    """The widgets of the card's first KPI (the section after the one explaining the index)."""
+    return message["cardsV2"][0]["card"]["sections"][1]["widgets"]
+
+
 def index_line(message):
-    return message["cardsV2"][0]["card"]["sections"][0]["widgets"][0]["decoratedText"]["text"]
+    left = kpi_widgets(message)[0]["columns"]["columnItems"][0]
+    return left["widgets"][0]["decoratedText"]["text"]
 
 
 def test_refresh_while_vtiger_answers_500_shows_the_stale_card(client, fake, auth):
@@ -97,7 +103,7 @@ def test_refresh_while_vtiger_answers_500_shows_the_stale_card(client, fake, aut
     stale = send(client, p.classic_click("support"), auth)
     assert stale["actionResponse"]["type"] == "UPDATE_MESSAGE"
     assert "<b>40</b>" in index_line(stale), "the last known value, not 0"
-    warning = stale["cardsV2"][0]["card"]["sections"][0]["widgets"][1]["decoratedText"]
+    warning = kpi_widgets(stale)[1]["decoratedText"]
     assert warning["topLabel"] == "⚠ Could not refresh"
     assert "500" in warning["text"]
     assert "stale" in stale["text"]
@@ -116,7 +122,7 @@ def test_refresh_while_vtiger_is_too_slow_answers_within_the_budget(client, fake
 def test_no_data_yet_when_vtiger_was_never_reached(client, fake, auth):
     fake.close()
     message = send(client, p.classic_slash(), auth)
-    paragraph = message["cardsV2"][0]["card"]["sections"][0]["widgets"][0]["textParagraph"]["text"]
+    paragraph = kpi_widgets(message)[0]["textParagraph"]["text"]
     assert paragraph.startswith("<b>No data yet.</b>")
     assert "<b>0</b>" not in json.dumps(message)
     assert message["cardsV2"][0]["card"]["header"]["subtitle"].startswith("No data")

@@ -10,7 +10,7 @@ from bot.cards import team_message
 from bot.config import DEMO_CONFIG, load_config
 from bot.errors import SourceUnavailable
 from bot.services import build_services
-from bot.sources import Deadline, FetchResult
+from bot.sources import Deadline, FetchResult, Wanted
 from bot.store import SCORE
 from scoring import Status
 
@@ -95,7 +95,7 @@ class SlowSource:
     def __init__(self) -> None:
         self.release = threading.Event()
 
-    def fetch(self, query, category, deadline: Deadline) -> FetchResult:
+    def fetch(self, query, category, deadline: Deadline, wanted: Wanted) -> FetchResult:
         self.release.wait(10)
         raise SourceUnavailable("released")
 
@@ -120,7 +120,7 @@ class BrokenSource:
 
     service = "The broken service"
 
-    def fetch(self, query, category, deadline: Deadline) -> FetchResult:
+    def fetch(self, query, category, deadline: Deadline, wanted: Wanted) -> FetchResult:
         raise KeyError("oops")
 
 

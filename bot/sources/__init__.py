@@ -5,7 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from bot.sources.base import Deadline, FetchResult, RemembersRows, Source, SourceSettings, fold_onto
+from bot.sources.base import (
+    Deadline,
+    FetchResult,
+    RemembersRows,
+    Source,
+    SourceSettings,
+    Wanted,
+    fold_onto,
+    with_categories_of,
+)
 from bot.sources.file import FileSource
 from bot.sources.http import HttpSource
 from bot.sources.vtiger import VtigerSource
@@ -24,4 +33,14 @@ def build_source(name: str, settings: SourceSettings, base_dir: Path) -> Source:
     return source
 
 
-__all__ = ["SOURCE_TYPES", "Deadline", "FetchResult", "RemembersRows", "Source", "build_source", "fold_onto"]
+__all__ = [
+    "SOURCE_TYPES",
+    "Deadline",
+    "FetchResult",
+    "RemembersRows",
+    "Source",
+    "Wanted",
+    "build_source",
+    "fold_onto",
+    "with_categories_of",
+]

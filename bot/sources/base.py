@@ -6,7 +6,9 @@ A source type is a class with two pydantic models and a fetch method:
   (``type`` included), validated at start;
 - ``Query``: what a KPI using this source counts (the KPI's ``count:`` block),
   validated at start against these rules;
-- ``fetch(query, category, deadline)``: the counts, or a ``SourceError``;
+- ``fetch(query, category, deadline, wanted)``: the counts, or a ``SourceError``;
+  with ``wanted`` (see `Wanted`) also the heaviest open items, the oldest
+  item's creation time and how many items are new, where the source knows them;
 - ``check(deadline)``: sign in and prove the source answers (for ``check``);
 - ``service``: the service in words, for messages.
 
@@ -20,11 +22,14 @@ KPI's weights keys.
 
 from __future__ import annotations
 
+import heapq
 import time
 import unicodedata
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, tzinfo
 from typing import Any, ClassVar, Protocol, runtime_checkable
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict
 
@@ -54,11 +59,16 @@ class CategoryCounts:
                 self._names.setdefault(category_key(name), name.strip())
         self.counts: dict[str, int] = {}
 
-    def add(self, value: object, number: int = 1) -> None:
-        """Count ``number`` items whose category field holds ``value``."""
-        text = "" if value is None else str(value).strip()
-        name = self._names.setdefault(category_key(text), text) if text else NO_CATEGORY
+    def add(self, value: object, number: int = 1) -> str:
+        """Count ``number`` items whose category field holds ``value``; return the category's name."""
+        name = self.name(value)
         self.counts[name] = self.counts.get(name, 0) + number
+        return name
+
+    def name(self, value: object) -> str:
+        """The category a field holding ``value`` is counted under (the first spelling seen names a new one)."""
+        text = "" if value is None else str(value).strip()
+        return self._names.setdefault(category_key(text), text) if text else NO_CATEGORY
 
 
 def fold_onto(counts: Mapping[str, int], categories: Iterable[str]) -> dict[str, int]:
@@ -67,6 +77,15 @@ def fold_onto(counts: Mapping[str, int], categories: Iterable[str]) -> dict[str,
     for name, number in counts.items():
         folded.add(name, number)
     return folded.counts
+
+
+def with_categories_of(result: FetchResult, categories: Iterable[str]) -> FetchResult:
+    """``result`` with its counts and items named as ``categories`` (a KPI's weights keys) name them."""
+    folded = CategoryCounts(categories)
+    for name, number in result.counts.items():
+        folded.add(name, number)
+    items = tuple(replace(item, category=folded.name(item.category)) for item in result.items)
+    return replace(result, counts=folded.counts, items=items)
 
 
 class StrictModel(BaseModel):
@@ -82,19 +101,133 @@ class SourceSettings(StrictModel):
 
 
 @dataclass(frozen=True)
+class Wanted:
+    """What a card asks of a fetch besides the counts.
+
+    ``top``: how many of the heaviest open items to list (0: none), heaviest
+    by ``weights`` (a KPI's weights; unweighted and weight-0 items are never
+    listed), then oldest first. ``since``: count the items created after it
+    (the team's previous post); None: do not count.
+    """
+
+    top: int = 0
+    weights: Mapping[str, float] = field(default_factory=dict)
+    since: datetime | None = None
+    oldest: bool = False
+    """Whether to find when the oldest open item was created."""
+
+    @property
+    def dates(self) -> bool:
+        """Whether anything asked needs the items' creation times."""
+        return self.top > 0 or self.since is not None or self.oldest
+
+    def weight(self, category: str) -> float:
+        """The weight of ``category`` (matched as `category_key` matches), 0 when unweighted."""
+        keyed = {category_key(name): weight for name, weight in self.weights.items()}
+        return keyed.get(category_key(category), 0.0)
+
+
+NOTHING_MORE = Wanted()
+"""Only the counts."""
+
+
+@dataclass(frozen=True)
+class Item:
+    """One open item as a card lists it: ``link`` opens it, ``created`` is aware (None: unknown)."""
+
+    title: str
+    category: str
+    created: datetime | None = None
+    link: str | None = None
+
+
+@dataclass(frozen=True)
 class FetchResult:
-    """Counts per category, plus how they were obtained (for ``check``)."""
+    """Counts per category, plus how they were obtained (for ``check``) and what else was asked.
+
+    ``items``: the heaviest open items, heaviest then oldest first. ``oldest``:
+    when the oldest open item was created; ``oldest_among`` names the categories
+    it was looked for in when that is not every category (a count plan reads only
+    the heaviest ones). ``created_since``: how many items are newer than
+    ``Wanted.since`` (None: not asked, or the source has no creation times).
+    """
 
     counts: dict[str, int]
     plan: str = "read"
     calls: int = 1
     details: dict[str, Any] = field(default_factory=dict)
+    items: tuple[Item, ...] = ()
+    oldest: datetime | None = None
+    oldest_among: tuple[str, ...] = ()
+    created_since: int | None = None
 
     @property
     def rows(self) -> int | None:
         """How many records the source read or counted, when it says (``details["rows"]``)."""
         rows = self.details.get("rows")
         return rows if isinstance(rows, int) else None
+
+
+class ItemTally:
+    """Records read one by one, for everything `Wanted` asks: the heaviest ``top``, the oldest, the new."""
+
+    def __init__(self, wanted: Wanted, dated: bool) -> None:
+        self.wanted = wanted
+        self.dated = dated
+        self.oldest: datetime | None = None
+        self.new = 0
+        self._heap: list[tuple[float, float, int, Item]] = []
+        self._seen = 0
+
+    def add(self, item: Item) -> None:
+        """Take one open item into account."""
+        created = item.created
+        if created is not None:
+            self.oldest = created if self.oldest is None else min(self.oldest, created)
+            if self.wanted.since is not None and created > self.wanted.since:
+                self.new += 1
+        weight = self.wanted.weight(item.category)
+        if self.wanted.top <= 0 or weight <= 0:
+            return
+        self._seen += 1
+        age = created.timestamp() if created else float("inf")
+        entry = (weight, -age, -self._seen, item)  # the heap keeps the largest: heaviest, then oldest, then first read
+        if len(self._heap) < self.wanted.top:
+            heapq.heappush(self._heap, entry)
+        else:
+            heapq.heappushpop(self._heap, entry)
+
+    def result(self, counts: dict[str, int], plan: str, calls: int, details: dict[str, Any]) -> FetchResult:
+        """The fetch's result with the counts and this tally."""
+        return FetchResult(
+            counts=counts,
+            plan=plan,
+            calls=calls,
+            details=details,
+            items=self.items(),
+            oldest=self.oldest,
+            created_since=self.new if self.dated and self.wanted.since is not None else None,
+        )
+
+    def items(self) -> tuple[Item, ...]:
+        """The heaviest items seen, heaviest then oldest first."""
+        return tuple(entry[3] for entry in sorted(self._heap, reverse=True))
+
+
+def web_link(value: object) -> str | None:
+    """``value`` as a link a card may open: an http(s) URL, else None."""
+    text = "" if value is None else str(value).strip()
+    return text if urlsplit(text).scheme in {"http", "https"} and urlsplit(text).netloc else None
+
+
+def parse_time(value: object, zone: tzinfo = UTC) -> datetime | None:
+    """An ISO 8601 date or time (``2026-11-20``, ``2026-11-20 10:00:00``, with or without an offset) as an
+    aware time, read in ``zone`` when it names none; None for an empty value; ``ValueError`` otherwise."""
+    text = "" if value is None else str(value).strip()
+    if not text:
+        return None
+    moment = datetime.fromisoformat(text)
+    return moment.replace(tzinfo=zone) if moment.tzinfo is None else moment
 
 
 @dataclass(frozen=True)
@@ -125,8 +258,9 @@ class Source(Protocol):
     service: ClassVar[str]
     """The service in words, for messages: "Vtiger did not answer within 8 s"."""
 
-    def fetch(self, query: Any, category: str, deadline: Deadline) -> FetchResult:
-        """Count the items ``query`` selects, grouped by the ``category`` field (see `CategoryCounts`)."""
+    def fetch(self, query: Any, category: str, deadline: Deadline, wanted: Wanted = NOTHING_MORE) -> FetchResult:
+        """Count the items ``query`` selects, grouped by the ``category`` field (see `CategoryCounts`),
+        and find what ``wanted`` asks for where the source knows it."""
         ...
 
     def check(self, deadline: Deadline) -> str:

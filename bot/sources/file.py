@@ -3,6 +3,10 @@
 A file that says nothing is not a zero: an empty file, a CSV whose header
 lacks a column the KPI names, or a file that cannot be read is an error. A
 CSV with its header and no matching rows, or a JSON ``[]``, is a real 0.
+
+Optional columns name each record's ``title``, ``created`` (an ISO 8601 date
+or time, UTC unless it carries an offset) and ``link``: with them the card
+lists the heaviest open items, the oldest one's age and what is new.
 """
 
 from __future__ import annotations
@@ -15,7 +19,19 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import Field, PlainValidator
 
 from bot.errors import SourceDataError, SourceQueryError, SourceUnavailable
-from bot.sources.base import CategoryCounts, Deadline, FetchResult, SourceSettings, StrictModel
+from bot.sources.base import (
+    NOTHING_MORE,
+    CategoryCounts,
+    Deadline,
+    FetchResult,
+    Item,
+    ItemTally,
+    SourceSettings,
+    StrictModel,
+    Wanted,
+    parse_time,
+    web_link,
+)
 
 
 class FileSettings(SourceSettings):
@@ -36,6 +52,14 @@ class FileQuery(StrictModel):
     """Which records count: each key a field, each value one allowed value or a list."""
 
     where: dict[str, Annotated[str | list[str], PlainValidator(_text_or_texts)]] = Field(default_factory=dict)
+    title: str | None = None
+    created: str | None = None
+    link: str | None = None
+
+    @property
+    def item_columns(self) -> tuple[str, ...]:
+        """The optional columns this query names."""
+        return tuple(c for c in (self.title, self.created, self.link) if c)
 
 
 class FileSource:
@@ -50,24 +74,40 @@ class FileSource:
         self.path = base_dir / settings.path
         self.format = settings.format or ("json" if self.path.suffix.lower() == ".json" else "csv")
 
-    def fetch(self, query: FileQuery, category: str, deadline: Deadline) -> FetchResult:
-        """Count matching records by ``category``; empty values count as ``(none)``."""
+    def fetch(self, query: FileQuery, category: str, deadline: Deadline, wanted: Wanted = NOTHING_MORE) -> FetchResult:
+        """Count matching records by ``category`` (empty values count as ``(none)``); list, date and
+        count new items from the optional columns."""
         columns, records = self._read()
-        wanted = {field: [v] if isinstance(v, str) else v for field, v in query.where.items()}
-        needed = (*wanted, category)
+        allowed_values = {field: [v] if isinstance(v, str) else v for field, v in query.where.items()}
+        needed = (*allowed_values, category, *query.item_columns)
         if columns is not None and (missing := [f for f in needed if f not in columns]):
             raise SourceQueryError(
                 f"{self.path.name} has no column {missing[0]!r} (its header: {', '.join(columns) or 'empty'}); "
                 "the KPI's where and category name it"
             )
         counts = CategoryCounts()
+        tally = ItemTally(wanted, dated=query.created is not None)
         for number, record in enumerate(records, start=1):
             missing = [f for f in needed if f not in record]
             if missing:
                 raise SourceQueryError(f"{self.path.name}: record {number} has no field {missing[0]!r}")
-            if all(str(record[f]) in allowed for f, allowed in wanted.items()):
-                counts.add(record[category])
-        return FetchResult(counts=counts.counts, plan="read file", calls=1)
+            if all(str(record[f]) in allowed for f, allowed in allowed_values.items()):
+                name = counts.add(record[category])
+                tally.add(self._item(query, record, name, number))
+        return tally.result(counts.counts, "read file", 1, {})
+
+    def _item(self, query: FileQuery, record: dict[str, object], category: str, number: int) -> Item:
+        created = record[query.created] if query.created else None
+        try:
+            moment = parse_time(created)
+        except ValueError:
+            raise SourceDataError(
+                f"{self.path.name}: record {number} has {query.created} {str(created)[:40]!r}, "
+                "not an ISO 8601 date or time (2026-11-20 or 2026-11-20T10:00:00Z)"
+            ) from None
+        title = str(record[query.title]).strip() if query.title else ""
+        link = web_link(record[query.link]) if query.link else None
+        return Item(title=title, category=category, created=moment, link=link)
 
     def check(self, deadline: Deadline) -> str:
         """Read the file once."""

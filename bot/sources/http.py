@@ -19,7 +19,19 @@ import requests
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from bot.errors import SourceAuthError, SourceDataError, SourceQueryError, SourceUnavailable
-from bot.sources.base import CategoryCounts, Deadline, FetchResult, SourceSettings, StrictModel
+from bot.sources.base import (
+    NOTHING_MORE,
+    CategoryCounts,
+    Deadline,
+    FetchResult,
+    Item,
+    ItemTally,
+    SourceSettings,
+    StrictModel,
+    Wanted,
+    parse_time,
+    web_link,
+)
 
 
 def seconds(value: float) -> str:
@@ -138,13 +150,23 @@ class HttpSettings(SourceSettings):
 
 
 class HttpQuery(StrictModel):
-    """``path``: a JMESPath expression selecting a ``{category: count}`` object or a list of records."""
+    """``path``: a JMESPath expression selecting a ``{category: count}`` object or a list of records.
+
+    For a list of records, optional JMESPath expressions applied to each record
+    give its ``title``, ``created`` time (ISO 8601, UTC unless it carries an
+    offset) and ``link``.
+    """
 
     path: str
+    title: str | None = None
+    created: str | None = None
+    link: str | None = None
 
-    @field_validator("path")
+    @field_validator("path", "title", "created", "link")
     @classmethod
-    def _valid_path(cls, value: str) -> str:
+    def _valid_path(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
         try:
             jmespath.compile(value)
         except jmespath.exceptions.JMESPathError as exc:
@@ -168,8 +190,9 @@ class HttpSource:
         elif settings.username is not None and settings.password is not None:
             self._http.auth = (settings.username, settings.password.get_secret_value())
 
-    def fetch(self, query: HttpQuery, category: str, deadline: Deadline) -> FetchResult:
-        """Fetch the document, select ``query.path``, and count by ``category`` if it is a list.
+    def fetch(self, query: HttpQuery, category: str, deadline: Deadline, wanted: Wanted = NOTHING_MORE) -> FetchResult:
+        """Fetch the document, select ``query.path``, and count by ``category`` if it is a list
+        (then also list, date and count new records as ``wanted`` asks, from the query's expressions).
 
         A path that selects nothing is an error; an empty object or list is a real 0.
         """
@@ -183,8 +206,9 @@ class HttpSource:
             counts = self._counts(selected, query.path)
             return FetchResult(counts=counts, plan="read counts", calls=calls.count)
         if isinstance(selected, list):
-            counts = self._group(selected, category, query.path)
-            return FetchResult(counts=counts, plan="group records", calls=calls.count, details={"rows": len(selected)})
+            tally = ItemTally(wanted, dated=query.created is not None)
+            counts = self._group(selected, category, query, tally)
+            return tally.result(counts, "group records", calls.count, {"rows": len(selected)})
         found = "nothing" if selected is None else type(selected).__name__
         raise SourceDataError(
             f"{self.name}: path {query.path!r} selected {found}; it must select a {{category: count}} object "
@@ -235,7 +259,8 @@ class HttpSource:
             counts.add(key, value)
         return counts.counts
 
-    def _group(self, records: list[Any], category: str, path: str) -> dict[str, int]:
+    def _group(self, records: list[Any], category: str, query: HttpQuery, tally: ItemTally) -> dict[str, int]:
+        path = query.path
         counts = CategoryCounts()
         seen_field = not records or not category
         for number, record in enumerate(records, start=1):
@@ -245,7 +270,24 @@ class HttpSource:
             seen_field = seen_field or category in record
             if isinstance(value, dict | list):
                 raise SourceDataError(f"{self.name}: {category!r} of item {number} is not a single value")
-            counts.add(value)
+            tally.add(self._item(query, record, counts.add(value), number))
         if not seen_field:
             raise SourceQueryError(f"{self.name}: no record under {path!r} has a field {category!r}")
         return counts.counts
+
+    def _item(self, query: HttpQuery, record: dict[str, Any], category: str, number: int) -> Item:
+        def pick(expression: str | None) -> str:
+            try:
+                found = jmespath.search(expression, record) if expression else None
+            except jmespath.exceptions.JMESPathError as exc:
+                raise SourceDataError(f"{self.name}: {expression!r} does not apply to item {number} ({exc})") from None
+            return "" if found is None or isinstance(found, dict | list) else str(found).strip()
+
+        created = pick(query.created)
+        try:
+            moment = parse_time(created)
+        except ValueError:
+            raise SourceDataError(
+                f"{self.name}: item {number}'s {query.created!r} is {created[:40]!r}, not an ISO 8601 date or time"
+            ) from None
+        return Item(title=pick(query.title), category=category, created=moment, link=web_link(pick(query.link)))

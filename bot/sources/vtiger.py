@@ -18,12 +18,25 @@ those too when they happen:
   ``(none)``). With an ``OR`` filter the chain would repeat in every
   alternative, so all ``total // 100 + 1`` pages are read instead.
 
+What a card asks besides the counts (`Wanted`) costs nothing more when the
+records are paged: the pages then also carry ``id``, ``createdtime`` and the
+title fields, and the heaviest items, the oldest and the new ones come from
+them. After ``count(*)`` per category it costs at most two queries: one
+``SELECT id, <title>, <category>, createdtime ... AND <category> IN (<the
+heaviest categories>) ORDER BY createdtime LIMIT n;`` (n is ``top`` when those
+categories share one weight; when the heaviest weight holds fewer than ``top``
+items the next weights join in, and n is all their items, at most 100, ranked
+here; beyond 100 only the heavier ones are listed), whose first row is also
+the oldest of those categories, and one ``count(*) ... AND createdtime >
+'<since>'`` for the new ones. Times are read and written in ``crm_timezone``.
+Each record links to its detail view, ``{url}/index.php?module=M&view=Detail&record=N``.
+
 ``auto`` (the default) pages at once when the category has no picklist values
 VTQL can write, or when the KPI's previous fetch found under 100 rows (one
 short page then answers in one call, where counting first would take two);
 otherwise it counts the total, then takes the plan with fewer
-calls left: ``len(values)`` against ``total // 100 + 1`` pages; on a tie it
-pages. The rest is unknown until
+calls left: ``len(values)`` (plus the one or two queries above, when asked)
+against ``total // 100 + 1`` pages; on a tie it pages. The rest is unknown until
 counted, so records with an empty or off-list category make the count plan
 cost more than ``auto`` assumed.
 
@@ -37,18 +50,33 @@ fold such values onto the picklist value too, and the plans always agree.
 from __future__ import annotations
 
 import difflib
+import itertools
 import logging
+import re
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator
 
 from bot.errors import SourceDataError, SourceError, SourceQueryError
-from bot.sources.base import CategoryCounts, Deadline, FetchResult, SourceSettings, StrictModel, category_key
+from bot.sources.base import (
+    NO_CATEGORY,
+    NOTHING_MORE,
+    CategoryCounts,
+    Deadline,
+    FetchResult,
+    Item,
+    ItemTally,
+    SourceSettings,
+    StrictModel,
+    Wanted,
+    category_key,
+    parse_time,
+)
 from bot.sources.http import Calls
 from bot.sources.vtiger_api import SERVICE, UnknownModule, VtigerApi, make_api
 from bot.sources.vtiger_settings import VtigerSettings
@@ -58,6 +86,8 @@ log = logging.getLogger(__name__)
 
 PAGE = 100
 """Rows per VTQL query: Vtiger clamps any LIMIT above 100."""
+CREATED = "createdtime"
+_WEBSERVICE_ID = re.compile(r"\d+x(\d+)")
 
 
 class VtigerQuery(StrictModel):
@@ -66,6 +96,8 @@ class VtigerQuery(StrictModel):
     module: str = Field(pattern=f"^{IDENTIFIER.pattern}$")
     filter: str = ""
     plan: Literal["auto", "count", "page"] = "auto"
+    title: str | None = Field(default=None, pattern=f"^{IDENTIFIER.pattern}$")
+    """The field a listed item is called by; default: the module's label fields (``describe``)."""
 
     @field_validator("filter")
     @classmethod
@@ -84,6 +116,25 @@ class _Module:
     fields: frozenset[str]
     picklists: Mapping[str, tuple[str, ...]]
     expires: float
+    label_fields: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class _Read:
+    """What one fetch reads: the module, the filter, the category, and which columns make an item."""
+
+    module: str
+    where: Filter
+    category: str
+    values: tuple[str, ...]
+    titles: tuple[str, ...]
+    wanted: Wanted
+
+    def columns(self, items: bool) -> str:
+        """The SELECT list: the category alone, or everything an item needs."""
+        if not items:
+            return self.category
+        return ",".join(dict.fromkeys(("id", *self.titles, self.category, CREATED)))
 
 
 class VtigerSource:
@@ -101,14 +152,18 @@ class VtigerSource:
         self._modules_lock = threading.Lock()
         self._last_rows: dict[tuple[str, str, str], int] = {}
 
-    def fetch(self, query: VtigerQuery, category: str, deadline: Deadline) -> FetchResult:
-        """Count the records ``query`` selects per value of ``category`` (folded onto its picklist values)."""
+    def fetch(
+        self, query: VtigerQuery, category: str, deadline: Deadline, wanted: Wanted = NOTHING_MORE
+    ) -> FetchResult:
+        """Count the records ``query`` selects per value of ``category`` (folded onto its picklist values),
+        and find what ``wanted`` asks for (see the module's notes for what that costs)."""
         calls = Calls(deadline, SERVICE)
         where = query.condition
         if not IDENTIFIER.fullmatch(category):
             raise SourceQueryError(f"category {category!r} is not a Vtiger field name")
         module = self._module(query.module, calls)
-        for name in (*where.fields, category):
+        titles = (query.title,) if query.title else tuple(f for f in module.label_fields if f in module.fields)
+        for name in (*where.fields, category, *titles, *((CREATED,) if wanted.dates else ())):
             if name not in module.fields:
                 close = difflib.get_close_matches(name, module.fields, n=3)
                 hint = f" (did you mean {', '.join(close)}?)" if close else ""
@@ -120,19 +175,23 @@ class VtigerSource:
                 f"plan count needs {category!r} to be a picklist field of {query.module} with plain values; "
                 "use plan auto or page"
             )
+        read = _Read(query.module, where, category, values or (), titles, wanted)
         key = (query.module, query.filter, category)
         # A failed read forgets the last row count, so a KPI that outgrew one page is counted next time.
         fits_a_page = query.plan == "auto" and self._last_rows.pop(key, PAGE) < PAGE
         if query.plan == "page" or not plain or not values or fits_a_page:
-            result = self._page(query.module, where, category, values or (), calls)
+            result = self._page(read, calls)
         else:
             total = self._count(query.module, where.where(), calls)
+            extra = (wanted.top > 0) + (wanted.since is not None)
             if total == 0:
                 result = self._result({}, "count(*) per category", calls, 0)
-            elif query.plan == "count" or len(values) < total // PAGE + 1:
-                result = self._per_value(query.module, where, category, values, total, calls)
+                result = replace(result, created_since=0 if wanted.since is not None else None)
+            elif query.plan == "count" or len(read.values) + extra < total // PAGE + 1:
+                result = self._per_value(read, total, calls)
+                result = self._count_extras(read, result, calls)
             else:
-                result = self._page(query.module, where, category, values, calls)
+                result = self._page(read, calls)
         self._last_rows[key] = result.details["rows"]
         return result
 
@@ -152,9 +211,8 @@ class VtigerSource:
         """Release pooled connections (the Vtiger session is left to expire)."""
         self.api.transport.close()
 
-    def _per_value(
-        self, module: str, where: Filter, category: str, values: tuple[str, ...], total: int, calls: Calls
-    ) -> FetchResult:
+    def _per_value(self, read: _Read, total: int, calls: Calls) -> FetchResult:
+        module, where, category, values = read.module, read.where, read.category, read.values
         counts = CategoryCounts(values)
         for value in values:
             number = self._count(module, where.where(Condition(category, "=", (value,))), calls)
@@ -183,29 +241,94 @@ class VtigerSource:
             counts.add(None, missed)
         return self._result(counts.counts, f"{plan} + {_pages(pages)} of other values", calls, total)
 
-    def _page(self, module: str, where: Filter, category: str, values: tuple[str, ...], calls: Calls) -> FetchResult:
-        counts = CategoryCounts(values)
-        self._group(module, where.where(), category, calls, counts)
-        return self._result(counts.counts, "page records", calls, sum(counts.counts.values()))
+    def _page(self, read: _Read, calls: Calls) -> FetchResult:
+        counts = CategoryCounts(read.values)
+        tally = ItemTally(read.wanted, dated=True)
+        items = (read, tally) if read.wanted.dates else None
+        self._group(read.module, read.where.where(), read.category, calls, counts, items)
+        return self._result(counts.counts, "page records", calls, sum(counts.counts.values()), tally)
 
-    def _group(self, module: str, where: str, category: str, calls: Calls, counts: CategoryCounts) -> int:
-        """Add the records selected by ``where``, read 100 at a time, to ``counts`` by ``category``; the pages read."""
+    def _group(
+        self,
+        module: str,
+        where: str,
+        category: str,
+        calls: Calls,
+        counts: CategoryCounts,
+        items: tuple[_Read, ItemTally] | None = None,
+    ) -> int:
+        """Add the records selected by ``where``, read 100 at a time, to ``counts`` by ``category`` (and each,
+        as an item, to the tally of ``items``, whose read says what makes one); the pages read."""
         offset = pages = 0
+        columns = items[0].columns(items=True) if items else category
         while True:
-            # module and category are checked identifiers; where() quotes every value
-            vtql = f"SELECT {category} FROM {module}{where} ORDER BY id LIMIT {offset},{PAGE};"  # noqa: S608
+            # module and the columns are checked identifiers; where() quotes every value
+            vtql = f"SELECT {columns} FROM {module}{where} ORDER BY id LIMIT {offset},{PAGE};"  # noqa: S608
             rows = self._rows(self.api.query(vtql, module, calls), module)
             pages += 1
             for row in rows:
-                if category not in row:
-                    raise SourceDataError(f"Vtiger's {module} rows lack the {category!r} column")
-                value = row[category]
-                if isinstance(value, dict | list):
-                    raise SourceDataError(f"Vtiger's {module}.{category} holds a {type(value).__name__}, not a value")
-                counts.add(value)
+                name = counts.add(_value(row, category, module))
+                if items:
+                    items[1].add(self._item(items[0], row, name))
             offset += len(rows)
             if len(rows) < PAGE:
                 return pages
+
+    def _count_extras(self, read: _Read, result: FetchResult, calls: Calls) -> FetchResult:
+        """The heaviest items (with the oldest among them) and the new ones, after counting per category."""
+        wanted = read.wanted
+        if wanted.top > 0:
+            result = self._heaviest(read, result, calls)
+        if wanted.since is not None:
+            since = wanted.since.astimezone(self.settings.zone).strftime("%Y-%m-%d %H:%M:%S")
+            where = read.where.where(Condition(CREATED, ">", (since,)))
+            result = replace(result, created_since=self._count(read.module, where, calls))
+        return replace(result, calls=calls.count)
+
+    def _heaviest(self, read: _Read, result: FetchResult, calls: Calls) -> FetchResult:
+        """One query for the ``top`` heaviest, then oldest, items (see the module's notes)."""
+        wanted, counts = read.wanted, result.counts
+        listable = [(wanted.weight(c), c, n) for c, n in counts.items() if n and c != NO_CATEGORY and quotable(c)]
+        heavy = sorted((entry for entry in listable if entry[0] > 0), key=lambda entry: -entry[0])
+        tiers = [list(group) for _, group in itertools.groupby(heavy, key=lambda entry: entry[0])]
+        chosen: list[list[tuple[float, str, int]]] = []
+        for tier in tiers:
+            if sum(n for tier_ in chosen for _, _, n in tier_) >= wanted.top:
+                break
+            chosen.append(tier)
+        if len(chosen) > 1 and sum(n for tier in chosen for _, _, n in tier) > PAGE:
+            chosen.pop()  # only the heavier ones: fewer than top of them, all listed
+        if not chosen:
+            return result
+        names = tuple(c for tier in chosen for _, c, _ in tier)
+        limit = wanted.top if len(chosen) == 1 else sum(n for tier in chosen for _, _, n in tier)
+        where = read.where.where(Condition(read.category, "IN", names))
+        columns = read.columns(items=True)
+        # module and the columns are checked identifiers; where() quotes every value
+        vtql = f"SELECT {columns} FROM {read.module}{where} ORDER BY {CREATED} LIMIT {limit};"  # noqa: S608
+        tally = ItemTally(wanted, dated=True)
+        naming = CategoryCounts(read.values)
+        for row in self._rows(self.api.query(vtql, read.module, calls), read.module):
+            tally.add(self._item(read, row, naming.add(_value(row, read.category, read.module))))
+        everything = {c for c, n in counts.items() if n}
+        among = () if everything <= set(names) else names
+        return replace(result, items=tally.items(), oldest=tally.oldest, oldest_among=among)
+
+    def _item(self, read: _Read, row: Mapping[str, object], category: str) -> Item:
+        title = " ".join(str(row.get(f) or "").strip() for f in read.titles).strip()
+        try:
+            created = parse_time(row.get(CREATED), self.settings.zone)
+        except ValueError:
+            raise SourceDataError(
+                f"Vtiger's {read.module}.{CREATED} holds {str(row.get(CREATED))[:40]!r}, not a date and time"
+            ) from None
+        number = _WEBSERVICE_ID.fullmatch(str(row.get("id") or ""))
+        link = (
+            f"{self.settings.url}/index.php?module={read.module}&view=Detail&record={number.group(1)}"
+            if number
+            else None
+        )
+        return Item(title=title, category=category, created=created, link=link)
 
     def _count(self, module: str, where: str, calls: Calls) -> int:
         result = self.api.query(f"SELECT count(*) FROM {module}{where};", module, calls)  # noqa: S608
@@ -227,11 +350,14 @@ class VtigerSource:
             raise SourceDataError(f"Vtiger returned {len(result)} rows for a query on {module}, more than {PAGE}")
         return result
 
-    def _result(self, counts: dict[str, int], plan: str, calls: Calls, rows: int) -> FetchResult:
+    def _result(
+        self, counts: dict[str, int], plan: str, calls: Calls, rows: int, tally: ItemTally | None = None
+    ) -> FetchResult:
         log.debug("%s: %s, %d rows, %d calls", self.name, plan, rows, calls.count)
-        return FetchResult(
-            counts=counts, plan=plan, calls=calls.count, details={"rows": rows, "api": self.settings.api}
-        )
+        details = {"rows": rows, "api": self.settings.api}
+        if tally is not None:
+            return tally.result(counts, plan, calls.count, details)
+        return FetchResult(counts=counts, plan=plan, calls=calls.count, details=details)
 
     def _module(self, name: str, calls: Calls) -> _Module:
         """The fields and picklist values of module ``name``, described at most once per cache period."""
@@ -262,6 +388,16 @@ class VtigerSource:
             return ""
         close = difflib.get_close_matches(name, types or [], n=3, cutoff=0.5)
         return f" (similar modules: {', '.join(close)})" if close else ""
+
+
+def _value(row: Mapping[str, object], category: str, module: str) -> object:
+    """The category value of a query's row."""
+    if category not in row:
+        raise SourceDataError(f"Vtiger's {module} rows lack the {category!r} column")
+    value = row[category]
+    if isinstance(value, dict | list):
+        raise SourceDataError(f"Vtiger's {module}.{category} holds a {type(value).__name__}, not a value")
+    return value
 
 
 def _module_names(result: Any) -> list[str] | None:
@@ -303,4 +439,6 @@ def _describe(name: str, result: Any, expires: float) -> _Module:
                 if value is not None and str(value).strip():
                     spellings.setdefault(category_key(str(value)), str(value))
             picklists[field_name] = tuple(spellings.values())
-    return _Module(frozenset(names), picklists, expires)
+    labels = result.get("labelFields")
+    label_fields = tuple(f.strip() for f in labels.split(",") if f.strip()) if isinstance(labels, str) else ()
+    return _Module(frozenset(names), picklists, expires, label_fields)

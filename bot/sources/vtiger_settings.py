@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, field_validator
 
@@ -23,6 +24,23 @@ class VtigerSettings(SourceSettings):
     requests_per_minute: float | None = Field(default=None, gt=0)
     throttle_retries: int = Field(default=3, ge=0, le=10)
     describe_cache_seconds: float = Field(default=600, ge=0)
+    crm_timezone: str = "UTC"
+    """The zone Vtiger's database keeps times in (its server's default time zone): neither
+    ``describe`` nor ``getchallenge`` tells it, and ``createdtime`` is read and compared in it."""
+
+    @field_validator("crm_timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown IANA time zone {value!r}") from None
+        return value
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """``crm_timezone`` as a zone."""
+        return ZoneInfo(self.crm_timezone)
 
     @field_validator("url")
     @classmethod

@@ -5,7 +5,10 @@ does: challenge tokens that expire (``clock``, ``token_ttl``), the md5 login,
 the HTTP method per operation, sessions (``expire_sessions``), the error
 envelope and its codes, the VTQL subset (parentheses, NOT, IS NULL, ``<>`` and
 a missing ``;`` are QUERY_SYNTAX_ERROR; ``= ''`` is INTERNAL_SERVER_ERROR),
-the 100-row clamp, ``count(*)`` as a string, HTTP 500 with an empty body for an
+the 100-row clamp, ``count(*)`` as a string, ``SELECT`` of named columns
+(``id`` always comes back), ``ORDER BY`` a column (``createdtime`` as the
+text ``YYYY-MM-DD HH:MM:SS`` it is, which sorts and compares by time),
+``labelFields`` in ``describe``, HTTP 500 with an empty body for an
 unknown operation, slow answers (``delay``), and on the REST side Basic auth,
 HTTP 429 (``throttle``, ``retry_after``) and ``X-FloodControl-*`` headers
 (``flood``). Every request is recorded in ``seen``; ``inject`` queues canned
@@ -57,6 +60,9 @@ TEXT_FIELDS = {
     "HelpDesk": ["ticket_title", "ticket_no", "assigned_user_id", "createdtime", "modifiedtime"],
 }
 ID_PREFIX = {"Calendar": "9", "HelpDesk": "17"}
+LABEL_FIELDS = {"Calendar": "subject", "HelpDesk": "title"}
+"""``describe``'s ``labelFields`` as a live 8.2 answers: the label's database column names, comma-separated;
+HelpDesk's ``title`` is not the webservice field name (``ticket_title``)."""
 GET_OPS = {"getchallenge", "query", "describe", "listtypes", "retrieve"}
 POST_OPS = {"login", "logout", "create", "update", "revise", "delete"}
 REST_PREFIX = "/restapi/v1/vtiger/default/"
@@ -289,7 +295,13 @@ class FakeVtiger:
         for name, values in self.picklists[module].items():
             options = [{"label": v, "value": v} for v in values]
             fields.append({"name": name, "label": name, "type": {"name": "picklist", "picklistValues": options}})
-        return {"label": module, "name": module, "idPrefix": ID_PREFIX[module], "fields": fields}
+        return {
+            "label": module,
+            "name": module,
+            "idPrefix": ID_PREFIX[module],
+            "fields": fields,
+            "labelFields": LABEL_FIELDS[module],
+        }
 
     # --- VTQL -----------------------------------------------------------------------
 

@@ -1,0 +1,190 @@
+"""The card's top items, oldest item and new items; the index explained once; status in words; Chat's limits."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from bot.card_text import message_as_text
+from bot.cards import MAX_TEXT, plain_text, team_message, widget_count
+from bot.config import DEMO_CONFIG, MAX_KPIS_PER_TEAM, load_config
+from bot.reports import KpiReport, TeamReport, score_reading
+from bot.sources import FetchResult
+from bot.sources.base import Item
+from tests.chat_schema import validate_message
+
+NOW = datetime(2026, 11, 26, 15, 0, tzinfo=UTC)
+LAST_POST = NOW - timedelta(days=1)
+CONFIG = load_config(DEMO_CONFIG)
+TEAM = CONFIG.team("customer")
+KPI = TEAM.kpis[0]
+COUNTS = {"Critical": 3, "High": 4, "Low": 2}
+
+
+def item(title: str, category: str = "Critical", days: float = 12, link: str | None = "https://crm.example.com/r/1"):
+    return Item(title=title, category=category, created=NOW - timedelta(days=days), link=link)
+
+
+ITEMS = (
+    item("Checkout fails for some users", days=43),
+    item("Webhook drops requests", days=12),
+    item("Export leaks memory", days=0.5, link=None),
+)
+
+
+def kpi_report(i: int = 0, items=ITEMS, *, stale: str | None = None, new: int | None = 1, oldest_among=()):
+    kpi = KPI.model_copy(update={"id": f"kpi-{i}", "name": f"KPI {i}"})
+    fetch = FetchResult(
+        counts=COUNTS, items=tuple(items), oldest=NOW - timedelta(days=43), oldest_among=oldest_among, created_since=new
+    )
+    return KpiReport(
+        kpi=kpi,
+        score=score_reading(kpi, COUNTS),
+        as_of=NOW - timedelta(hours=2) if stale else NOW,
+        stale_reason=stale,
+        fetch=None if stale else fetch,
+        new_since=LAST_POST,
+    )
+
+
+def team_report(*kpis: KpiReport) -> TeamReport:
+    return TeamReport(team=TEAM, kpis=kpis, generated_at=NOW, zone="America/New_York")
+
+
+def assert_within_limits(message):
+    assert validate_message(message) == []  # the schema, 32,000 bytes and 100 widgets
+    assert widget_count(message) <= 100
+    assert len(json.dumps(message).encode()) <= 32_000
+
+
+def test_a_kpi_lists_its_top_items_with_links_age_and_new_marks():
+    message = team_message(team_report(kpi_report()), refresh_function="refresh")
+    assert_within_limits(message)
+    card = json.dumps(message["cardsV2"], ensure_ascii=False).replace('\\"', '"')
+    assert '<a href="https://crm.example.com/r/1">Checkout fails for some users</a> (Critical, 43 d)' in card
+    assert "<br>Export leaks memory (Critical, 12 h, <b>new</b>)" in card
+    assert "Webhook drops requests</a> (Critical, 12 d)<br>" in card, "older than the last post: not new"
+    text = message_as_text(message)
+    assert "oldest: 43 d · 1 new since last post Wed 10:00" in text
+    assert "Top items" in text
+
+
+def test_the_index_explains_itself_once_and_the_status_is_a_word_and_a_colour():
+    message = team_message(team_report(kpi_report(0), kpi_report(1)), refresh_function=None)
+    card = json.dumps(message["cardsV2"], ensure_ascii=False)
+    assert card.count("Index = Σ weight × open items · lower is better") == 1
+    assert message["text"].count("Index = Σ weight × open items · lower is better") == 1
+    index, target = message["cardsV2"][0]["card"]["sections"][1]["widgets"][0]["columns"]["columnItems"]
+    shown = index["widgets"][0]["decoratedText"]["text"]
+    assert shown == '<font color="#b06000"><b>52</b> 🟡 Warning</font>'  # 3 × 10 + 4 × 5 + 2 × 1: 40 < 52 ≤ 70
+    assert target["widgets"][0]["decoratedText"]["text"] == "<b>40</b>"
+
+
+def test_a_mixed_team_says_each_kpis_direction():
+    higher = kpi_report(1)
+    higher = KpiReport(
+        kpi=higher.kpi.model_copy(update={"lower_is_better": False, "target": 10, "warning": 5}),
+        score=higher.score,
+        as_of=NOW,
+        fetch=higher.fetch,
+    )
+    text = message_as_text(team_message(team_report(kpi_report(0), higher), refresh_function=None))
+    assert "Index = Σ weight × open items · each KPI says which way is better" in text
+    assert "warning down to 5 · higher is better" in text
+    assert "warning up to 70 · lower is better" in text
+
+
+def test_the_oldest_of_only_the_heaviest_categories_says_so():
+    text = message_as_text(team_message(team_report(kpi_report(oldest_among=("Critical",))), refresh_function=None))
+    assert "oldest Critical: 43 d" in text
+
+
+def test_no_post_yet_means_nothing_is_new():
+    report = kpi_report(new=None)
+    report = KpiReport(kpi=report.kpi, score=report.score, as_of=NOW, fetch=report.fetch)
+    text = message_as_text(team_message(team_report(report), refresh_function=None))
+    assert "new" not in text.replace("Webhook", "")
+    assert "oldest: 43 d" in text
+
+
+def test_titles_and_links_are_escaped_and_cut():
+    hostile = item('<script>alert(1)</script> & "quotes" ' + "x" * 200, link='https://crm.example.com/?a=1&b="2"')
+    message = team_message(team_report(kpi_report(items=(hostile,))), refresh_function=None)
+    assert_within_limits(message)
+    card = json.dumps(message)
+    assert "<script>" not in card
+    assert 'href=\\"https://crm.example.com/?a=1&amp;b=&quot;2&quot;\\"' in card
+    assert "x" * 60 not in card and "…" in json.dumps(message, ensure_ascii=False)
+
+
+def test_the_text_fallback_reads_well():
+    text = plain_text(team_report(kpi_report()))
+    assert text.splitlines() == [
+        "🟡 *Customer Issues*: Warning",
+        "Index = Σ weight × open items · lower is better",
+        "• KPI 0: 52 (target 40) 🟡 Warning · oldest: 43 d · 1 new",
+        "    - <https://crm.example.com/r/1|Checkout fails for some users> (Critical, 43 d)",
+        "    - <https://crm.example.com/r/1|Webhook drops requests> (Critical, 12 d)",
+        "    - Export leaks memory (Critical, 12 h, new)",
+    ]
+
+
+VTIGER_LINK = "https://crm.example.com/index.php?module=HelpDesk&view=Detail&record=1234567"
+LONG_TITLE = "Checkout fails for some users on mobile and desktop"  # with "Item-N ": 58 characters
+
+
+def with_history(report: KpiReport) -> KpiReport:
+    """``report`` with a change against the last post and 7 days ago, and a full 14-day sparkline."""
+    days = [{"Critical": day % 5} for day in range(14)]
+    score = score_reading(report.kpi, COUNTS, previous={"Critical": 1}, week_ago={"Critical": 9}, days=days)
+    return replace(report, score=score, previous_at=LAST_POST, since_post=True)
+
+
+@pytest.mark.parametrize("stale", [None, "Vtiger did not answer within 8 s"])
+@pytest.mark.parametrize("refresh", ["refresh", None])
+def test_twenty_kpis_with_three_items_each_fit_chats_limits(stale, refresh):
+    """Titles near the 60 characters a card shows, links as long as Vtiger's: nothing is left out."""
+    items = [item(f"Item-{n} {LONG_TITLE}", link=VTIGER_LINK) for n in range(3)]
+    kpis = [kpi_report(i, items, stale=stale if i % 2 else None) for i in range(MAX_KPIS_PER_TEAM)]
+    message = team_message(team_report(*kpis), refresh_function=refresh)
+    assert_within_limits(message)
+    card = message["cardsV2"][0]["card"]
+    assert len(card["sections"]) == 1 + MAX_KPIS_PER_TEAM + 1  # the explanation, the KPIs, the buttons
+    fresh = sum(1 for k in kpis if k.fetch)
+    assert json.dumps(card).count("Item-") == 3 * fresh
+    assert all("columns" in section["widgets"][0] for section in card["sections"][1:-1])
+    assert len(message["text"]) <= MAX_TEXT
+
+
+def test_twenty_kpis_with_full_history_keep_two_items_each_and_say_how_many_more():
+    """With both changes and a 14-day sparkline on every KPI, three such items a KPI are over the size
+    limit (30,234 bytes as sent, against 30,000): each KPI keeps two and says "… and 1 more"."""
+    items = [item(f"Item-{n} {LONG_TITLE}", link=VTIGER_LINK) for n in range(3)]
+    kpis = [with_history(kpi_report(i, items)) for i in range(MAX_KPIS_PER_TEAM)]
+    message = team_message(team_report(*kpis), refresh_function="refresh")
+    assert_within_limits(message)
+    card = json.dumps(message["cardsV2"], ensure_ascii=False)
+    assert card.count("Item-") == 2 * MAX_KPIS_PER_TEAM
+    assert card.count("… and 1 more<") + card.count('… and 1 more"') == MAX_KPIS_PER_TEAM
+    assert "▲ +42 vs last post Wed 10:00 · ▼ −38 vs 7 days ago" in card
+
+
+def test_twenty_kpis_with_oversized_items_are_shortened_to_fit():
+    """Non-ASCII titles far over 60 characters and long links: each KPI keeps at least its heaviest item."""
+    link = VTIGER_LINK + "9" * 200
+    items = [item(f"Item-{n} {'Überlänge ' * 30}", link=link) for n in range(3)]
+    kpis = [kpi_report(i, items) for i in range(MAX_KPIS_PER_TEAM)]
+    message = team_message(team_report(*kpis), refresh_function="refresh")
+    assert_within_limits(message)
+    assert json.dumps(message["cardsV2"]).count("Item-") >= MAX_KPIS_PER_TEAM
+
+
+def test_a_card_over_the_widget_limit_drops_the_columns_not_the_kpis():
+    stale = [kpi_report(i, stale="down") for i in range(MAX_KPIS_PER_TEAM)]  # 5 widgets a KPI with columns
+    message = team_message(team_report(*stale), refresh_function="refresh")
+    assert_within_limits(message)
+    assert "columns" not in json.dumps(message)
+    assert json.dumps(message).count("Could not refresh") == MAX_KPIS_PER_TEAM
