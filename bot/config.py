@@ -88,6 +88,7 @@ class ChatSettings(StrictModel):
     certs_url: str | None = None
     addon_service_account: str | None = None
     score_command_id: int = 1
+    private_replies: bool = True
     service_account_file: str | None = None
     api_endpoint: str | None = None
 
@@ -132,11 +133,22 @@ class WebhookTarget(StrictModel):
 
 
 class ChatApiTarget(StrictModel):
-    """Post as the app through the Chat API (the card keeps its Refresh button)."""
+    """Post as the app through the Chat API (the card keeps its Refresh button).
+
+    ``live: day | week`` keeps one message per period that later posts and
+    Refresh clicks update in place; ``off`` posts a new message each time.
+    """
 
     type: Literal["chat_api"]
     space: SpaceName
     thread: str | None = None
+    live: Literal["day", "week", "off"] = "off"
+
+    @model_validator(mode="after")
+    def _live_not_threaded(self) -> ChatApiTarget:
+        if self.live != "off" and self.thread:
+            raise ValueError("a live card is one message updated in place: leave out thread, or set live: off")
+        return self
 
 
 class LogTarget(StrictModel):
@@ -202,6 +214,12 @@ class TeamConfig(StrictModel):
             except CroniterError:
                 raise ValueError(f"cron expression {value!r} never fires") from None
         return value
+
+    def live_target(self, space: str | None) -> ChatApiTarget | None:
+        """The team's Chat API target with a live card in ``space``, if any."""
+        return next(
+            (t for t in self.deliver if isinstance(t, ChatApiTarget) and t.live != "off" and t.space == space), None
+        )
 
     @model_validator(mode="after")
     def _unique_kpis(self) -> TeamConfig:

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from bot.config import Config, TeamConfig
 from bot.errors import ConfigError
 from bot.reports import Reporter, TeamReport
+from bot.schedule.delivery import Delivery
 from bot.schedule.templates import validate_templates
 from bot.sources import Source, build_source
 from bot.store import Store, resolve_url
@@ -36,6 +37,8 @@ class Services:
     sources: dict[str, Source]
     reporter: Reporter
     clock: Callable[[], datetime]
+    delivery: Delivery
+    """Posts outside the tick: a Refresh click's update of a live card."""
 
     def report(self, team: TeamConfig, origin: str, *, record: bool = True, slot: datetime | None = None) -> TeamReport:
         """Read the team's KPIs now (the path shared by /score, Refresh, schedules, preview and send).
@@ -75,4 +78,5 @@ def build_services(config: Config, clock: Callable[[], datetime] = utc_now, stor
     store = open_store(resolve_url(store_url or os.environ.get("SCOREBOT_STORE") or config.store, base), where)
     sources = {name: build_source(name, settings, base) for name, settings in config.sources.items()}
     reporter = Reporter(sources, store, clock, config.fetch_budget_seconds)
-    return Services(config=config, store=store, sources=sources, reporter=reporter, clock=clock)
+    delivery = Delivery(config.chat, store, clock, base_dir=base, pace_seconds=config.schedule.pace_seconds)
+    return Services(config=config, store=store, sources=sources, reporter=reporter, clock=clock, delivery=delivery)

@@ -9,7 +9,7 @@ from bot.services import Services
 
 
 def handle(event: ChatEvent, services: Services) -> Reply | None:
-    """Help, except for the message that added the app by @mention (already welcomed)."""
+    """Help, for the asker alone, except for the message that added the app by @mention (already welcomed)."""
     if event.added_by_mention:
         return None
-    return Reply(help_message(services.config))
+    return Reply(help_message(services.config), private=True)

@@ -19,7 +19,7 @@ def mention_words(text: str) -> list[str]:
 
 
 def handle(event: ChatEvent, services: Services) -> Reply:
-    """Answer with the card of the named team, else of the Space's team, else help.
+    """Answer with the card of the named team, else of the Space's team, else help (for the asker alone).
 
     A slash command's first word is the team (or "help"); in a mention such as
     "@Scorebot what's the score for security?" the first team id or "help"
@@ -33,13 +33,15 @@ def handle(event: ChatEvent, services: Services) -> Reply:
     else:
         argument = next(iter(event.text.split()), "")
     if argument.lower() == "help":
-        return Reply(help_message(config))
+        return Reply(help_message(config), private=True)
     if argument:
         team = config.team(argument.lower())
         if team is None:
-            return Reply(help_message(config, f"There is no team called “{user_text(argument)}”."))
+            note = f"There is no team called “{user_text(argument)}”."
+            return Reply(help_message(config, note), private=True)
     else:
         team = config.team_for_space(event.space)
         if team is None:
-            return Reply(help_message(config, "This Space is not linked to a team: name one, e.g. /score TEAM."))
+            note = "This Space is not linked to a team: name one, e.g. /score TEAM."
+            return Reply(help_message(config, note), private=True)
     return Reply(team_message(services.report(team, SCORE), refresh_function=config.chat.button_function))

@@ -51,12 +51,14 @@ def classic_mention(text: str) -> dict:
     return {"type": "MESSAGE", "space": SPACE, "user": USER, "message": _message("@Scorebot" + text, text)}
 
 
-def classic_click(team: str = "customer") -> dict:
+def classic_click(
+    team: str = "customer", space: dict = SPACE, message_name: str = "spaces/DEMO-CUSTOMER/messages/m2"
+) -> dict:
     return {
         "type": "CARD_CLICKED",
-        "space": SPACE,
+        "space": space,
         "user": USER,
-        "message": {"name": "spaces/DEMO-CUSTOMER/messages/m2", "sender": {"type": "BOT"}, "cardsV2": []},
+        "message": {"name": message_name, "sender": {"type": "BOT"}, "cardsV2": []},
         "action": {
             "actionMethodName": "refresh",
             "parameters": [{"key": "action", "value": "refresh"}, {"key": "team", "value": team}],

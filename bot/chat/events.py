@@ -39,7 +39,13 @@ class ChatEvent:
     text: str = ""
     parameters: dict[str, str] = field(default_factory=dict)
     space: str | None = None
+    space_type: str | None = None
+    """SPACE, GROUP_CHAT or DIRECT_MESSAGE (None when the event does not say)."""
     user: str | None = None
+    message_name: str | None = None
+    """The message the event concerns: for a click, the message whose button was clicked."""
+    message_client_id: str | None = None
+    """That message's ``clientAssignedMessageId`` (``client-...``), when the app chose its id."""
     added_by_mention: bool = False
     raw_type: str = ""
 
@@ -58,7 +64,10 @@ def _classic(body: dict[str, Any]) -> ChatEvent:
         kind=Kind.OTHER,
         format=Format.CLASSIC,
         space=_space(body.get("space"), message),
+        space_type=_space_type(body.get("space"), message),
         user=_dict(body.get("user")).get("name"),
+        message_name=_name(message),
+        message_client_id=_client_id(message),
         raw_type=raw_type,
     )
     if raw_type in ("MESSAGE", "APP_COMMAND"):
@@ -93,7 +102,10 @@ def _addon(body: dict[str, Any]) -> ChatEvent:
         kind=kind,
         format=Format.ADDON,
         space=_space(payload.get("space"), message),
+        space_type=_space_type(payload.get("space"), message),
         user=_dict(chat.get("user")).get("name"),
+        message_name=_name(message),
+        message_client_id=_client_id(message),
         raw_type=name or "unknown add-on payload",
     )
     if kind in (Kind.COMMAND, Kind.MESSAGE):
@@ -149,6 +161,21 @@ def _argument(message: dict[str, Any]) -> str:
 def _space(space: Any, message: dict[str, Any]) -> str | None:
     name = _dict(space).get("name") or _dict(message.get("space")).get("name")
     return name if isinstance(name, str) else None
+
+
+def _space_type(space: Any, message: dict[str, Any]) -> str | None:
+    kind = _dict(space).get("spaceType") or _dict(message.get("space")).get("spaceType")
+    return kind if isinstance(kind, str) else None
+
+
+def _name(node: dict[str, Any]) -> str | None:
+    name = node.get("name")
+    return name if isinstance(name, str) else None
+
+
+def _client_id(message: dict[str, Any]) -> str | None:
+    value = message.get("clientAssignedMessageId")
+    return value if isinstance(value, str) else None
 
 
 def _click_parameters(common: dict[str, Any], action: dict[str, Any]) -> dict[str, str]:

@@ -15,7 +15,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from bot.chat.dispatch import dispatch
 from bot.chat.events import parse_event
-from bot.chat.replies import wrap
+from bot.chat.replies import private_viewer, wrap
 from bot.chat.verify import CertCache, CertsUnavailable, verify_chat_token
 from bot.config import Config, load_config
 from bot.errors import ConfigError, VerificationError
@@ -87,7 +87,7 @@ def create_app(
         )
         if reply is None:
             return jsonify({})
-        return jsonify(wrap(reply, event.format))
+        return jsonify(wrap(reply, event.format, private_viewer(reply, event, config.chat.private_replies)))
 
     return app
 

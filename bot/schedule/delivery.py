@@ -61,6 +61,8 @@ Gate = Callable[[], float]
 slot's claim was lost), else returns the seconds the request may take at most (what is left of the lease)."""
 CHAT_SCOPES = ["https://www.googleapis.com/auth/chat.bot"]
 REPLY_OPTION = "REPLY_MESSAGE_FALLBACK_TO_NEW_THREAD"
+LIVE_UPDATE_MASK = "text,cardsV2"
+"""What a live card's update replaces (a FieldMask's JSON form takes lowerCamelCase field names)."""
 _SPACE_IN_URL = re.compile(r"/v1/(spaces/[A-Za-z0-9_-]+)/messages")
 
 
@@ -73,6 +75,8 @@ class Post:
     message: Message
     message_id: str
     thread_key: str | None = None
+    live: bool = False
+    """Update the message named ``message_id`` in place, creating it if it is missing (a live card)."""
 
 
 @dataclass(frozen=True)
@@ -86,6 +90,15 @@ class Sent:
 def message_id(team_id: str, slot: datetime) -> str:
     """The Chat API ``messageId`` of a team's slot: ``client-TEAM-YYYYMMDDHHMMSS`` (UTC), at most 62 characters."""
     return f"client-{team_id}-{slot.astimezone(UTC):%Y%m%d%H%M%S}"
+
+
+def live_message_id(team_id: str, live: str, local: datetime) -> str:
+    """The ``messageId`` of a team's live card for the period holding ``local`` (a time in the team's zone):
+    ``client-TEAM-day-YYYYMMDD`` or ``client-TEAM-week-YYYY-WW`` (ISO week), at most 60 characters."""
+    if live == "day":
+        return f"client-{team_id}-day-{local:%Y%m%d}"
+    year, week, _ = local.isocalendar()
+    return f"client-{team_id}-week-{year}-{week:02d}"
 
 
 def manual_message_id(team_id: str, moment: datetime) -> str:
@@ -259,18 +272,26 @@ class Delivery:
         raise self._failure(where, response.status_code, response.headers.get("Retry-After"), reason)
 
     def _chat_api(self, target: ChatApiTarget, post: Post, gate: Gate) -> Sent:
-        where = f"Chat API post to {target.space}"
+        where = f"Chat API {'update' if post.live else 'post'} to {target.space}"
         body, options = _threaded(post)
         try:
             service, credentials = self._chat_service()
         except (google_exceptions.GoogleAuthError, OSError, ValueError) as exc:
             raise DeliveryError(f"{where}: credentials unusable ({type(exc).__name__})", retryable=False) from None
-        request = service.spaces().messages().create(parent=target.space, body=body, **_ids(post), **options)
+        messages = service.spaces().messages()
+        if post.live:
+            name = f"{target.space}/messages/{post.message_id}"
+            request = messages.patch(name=name, body=body, updateMask=LIVE_UPDATE_MASK, allowMissing=True)
+        else:
+            request = messages.create(parent=target.space, body=body, **_ids(post), **options)
         try:
             self._fresh_token(credentials)
             http = httplib2.Http(timeout=self._turn(target, gate))
             result = request.execute(http=google_auth_httplib2.AuthorizedHttp(credentials, http=http))
         except HttpError as exc:
+            if exc.resp.status == 409 and post.live:
+                # Two creates of the same live card raced; the next attempt finds it and updates it.
+                raise DeliveryError(f"{where}: {post.message_id} was created meanwhile (409)", retryable=True) from None
             if exc.resp.status == 409:
                 log.info("%s: %s was already there (409)", where, post.message_id)
                 return Sent(already=True)

@@ -60,13 +60,13 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot.config import DeliveryTarget, LogTarget, TeamConfig, WebhookTarget
+from bot.config import ChatApiTarget, DeliveryTarget, LogTarget, TeamConfig, WebhookTarget
 from bot.errors import DeliveryError, ScorebotError
 from bot.reports import TeamReport
 from bot.schedule.catchup import Catchup
 from bot.schedule.catchup import plan as plan_catchup
 from bot.schedule.claim import Claim, ClaimLost
-from bot.schedule.delivery import Delivery, Post, message_id, target_key
+from bot.schedule.delivery import Delivery, Post, live_message_id, message_id, target_key
 from bot.schedule.slots import slots_between
 from bot.schedule.templates import thread_key
 from bot.services import Services
@@ -321,12 +321,15 @@ class Scheduler:
         return SlotOutcome(claim.team_id, claim.slot, LOST, detail)
 
     def post_for(self, team: TeamConfig, slot: datetime, report: TeamReport, target: DeliveryTarget) -> Post:
-        """The post of ``report`` for ``team``'s ``slot`` to ``target`` (webhooks get no Refresh button)."""
+        """The post of ``report`` for ``team``'s ``slot`` to ``target`` (webhooks get no Refresh button);
+        to a live Chat API target, the update of the period's live card."""
         refresh = None if isinstance(target, WebhookTarget) else self.services.config.chat.button_function
         message = scheduled.handle(self.services, team, slot, report, refresh_function=refresh)
         thread = None if isinstance(target, LogTarget) else target.thread
         slot_local = slot.astimezone(self.services.config.zone(team))
         key = thread_key(thread, team.id, slot_local) if thread else None
+        if isinstance(target, ChatApiTarget) and target.live != "off":
+            return Post(team.id, slot, message, live_message_id(team.id, target.live, slot_local), live=True)
         return Post(team.id, slot, message, message_id(team.id, slot), key)
 
 

@@ -2,15 +2,24 @@
 
 `FakeChat` is a ThreadingHTTPServer on 127.0.0.1 (port 0) serving:
 
-- ``POST /v1/spaces/X/messages``: records every request (path, query, body,
-  headers, monotonic time), then answers as Chat does: the created message
-  (``name``, ``thread.name``), or 409 ``ALREADY_EXISTS`` for a ``messageId``
-  the Space already has, or whatever the test scripted for that Space
-  (`answer`: 429 with Retry-After, 500, 404, ... once each, in order;
-  `always`: every time), or it hangs (`hang`) until released, after storing
-  the message or before, or it stores the message and answers late (`slow`);
-  whether a webhook post (one with ``key`` in its query) honours ``messageId``
-  is *unverified*, so it is a switch (``webhook_ids``, off by default);
+- ``POST /v1/spaces/X/messages``: records every request (method, path, query,
+  body, headers, monotonic time), then answers as Chat does: the created
+  message (``name``, ``thread.name``), or 409 ``ALREADY_EXISTS`` for a
+  ``messageId`` the Space already has, or 400 for a ``messageId`` that is not
+  ``client-`` + at most 56 lowercase letters, digits and hyphens, or whatever
+  the test scripted for that Space (`answer`: 429 with Retry-After, 500, 404,
+  ... once each, in order; `always`: every time), or it hangs (`hang`) until
+  released, after storing the message or before, or it stores the message and
+  answers late (`slow`); whether a webhook post (one with ``key`` in its
+  query) honours ``messageId`` is *unverified*, so it is a switch
+  (``webhook_ids``, off by default);
+- ``PATCH /v1/spaces/X/messages/ID?updateMask=...&allowMissing=...``
+  (``messages.patch``): replaces the fields the mask names (``text``,
+  ``cardsV2`` or ``cards_v2``) of a stored message; an unknown ID answers 404
+  ``NOT_FOUND``, unless ``allowMissing=true`` and the ID is client-assigned,
+  which creates the message (the mask ignored); an unknown mask field or a
+  missing mask answers 400. Scripted answers, hangs and slow answers apply as
+  for ``POST``;
 - ``POST /token``: an OAuth token endpoint, so a service-account key file
   whose ``token_uri`` points here drives google-auth's real refresh path
   (`token_answers` scripts failures, ``token_delay`` slows every answer).
@@ -21,6 +30,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -36,6 +46,10 @@ from tests.tokens import signing_key
 
 ACCESS_TOKEN = "fake-access-token"
 HANG_LIMIT_SECONDS = 20
+CLIENT_ID = re.compile(r"client-[a-z0-9-]{1,56}")
+"""A client-assigned message ID as Chat accepts it: ``client-``, lowercase letters, digits, hyphens, <= 63 in all."""
+MASK_FIELDS = {"text": "text", "cardsV2": "cardsV2", "cards_v2": "cardsV2"}
+"""``updateMask`` paths the fake applies (JSON and proto spellings) and the message field each replaces."""
 SCHEDULE = "1-59 9 * * *"
 """Every minute from 09:01 UTC: a first tick at 09:00:30 finds nothing due (09:00 is not a slot)."""
 
@@ -50,6 +64,7 @@ class Received:
     headers: dict[str, str]
     at: float
     status: int = 0
+    method: str = "POST"
 
     @property
     def space(self) -> str:
@@ -136,12 +151,19 @@ class FakeChat:
         with self._lock:
             return [m for (s, _), m in self.created.items() if space is None or s == space]
 
+    def delete(self, space: str, message_id: str) -> None:
+        """Delete a stored message, as a member of the Space may (a later patch of it answers 404)."""
+        with self._lock:
+            del self.created[(space, message_id)]
+
     def _create(self, space: str, query: dict[str, str], body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         """Store a message unless its messageId exists: (200, message) or (409, error)."""
         with self._lock:
             self._counter += 1
             honoured = "key" not in query or self.webhook_ids
             message_id = (query.get("messageId") if honoured else None) or f"auto-{self._counter}"
+            if message_id == query.get("messageId") and not CLIENT_ID.fullmatch(message_id):
+                return _error(400, f"Invalid message ID {message_id!r}.", "INVALID_ARGUMENT")
             if (space, message_id) in self.created:
                 error = {"code": 409, "message": f"Message {message_id} already exists.", "status": "ALREADY_EXISTS"}
                 return 409, {"error": error}
@@ -152,6 +174,35 @@ class FakeChat:
                 "thread": {"name": f"{space}/threads/{thread}"},
             }
             self.created[(space, message_id)] = message
+            return 200, message
+
+    def _patch(
+        self, space: str, message_id: str, query: dict[str, str], body: dict[str, Any]
+    ) -> tuple[int, dict[str, Any]]:
+        """``messages.patch``: update the masked fields, or create a missing client-assigned message."""
+        with self._lock:
+            message = self.created.get((space, message_id))
+            if message is None:
+                if query.get("allowMissing") != "true":
+                    return _error(404, f"Message {space}/messages/{message_id} not found.", "NOT_FOUND")
+                if not CLIENT_ID.fullmatch(message_id):
+                    return _error(400, "allowMissing needs a client-assigned message ID.", "INVALID_ARGUMENT")
+                created = {
+                    **body,
+                    "name": f"{space}/messages/{message_id}",
+                    "thread": {"name": f"{space}/threads/{message_id}"},
+                }
+                self.created[(space, message_id)] = created
+                return 200, created
+            paths = [p for p in query.get("updateMask", "").split(",") if p]
+            if not paths or any(p not in MASK_FIELDS for p in paths):
+                return _error(400, f"Unsupported updateMask {query.get('updateMask')!r}.", "INVALID_ARGUMENT")
+            for path in paths:
+                field = MASK_FIELDS[path]
+                if field in body:
+                    message[field] = body[field]
+                else:
+                    message.pop(field, None)
             return 200, message
 
     def _respond(self, received: Received) -> tuple[int, dict[str, str], dict[str, Any]]:
@@ -171,7 +222,10 @@ class FakeChat:
         if scripted is not None:
             status, headers = scripted
             return status, headers, {"error": {"code": status, "message": "scripted", "status": "SCRIPTED"}}
-        status, body = self._create(space, received.query, received.body)
+        if received.method == "PATCH":
+            status, body = self._patch(space, received.path.rsplit("/", 1)[1], received.query, received.body)
+        else:
+            status, body = self._create(space, received.query, received.body)
         if (slow := self._slow.get(space)) is not None:
             slow.arrived.set()
             self._server.stopping.wait(slow.seconds)
@@ -189,16 +243,30 @@ class FakeChat:
         return 200, {}, {"access_token": ACCESS_TOKEN, "expires_in": 3600, "token_type": "Bearer"}
 
 
+def _error(status: int, message: str, kind: str) -> tuple[int, dict[str, Any]]:
+    return status, {"error": {"code": status, "message": message, "status": kind}}
+
+
+_MESSAGES = re.compile(r"/v1/spaces/[^/]+/messages")
+_MESSAGE = re.compile(r"/v1/spaces/[^/]+/messages/[^/]+")
+
+
 def _handler(fake: FakeChat) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
+            self._message_request(_MESSAGES)
+
+        def do_PATCH(self) -> None:
+            self._message_request(_MESSAGE)
+
+        def _message_request(self, path: re.Pattern[str]) -> None:
             parts = urlsplit(self.path)
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length) if length else b""
-            if parts.path == "/token":
+            if parts.path == "/token" and self.command == "POST":
                 self._send(*fake._token())
                 return
-            if not (parts.path.startswith("/v1/spaces/") and parts.path.endswith("/messages")):
+            if not path.fullmatch(parts.path):
                 self._send(404, {}, {"error": {"code": 404, "message": "no such path", "status": "NOT_FOUND"}})
                 return
             received = Received(
@@ -207,6 +275,7 @@ def _handler(fake: FakeChat) -> type[BaseHTTPRequestHandler]:
                 body=json.loads(raw or b"{}"),
                 headers={k.lower(): v for k, v in self.headers.items()},
                 at=time.monotonic(),
+                method=self.command,
             )
             with fake._lock:
                 fake.received.append(received)
