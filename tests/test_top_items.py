@@ -11,13 +11,20 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from bot.__main__ import main
+from bot.card_text import message_as_text
+from bot.cards import team_message
+from bot.config import load_config
 from bot.errors import SourceDataError
+from bot.schedule.tick import Scheduler
+from bot.services import build_services
 from bot.sources.base import Deadline, FetchResult, Wanted
 from bot.sources.file import FileQuery, FileSettings, FileSource
 from bot.sources.http import HttpQuery, HttpSettings, HttpSource
 from bot.sources.vtiger import VtigerQuery, VtigerSettings, VtigerSource
+from bot.store import SCORE
 from tests.fakes.vtiger import FakeVtiger
 from tests.test_http_source import JsonServer
+from tests.test_readings import Clock
 
 WEIGHTS = {"High": 5, "Medium": 2, "Low": 1}
 START = datetime(2026, 9, 1, 9, 0)
@@ -323,3 +330,88 @@ def test_check_counts_the_top_items_query_and_lists_them(
     assert quiet[1] == "top: none listed"
     assert paged[0].startswith("plan: page records; 5 calls;")  # 400 rows: 4 full pages and an empty one
     assert paged[1].startswith("top: High task 150 (High, ") and "oldest: " in paged[1]
+
+
+# --- through the scheduler: what is new since the previous post ---------------------------------
+
+
+def test_new_items_are_counted_since_the_previous_post_across_zones(fake: FakeVtiger, tmp_path: Path) -> None:
+    """The team posts at 09:00 Kolkata time; the CRM keeps New York time. After the post two High tasks
+    are created: the next card counts 2 new (one count(*) in New York time) and marks them new."""
+    kolkata, new_york = ZoneInfo("Asia/Kolkata"), NEW_YORK
+
+    def crm_time(moment: datetime) -> str:
+        return moment.astimezone(new_york).strftime("%Y-%m-%d %H:%M:%S")
+
+    post = datetime(2026, 11, 9, 9, 0, tzinfo=kolkata)  # 2026-11-08 22:30 in New York
+    for hours in range(1, 231):  # the old ones: Medium and Low, hours before the post
+        priority = "Medium" if hours % 2 else "Low"
+        fake.add("Calendar", 1, taskpriority=priority, taskstatus="Open", subject=f"old {hours}")
+        fake.records["Calendar"][-1]["createdtime"] = crm_time(post - timedelta(hours=hours))
+    config = {
+        "chat": {"verify": False},
+        "sources": {
+            "crm": {
+                "type": "vtiger",
+                "url": fake.url,
+                "username": fake.username,
+                "access_key": fake.access_key,
+                "crm_timezone": "America/New_York",
+            }
+        },
+        "teams": [
+            {
+                "id": "ops",
+                "name": "Ops",
+                "timezone": "Asia/Kolkata",
+                "schedule": "0 9 * * *",
+                "deliver": [{"type": "log"}],
+                "kpis": [
+                    {
+                        "id": "tasks",
+                        "name": "Open tasks",
+                        "source": "crm",
+                        "count": {"module": "Calendar", "filter": "taskstatus = 'Open'", "plan": "count"},
+                        "category": "taskpriority",
+                        "weights": WEIGHTS,
+                        "target": 100,
+                        "warning": 400,
+                    }
+                ],
+            }
+        ],
+    }
+    (tmp_path / "scorebot.yaml").write_text(json.dumps(config), encoding="utf-8")
+    clock = Clock(post + timedelta(seconds=20))
+    services = build_services(
+        load_config(tmp_path / "scorebot.yaml"), clock=clock, store_url=f"sqlite:///{tmp_path / 'store.db'}"
+    )
+    try:
+        assert [o.state for o in Scheduler(services).tick(clock.now).outcomes] == ["delivered"]
+        first = services.store.outbox("ops")[0].message["text"]
+        assert "Open tasks: 345" in first and " new" not in first, "no post before the first: nothing is new"
+
+        for minutes, subject in [(-5, "before the post"), (30, "Printer on fire"), (90, "Disk full")]:
+            fake.add("Calendar", 1, taskpriority="High", taskstatus="Open", subject=subject)
+            fake.records["Calendar"][-1]["createdtime"] = crm_time(post + timedelta(minutes=minutes))
+        clock.now = post + timedelta(hours=3)
+        report = services.report(services.config.teams[0], SCORE)
+    finally:
+        for source in services.sources.values():
+            source.close()  # type: ignore[attr-defined]
+        services.store.engine.dispose()
+
+    assert fake.queries()[-1] == (
+        "SELECT count(*) FROM Calendar WHERE taskstatus = 'Open' AND createdtime > '2026-11-08 22:30:00';"
+    )
+    kpi = report.kpis[0]
+    assert kpi.fetch is not None and kpi.fetch.created_since == 2
+    text = message_as_text(team_message(report, refresh_function=None))
+    assert "2 new since last post today 09:00" in text
+    link = f"{fake.url}/index.php?module=Calendar&view=Detail&record="
+    top = [line.strip("│ ") for line in text.splitlines() if "(High, " in line and line.startswith("│")]
+    assert top == [
+        f"before the post <{link}{record_number(fake, 'before the post')}> (High, 3 h)",
+        f"Printer on fire <{link}{record_number(fake, 'Printer on fire')}> (High, 2 h, new)",
+        f"Disk full <{link}{record_number(fake, 'Disk full')}> (High, 1 h, new)",
+    ]
