@@ -246,6 +246,14 @@ class ScheduleSettings(StrictModel):
         return self
 
 
+class HistorySettings(StrictModel):
+    """Retention: how long readings are kept in full, and slot, delivery and outbox rows at all."""
+
+    keep_days: int = Field(default=400, ge=7, le=36_500)
+    """Older readings are thinned to each KPI's last one a day; older scheduler rows are deleted.
+    At least 7, for the card's "vs 7 days ago" and the scheduler's look back at missed slots."""
+
+
 class Config(StrictModel):
     """The whole configuration, after validation."""
 
@@ -254,6 +262,7 @@ class Config(StrictModel):
     timezone: str = "UTC"
     fetch_budget_seconds: float = Field(default=8, gt=0, le=25)
     schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
+    history: HistorySettings = Field(default_factory=HistorySettings)
     sources: dict[str, Any]
     teams: list[TeamConfig] = Field(min_length=1)
     path: Path | None = None

@@ -717,10 +717,8 @@ def _thin_readings(conn: Connection, until: datetime, batch: int) -> int:
             later.c.team_id == readings.c.team_id,
             later.c.kpi_id == readings.c.kpi_id,
             later.c.taken_at < next_day,
-            sa.or_(
-                later.c.taken_at > readings.c.taken_at,
-                sa.and_(later.c.taken_at == readings.c.taken_at, later.c.id > readings.c.id),
-            ),
+            later.c.taken_at >= readings.c.taken_at,  # a range the index can seek, then the tie on id
+            sa.or_(later.c.taken_at > readings.c.taken_at, later.c.id > readings.c.id),
         )
         doomed = (
             sa.select(readings.c.id)

@@ -18,6 +18,7 @@ from bot.card_text import message_as_text
 from bot.cards import team_message
 from bot.chat.web import create_app
 from bot.config import DEMO_CONFIG, load_config
+from bot.errors import ConfigError
 from bot.schedule.tick import Scheduler
 from bot.services import build_services
 from bot.store import POST, SCHEMA_VERSION, SCORE, Reading, Store, metadata, schema_info
@@ -243,6 +244,7 @@ def write_alpha(folder: Path, high: int, low: int) -> None:
     (folder / "alpha.csv").write_text("status,priority\n" + "Open,High\n" * high + "Open,Low\n" * low)
 
 
+@pytest.mark.timeout(600)  # 1,440 reads, each committed: slow on a busy machine
 def test_a_day_of_score_every_minute_and_two_posts(tmp_path, fake):
     """/score every minute for a day, posts at 10:00 and 16:00: the card's change is against the
     16:00 post, and the sparkline has one point per day, not one per click."""
@@ -392,3 +394,114 @@ def test_a_fresh_process_plans_a_vtiger_kpi_as_a_warm_one_would(tmp_path):
     assert fresh == (warm, "page records", 50) == (1, "page records", 50)
     latest = warm_services.store.latest_readings("support")["tasks"]
     assert (latest.rows, latest.plan) == (50, "page records")
+
+
+# --- retention -----------------------------------------------------------------------------------------
+
+
+def test_prune_thins_old_readings_to_each_kpis_last_a_day_and_deletes_old_scheduler_rows(store):
+    now = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+    old_day, new_day = datetime(2026, 11, 8, tzinfo=UTC), datetime(2026, 11, 15, tzinfo=UTC)
+    store.add_readings([reading(kpi, old_day + timedelta(hours=h), h) for kpi in "ab" for h in range(0, 24, 2)])
+    store.add_readings([reading("a", new_day + timedelta(hours=h), h) for h in range(5)])
+    for day in (old_day, new_day):
+        slot = day + timedelta(hours=10)
+        store.claim("alpha", slot, "me", slot, slot + timedelta(minutes=3))
+        store.finish("alpha", slot, "me", "delivered", slot, None)
+        store.record_delivery("alpha", slot, "log", "delivered", slot)
+        store.add_outbox("alpha", slot, {"text": "posted"}, slot)
+
+    first = store.prune(now, keep_days=10, batch=5)  # cutoff: the 10th at noon; the 8th is old
+    assert first == {"readings": 5, "outbox": 1, "slot_runs": 1, "deliveries": 1}, "at most 5 rows a table"
+    while any(store.prune(now, keep_days=10, batch=5).values()):
+        pass
+
+    kept = sorted((r.kpi_id, r.taken_at) for r in store.recent_readings("alpha", limit=100))
+    assert kept == [
+        ("a", old_day + timedelta(hours=22)),
+        ("a", new_day),
+        *[("a", new_day + timedelta(hours=h)) for h in range(1, 5)],
+        ("b", old_day + timedelta(hours=22)),
+    ]
+    assert [r.slot for r in store.slot_runs("alpha")] == [new_day + timedelta(hours=10)]
+    assert [d.slot for d in store.deliveries("alpha")] == [new_day + timedelta(hours=10)]
+    assert [e.slot for e in store.outbox("alpha")] == [new_day + timedelta(hours=10)]
+    assert store.latest_readings("alpha")["b"].taken_at == old_day + timedelta(hours=22), "a KPI's last reading stays"
+    assert store.prune(now + timedelta(days=1), keep_days=10, batch=5) == dict.fromkeys(first, 0)
+
+
+def test_keep_days_is_validated(tmp_path, fake):
+    path = write_config(tmp_path, fake, {"alpha": [{"type": "log"}]})
+    data = yaml.safe_load(path.read_text())
+    assert load_config(path).history.keep_days == 400
+    data["history"] = {"keep_days": 3}
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(ConfigError, match=r"history\.keep_days: Input should be greater than or equal to 7"):
+        load_config(path)
+
+
+@pytest.mark.timeout(600)  # half a million rows written
+def test_a_year_of_score_every_minute_keeps_the_store_bounded(tmp_path, fake, capsys):
+    """One reading a minute and a post an hour for 365 days, written a day at a time; the tick (4 a day)
+    prunes as it runs. keep_days 30: the store holds 30 days in full and one reading a day before."""
+    path = write_config(tmp_path, fake, {"alpha": [{"type": "log"}]}, timezone="Europe/Berlin")
+    data = yaml.safe_load(path.read_text())
+    data["history"] = {"keep_days": 30}
+    data["teams"][0]["schedule"] = None  # the tick only prunes; posts are written below in bulk
+    path.write_text(yaml.safe_dump(data))
+    clock = Clock(datetime(2026, 1, 1, tzinfo=UTC))
+    services = build_services(load_config(path), clock=clock, store_url=f"sqlite:///{tmp_path / 'year.db'}")
+    scheduler, store = Scheduler(services), services.store
+    tables = {t.name: t for t in metadata.sorted_tables}
+    figures = {}
+    largest_batch = 0
+    for day in range(365):
+        start = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(days=day)
+        minutes = [start + timedelta(minutes=m) for m in range(24 * 60)]
+        hours = minutes[::60]
+        with store.engine.begin() as conn:
+            conn.execute(
+                tables["readings"].insert(),
+                [
+                    {"team_id": "alpha", "kpi_id": "open", "taken_at": at, "origin": "score"}
+                    | {"counts": json.dumps({"High": at.minute % 7}), "index_value": 5.0 * (at.minute % 7)}
+                    for at in minutes
+                ],
+            )
+            common = {"team_id": "alpha", "state": "delivered", "attempts": 1}
+            conn.execute(tables["slot_runs"].insert(), [common | {"slot_utc": h, "updated_at": h} for h in hours])
+            conn.execute(
+                tables["deliveries"].insert(),
+                [{"team_id": "alpha", "slot_utc": h, "target": "log", "outcome": "delivered", "at": h} for h in hours],
+            )
+            conn.execute(
+                tables["outbox"].insert(),
+                [{"team_id": "alpha", "slot_utc": h, "created_at": h, "message": "{}"} for h in hours],
+            )
+        store.add_readings([Reading("alpha", "open", minutes[-1], SCORE, {"High": 1}, 5.0)])  # the latest
+        for hour in (0, 6, 12, 18):
+            clock.now = start + timedelta(days=1, hours=hour)
+            largest_batch = max(largest_batch, *scheduler.prune().values())
+        if day + 1 in (30, 31, 60, 180, 365):
+            figures[day + 1] = {name: count for name, count in row_counts(store).items() if count}
+
+    with capsys.disabled():
+        print("\nrow counts after N simulated days of /score every minute and a post an hour (keep_days 30):")
+        for day, counts in figures.items():
+            print(f"  day {day:3}: " + ", ".join(f"{name} {n}" for name, n in counts.items()))
+    written = 365 * (24 * 60 + 1)
+    year = figures[365]
+    assert year["readings"] <= 32 * 24 * 60 + 365, f"{year['readings']} of {written} readings kept"
+    assert year["readings"] - figures[180]["readings"] <= 185 + 24 * 60, "old days grow by one reading a day"
+    assert year["slot_runs"] == year["deliveries"] == year["outbox"] <= 31 * 24
+    assert largest_batch <= 5000
+    series = store.daily_series("alpha", BERLIN, 14, clock.now)["open"]
+    assert all(point is not None for _, point in series[:-1]), "every kept day still has its point"
+    store.engine.dispose()
+
+
+def row_counts(store: Store) -> dict[str, int]:
+    with store.engine.connect() as conn:
+        return {
+            t.name: conn.execute(sa.select(sa.func.count()).select_from(t)).scalar_one() for t in metadata.sorted_tables
+        }

@@ -42,6 +42,10 @@ for a failed post (and posted again by the next tick).
 An unexpected error in one team's work is logged by its type only (its text
 may hold a webhook URL) and gives the slot back for the next tick; the other
 teams go on.
+
+After the teams, every tick applies the store's retention (``history.keep_days``)
+in one bounded batch: readings older than that are thinned to each KPI's last
+one a day, older slot, delivery and outbox rows deleted.
 """
 
 from __future__ import annotations
@@ -76,6 +80,8 @@ from handlers import scheduled
 
 log = logging.getLogger(__name__)
 
+PRUNE_BATCH = 5000
+"""The most rows one tick removes from each table (retention), so pruning never holds posts up."""
 MISSED_LOOKBACK = timedelta(days=1)
 """How far back a tick records missed slots after a long pause."""
 LOST = "lost"
@@ -154,12 +160,25 @@ class Scheduler:
         clock = _Clock(start, time.monotonic(), Deadline.after(self.settings.deadline_seconds))
         teams = self._scheduled_teams()
         result = TickResult(clock.start)
-        if not teams:
-            return result
-        with ThreadPoolExecutor(max_workers=self.settings.concurrency, thread_name_prefix="tick") as pool:
-            for outcomes in pool.map(lambda team: self._team(team, clock), teams):
-                result.outcomes.extend(outcomes)
+        if teams:
+            with ThreadPoolExecutor(max_workers=self.settings.concurrency, thread_name_prefix="tick") as pool:
+                for outcomes in pool.map(lambda team: self._team(team, clock), teams):
+                    result.outcomes.extend(outcomes)
+        self.prune()
         return result
+
+    def prune(self) -> dict[str, int]:
+        """Retention (``history.keep_days``): one bounded batch a table, as of the services' clock (never a
+        ``--now``, which may lie in the future); returns the rows removed by table, {} if the store failed."""
+        keep_days = self.services.config.history.keep_days
+        try:
+            pruned = self.services.store.prune(self.services.clock(), keep_days, PRUNE_BATCH)
+        except SQLAlchemyError as exc:
+            log.error("retention: store unavailable (%s); nothing pruned", type(exc).__name__)
+            return {}
+        if any(pruned.values()):
+            log.info("retention: removed %s", ", ".join(f"{n} {table}" for table, n in pruned.items() if n))
+        return pruned
 
     def _team(self, team: TeamConfig, clock: _Clock) -> list[SlotOutcome]:
         try:
