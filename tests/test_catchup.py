@@ -42,7 +42,9 @@ def row_counts(scheduler):
         }
 
 
-def test_a_new_every_minute_team_posts_once_on_its_first_tick_and_records_59_superseded(tmp_path, fake, store_url):
+def test_a_new_every_minute_team_posts_once_on_its_first_tick_and_records_59_superseded(
+    tmp_path, fake, store_url, capsys
+):
     scheduler, _ = make(tmp_path, fake, store_url, "* * * * *", grace_minutes=60)
 
     result = scheduler.tick(T0)
@@ -56,6 +58,10 @@ def test_a_new_every_minute_team_posts_once_on_its_first_tick_and_records_59_sup
     assert runs[-1].slot == datetime(2026, 11, 9, 9, 1, tzinfo=UTC)
     assert runs[-1].detail == "superseded: the 2026-11-09 10:00 slot was posted"
     assert scheduler.tick(T0 + timedelta(seconds=20)).outcomes == []  # done is done
+    assert run_cli(scheduler.services, "history", "alpha", "--limit", "100") == 0
+    history = capsys.readouterr().out
+    assert history.count("  superseded  attempts 0  superseded: the 2026-11-09 10:00 slot was posted") == 59
+    assert "2026-11-09 10:00:00 UTC  delivered  attempts 1" in history
     scheduler.services.store.engine.dispose()
 
 

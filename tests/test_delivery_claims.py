@@ -13,7 +13,7 @@ from bot.schedule.tick import Scheduler
 from bot.services import build_services
 from bot.store import Store, metadata
 from tests.fakes.chat import FakeChat, write_config
-from tests.test_tick import Clock
+from tests.test_tick import Clock, run_cli
 
 T0 = datetime(2026, 11, 9, 9, 0, 30, tzinfo=UTC)
 SLOT = datetime(2026, 11, 9, 9, 1, tzinfo=UTC)
@@ -161,7 +161,7 @@ def test_two_posts_to_one_space_are_paced_on_the_wire(tmp_path):
         fake.close()
 
 
-def test_a_retry_after_longer_than_the_tick_is_kept_with_the_slot(tmp_path, fake, store_url):
+def test_a_retry_after_longer_than_the_tick_is_kept_with_the_slot(tmp_path, fake, store_url, capsys):
     fake.answer("spaces/A", (429, {"Retry-After": "120"}))
     scheduler = make(tmp_path, fake, [webhook(fake, "A")], store_url=store_url, schedule="1 9 * * *")
     store = scheduler.services.store
@@ -173,6 +173,10 @@ def test_a_retry_after_longer_than_the_tick_is_kept_with_the_slot(tmp_path, fake
     [run] = store.slot_runs("alpha")
     assert SLOT + timedelta(seconds=124) <= run.retry_at <= SLOT + timedelta(seconds=127)
     assert tick(scheduler, 35) == tick(scheduler, 95) == []  # the next ticks do not retry early
+    assert run_cli(scheduler.services, "history", "alpha") == 0
+    history = capsys.readouterr().out
+    assert "pending  attempts 1  webhook to spaces/A: HTTP 429" in history
+    assert "(not retried before 2026-11-09 09:03:0" in history
     assert not store.claim("alpha", SLOT, "other", SLOT + timedelta(seconds=100), SLOT + timedelta(seconds=200))
     assert len(fake.posts("spaces/A")) == 1
 

@@ -200,7 +200,8 @@ def cmd_history(args: argparse.Namespace, services: Services) -> int:
     print("slots:")
     for run in store.slot_runs(team.id, limit=args.limit):
         detail = f"  {run.detail}" if run.detail else ""
-        print(f"  {local(run.slot)}  {run.state}  attempts {run.attempts}{detail}")
+        wait = f"  (not retried before {local(run.retry_at)}: Retry-After)" if run.retry_at else ""
+        print(f"  {local(run.slot)}  {run.state}  attempts {run.attempts}{detail}{wait}")
     print("deliveries:")
     for record in store.deliveries(team.id, limit=args.limit):
         detail = f"  {record.detail}" if record.detail else ""

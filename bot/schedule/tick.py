@@ -221,8 +221,7 @@ class Scheduler:
         except Exception as exc:  # noqa: BLE001 (given back: the next tick tries again)
             detail = f"unexpected {type(exc).__name__}"
             _log_unexpected(exc, "team %s slot %s: gave the slot back", team.id, claim.slot.isoformat())
-            claim.release(detail)
-            outcome = SlotOutcome(team.id, claim.slot, PENDING, detail)
+            outcome = self._release(claim, detail)
         outcomes.append(outcome)
         if outcome.state in CONCLUDED:
             local = claim.slot.astimezone(self.services.config.zone(team))
@@ -231,12 +230,13 @@ class Scheduler:
 
     def plan(self, now: datetime) -> list[TeamPlan]:
         """What a tick as of ``now`` would do for each scheduled team, reading the store and writing nothing."""
-        now = to_utc(now)
+        now, store = to_utc(now), self.services.store
         plans = []
         for team in self._scheduled_teams():
-            mark = self.services.store.find_mark(team.id)
+            mark = store.find_mark(team.id)
             missed = self._missed(team, mark, now)
-            known = {r.slot for r in self.services.store.slot_runs(team.id, since=now - MISSED_LOOKBACK, until=now)}
+            runs = store.slot_runs(team.id, since=now - MISSED_LOOKBACK, until=now, limit=100_000)
+            known = {r.slot for r in runs}
             catchup = self._catchup(team, now)
             targets = tuple(target_key(t) for t in team.deliver)
             unstarted = tuple(slot for slot in missed if slot not in known)
