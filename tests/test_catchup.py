@@ -139,6 +139,28 @@ def test_the_rule_waits_for_another_ticks_lease_and_for_a_retry_after():
     assert (held.work, held.wait_reason) == (None, "slot 2026-11-09T10:02:00+00:00 is being worked by another tick")
     waiting = plan(due, dict([run(2, "pending", retry_at=now + timedelta(seconds=90))]), now, cutoff)
     assert (waiting.work, waiting.wait_reason) == (None, "waiting until 2026-11-09T10:07:00+00:00 (Retry-After)")
+    # A lease ending now still holds (a claim takes over only after it); a Retry-After ending now is over:
+    assert plan(due, dict([run(2, "claimed", claimed_until=now)]), now, cutoff).work is None
+    assert plan(due, dict([run(2, "pending", retry_at=now)]), now, cutoff).work == due[5]
+    two_waits = dict(
+        [
+            run(1, "pending", retry_at=now + timedelta(seconds=5)),
+            run(2, "pending", retry_at=now + timedelta(seconds=90)),
+        ]
+    )
+    assert plan(due, two_waits, now, cutoff).wait_reason == "waiting until 2026-11-09T10:07:00+00:00 (Retry-After)"
+    # Between two posted slots, a pending one is outdated; after them, the latest due is worked:
+    between = plan(due, dict([run(1, "delivered"), run(2, "pending"), run(3, "delivered")]), now, cutoff)
+    assert (between.outdated, between.work, between.older) == ((due[0], due[2]), due[5], (due[4],))
+    # A pending slot whose grace period ends right now makes the latest slot the last attempt, and a retry:
+    edge = plan(
+        due,
+        {cutoff: SlotRun("alpha", cutoff, "pending", 1, None, None, T0, None), **dict([run(5, "pending")])},
+        now,
+        cutoff,
+    )
+    assert (edge.work, edge.retry, edge.last_attempt) == (due[5], True, True)
+    assert plan(due, {}, now, cutoff).retry is False
     # A pending slot past its grace period makes the latest slot the last attempt:
     old = datetime(2026, 11, 9, 9, 55, tzinfo=UTC)
     late = plan(due, {old: SlotRun("alpha", old, "pending", 2, None, None, T0, None)}, now, cutoff)

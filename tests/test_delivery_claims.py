@@ -182,6 +182,7 @@ def test_a_retry_after_longer_than_the_tick_is_kept_with_the_slot(tmp_path, fake
 
     assert tick(scheduler, 130) == [("delivered", None)]
     assert len(fake.posts("spaces/A")) == 2
+    assert [r.origin for r in store.recent_readings("alpha")] == ["retry", "post"]  # the second read was a retry
     [run] = store.slot_runs("alpha")
     assert (run.state, run.retry_at) == ("delivered", None)
     store.engine.dispose()

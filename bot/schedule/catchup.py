@@ -39,9 +39,9 @@ class Catchup:
     """The slot to claim, read and post (None: nothing to do)."""
     older: tuple[datetime, ...] = ()
     """Waiting slots older than ``work``: superseded once ``work`` reaches a final state."""
-    retry: bool = False
+    retry: bool = False  # pragma: no mutate (read only when work is set)
     """``work`` was tried before (it is pending): its reading is recorded as a retry."""
-    last_attempt: bool = False
+    last_attempt: bool = False  # pragma: no mutate (read only when work is set)
     """The oldest waiting slot's grace period is over: no more retries after this one."""
     outdated: tuple[datetime, ...] = ()
     """Waiting slots older than a slot already posted: superseded now."""
@@ -57,14 +57,14 @@ def plan(due: Sequence[datetime], runs: Mapping[datetime, SlotRun], now: datetim
     unfinished = [run for run in runs.values() if run.state in UNFINISHED]
     held = [run for run in unfinished if run.claimed_until and run.claimed_until >= now]
     if held:
-        return Catchup(wait_reason=f"slot {max(r.slot for r in held).isoformat()} is being worked by another tick")
+        return Catchup(wait_reason=f"slot {held[0].slot.isoformat()} is being worked by another tick")
     retry_at = max((run.retry_at for run in unfinished if run.retry_at and run.retry_at > now), default=None)
     if retry_at:
         return Catchup(wait_reason=f"waiting until {retry_at.isoformat()} (Retry-After)")
     waiting = sorted({slot for slot in due if slot not in runs} | {run.slot for run in unfinished})
     posted = max((slot for slot, run in runs.items() if run.state in CONCLUDED), default=None)
-    outdated = tuple(slot for slot in waiting if posted and slot < posted)
-    live = [slot for slot in waiting if not posted or slot > posted]
+    outdated = tuple(slot for slot in waiting if posted and slot < posted)  # pragma: no mutate (never equal)
+    live = [slot for slot in waiting if slot not in outdated]
     if not live:
         return Catchup(outdated=outdated)
     work = live[-1]
