@@ -636,3 +636,30 @@ def test_an_unexpected_error_in_a_teams_work_is_an_error_outcome_and_the_other_t
     assert "tick at 2026-11-09T09:01:05+00:00: 1 delivered, 1 error" in out
     assert SECRET not in out
     assert [p.space for p in fake.posts()] == ["spaces/BETA"]
+
+
+def test_only_teams_with_a_schedule_and_targets_tick(tmp_path, fake):
+    teams = {"alpha": [], "beta": [{"type": "webhook", "url": fake.webhook_url("B")}]}
+    scheduler, clock = setup(tmp_path, fake, teams)
+    tick(scheduler, clock, T0)
+
+    result = tick(scheduler, clock, at("09:01:05"))
+
+    assert states(result) == [("beta", "09:01", "delivered")]
+    assert scheduler.services.store.slot_runs("alpha") == []
+    assert [d.at >= at("09:01:05") for d in scheduler.services.store.deliveries("beta")] == [True]
+
+
+def test_after_a_pause_of_days_only_the_last_day_is_recorded_missed(tmp_path, fake):
+    teams = {"alpha": [{"type": "webhook", "url": fake.webhook_url("A")}]}
+    scheduler, clock = setup(tmp_path, fake, teams, schedule="0 * * * *")  # hourly; grace is 10 minutes
+    tick(scheduler, clock, T0)
+
+    result = tick(scheduler, clock, T0 + timedelta(days=3))
+
+    missed = sorted(o.slot for o in result.outcomes if o.state == "missed")
+    assert len(missed) == 23  # 10:00 two days after T0 … 08:00 on the day: a day's worth, not three
+    assert (missed[0], missed[-1]) == (datetime(2026, 11, 11, 10, tzinfo=UTC), datetime(2026, 11, 12, 8, tzinfo=UTC))
+    assert [(f"{o.slot:%d %H:%M}", o.state) for o in result.outcomes if o.state != "missed"] == [
+        ("12 09:00", "delivered")
+    ]

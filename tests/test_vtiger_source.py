@@ -294,6 +294,7 @@ def test_auto_spends_the_total_then_the_cheaper_plan(
     fake.add("Calendar", rows, taskpriority="Low")
     result = fetch(make_source(api))
     assert result.counts == ({"Low": rows} if rows else {})
+    assert result.details["rows"] == rows
     assert result.plan.startswith(plan)
     assert fake.count("query") == queries
     assert result.calls == SETUP_CALLS[api] + queries
@@ -453,6 +454,57 @@ def test_unknown_field_names_it(
     with pytest.raises(SourceQueryError, match=f"Vtiger module 'Calendar' has no field '{field}'"):
         fetch(make_source(), tasks(filter), category=category)
     assert fake.count("query") == 0
+
+
+def test_a_picklist_option_without_a_value_is_no_category(fake: FakeVtiger, make_source: MakeSource) -> None:
+    fake.picklists["Calendar"]["taskpriority"] = ["High", None, " ", "Low"]
+    seed_tasks(fake, high=2, low=1)
+    result = fetch(make_source(), tasks(plan="count"))
+    assert result.counts == {"High": 2, "Low": 1}
+    assert fake.queries()[1:] == [
+        "SELECT count(*) FROM Calendar WHERE taskpriority = 'High';",
+        "SELECT count(*) FROM Calendar WHERE taskpriority = 'Low';",
+    ]
+
+
+def test_an_unknown_module_suggests_the_three_closest(fake: FakeVtiger, make_source: MakeSource) -> None:
+    for number in range(1, 5):
+        fake.records[f"Tickets{number}"] = []
+    with pytest.raises(SourceQueryError, match=r"\(similar modules: Tickets4, Tickets3, Tickets2\)$"):
+        fetch(make_source(), VtigerQuery.model_validate({"module": "Tickets"}))
+
+
+def test_an_unknown_field_suggests_the_three_closest(fake: FakeVtiger, make_source: MakeSource) -> None:
+    for number in range(901, 905):  # Vtiger names custom fields cf_NNN
+        fake.picklists["Calendar"][f"cf_{number}"] = ["A", "B"]
+    with pytest.raises(SourceQueryError, match=r"has no field 'cf_900' \(did you mean cf_904, cf_903, cf_902\?\)$"):
+        fetch(make_source(), category="cf_900")
+
+
+def test_a_row_count_from_the_store_plans_a_fresh_process_read(fake: FakeVtiger, make_source: MakeSource) -> None:
+    seed_tasks(fake, high=30)
+    source = make_source()
+    source.seed_rows(tasks(), "taskpriority", 30)  # the last reading, stored by an earlier process
+    result = fetch(source)
+    assert result.plan == "page records"
+    assert fake.queries() == ["SELECT taskpriority FROM Calendar ORDER BY id LIMIT 0,100;"]
+    source.seed_rows(tasks(), "taskpriority", 500)  # this process has read it since: its own count stands
+    fetch(source)
+    assert fake.queries()[1:] == ["SELECT taskpriority FROM Calendar ORDER BY id LIMIT 0,100;"]
+
+
+def test_close_releases_the_kept_alive_connection() -> None:
+    fake = FakeVtiger(keep_alive=True)
+    seed_tasks(fake, high=1)
+    settings = {"type": "vtiger", "url": fake.url, "username": fake.username, "access_key": fake.access_key}
+    source = VtigerSource("crm", VtigerSettings.model_validate(settings), Path())
+    try:
+        assert fetch(source).counts == {"High": 1}
+        assert not fake.connections_closed.acquire(timeout=0.2), "the connection is kept between calls"
+        source.close()
+        assert fake.connections_closed.acquire(timeout=5), "close() closed it"
+    finally:
+        fake.close()
 
 
 def test_category_must_be_a_field_name(make_source: MakeSource) -> None:

@@ -101,7 +101,12 @@ class FakeVtiger:
     """A threaded HTTP server holding records per module in memory."""
 
     def __init__(
-        self, username: str = "scorebot", access_key: str = "Kx7d2QpZ9vTr41Lm", clock: Callable[[], float] | None = None
+        self,
+        username: str = "scorebot",
+        access_key: str = "Kx7d2QpZ9vTr41Lm",
+        clock: Callable[[], float] | None = None,
+        *,
+        keep_alive: bool = False,
     ) -> None:
         self.username = username
         self.access_key = access_key
@@ -119,7 +124,9 @@ class FakeVtiger:
         self._canned: dict[str, deque[tuple[int, dict[str, str], bytes]]] = {}
         self._next_id = 1
         self._lock = threading.Lock()
-        self._server = LoopbackServer(_Handler, self)
+        self.connections_closed = threading.Semaphore(0)
+        """Released each time a client closes a kept-alive connection (with ``keep_alive``: HTTP/1.1)."""
+        self._server = LoopbackServer(_KeepAliveHandler if keep_alive else _Handler, self)
 
     @property
     def url(self) -> str:
@@ -532,3 +539,13 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         """Quiet."""
+
+
+class _KeepAliveHandler(_Handler):
+    """HTTP/1.1: a connection stays open after an answer until the client closes it."""
+
+    protocol_version = "HTTP/1.1"
+
+    def finish(self) -> None:
+        super().finish()
+        self.server.owner.connections_closed.release()
