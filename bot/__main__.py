@@ -5,6 +5,7 @@ preview   print a team's card as text, or as the exact message JSON
 check     validate the configuration, read every KPI once, report
 tick      post every scheduled slot that is due (for any cron)
 send      post a team's card to its targets now (--dry-run: print it)
+demo      the demo: fresh store with 60 days of generated history, then serve
 history   a team's recent readings, slots and deliveries
 schedule  each team's next scheduled slots, in its zone
 """
@@ -15,17 +16,23 @@ import argparse
 import json
 import logging
 import os
+import secrets
 import socket
 import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from pydantic import SecretStr
 
 from bot.card_text import message_as_text
 from bot.cards import items_line, team_message
-from bot.config import Config, is_loopback, load_config
-from bot.errors import ScorebotError, SourceError
+from bot.config import DEMO_CONFIG, ChartSettings, Config, check_public_url, is_loopback, load_config
+from bot.demo import DEMO_DAYS, current_counts, seed_history
+from bot.errors import ConfigError, ScorebotError, SourceError
 from bot.logs import setup_logging
+from bot.pages.links import card_images
 from bot.reports import rule_of, wanted_of
 from bot.schedule.cli import add_commands
 from bot.schedule.tick import start_background_ticker
@@ -80,6 +87,24 @@ def cmd_serve(args: argparse.Namespace, services: Services) -> int:
     return 0
 
 
+def cmd_demo(args: argparse.Namespace, services: Services) -> int:
+    """Recreate the demo's own store with generated history, sign charts with a key made now, and serve."""
+    config = services.config
+    if config.path != DEMO_CONFIG.resolve():
+        raise ConfigError(f"demo runs on the bundled {DEMO_CONFIG.name} only (got {config.path})")
+    services.store.engine.dispose()
+    store_file = DEMO_CONFIG.parent / "demo.db"
+    for leftover in (store_file, Path(f"{store_file}-wal"), Path(f"{store_file}-shm")):
+        leftover.unlink(missing_ok=True)
+    charts = ChartSettings(secret=SecretStr(secrets.token_urlsafe(32)))
+    config = config.model_copy(update={"charts": charts, "public_url": args.public_url})
+    demo = build_services(config, store_url=f"sqlite:///{store_file}")
+    written = seed_history(demo.store, config, demo.clock(), today=current_counts(demo))
+    log.info("demo store %s: %d readings over %d days generated", store_file, written, DEMO_DAYS)
+    log.info("status page: http://%s:%d/status", args.host, args.port)
+    return cmd_serve(args, demo)
+
+
 def cmd_preview(args: argparse.Namespace, services: Services) -> int:
     """Print the team's card as `/score` would answer it."""
     team = services.config.team(args.team)
@@ -87,7 +112,8 @@ def cmd_preview(args: argparse.Namespace, services: Services) -> int:
         print(f"no team {args.team!r}; teams: {', '.join(t.id for t in services.config.teams)}", file=sys.stderr)
         return 2
     report = services.report(team, SCORE, record=False)  # a preview shows; it writes nothing
-    message = team_message(report, refresh_function=services.config.chat.button_function)
+    images = card_images(services.config, team, report.generated_at)
+    message = team_message(report, refresh_function=services.config.chat.button_function, images=images)
     print(json.dumps(message, indent=2, ensure_ascii=False) if args.format == "json" else message_as_text(message))
     return 0
 
@@ -128,6 +154,13 @@ def cmd_check(args: argparse.Namespace, services: Services) -> int:
     return 1 if failures else 0
 
 
+def _public_url(text: str) -> str:
+    try:
+        return check_public_url(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Command]]:
     """The argument parser and the function behind each subcommand."""
     parser = argparse.ArgumentParser(prog="python -m bot", description="Scorebot, KPI cards for Google Chat.")
@@ -143,7 +176,13 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Command]]:
         "--format", choices=["text", "json"], default="text", help="text for people, json for the exact message"
     )
     commands.add_parser("check", help="validate the config and read every KPI once")
-    table: dict[str, Command] = {"serve": cmd_serve, "preview": cmd_preview, "check": cmd_check}
+    demo = commands.add_parser("demo", help="the demo, with 60 days of generated history")
+    demo.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    demo.add_argument("--port", type=int, default=8080, help="port to listen on (default 8080)")
+    demo.add_argument(
+        "--public-url", type=_public_url, help="put chart images in cards, at this address (e.g. http://127.0.0.1:8080)"
+    )
+    table: dict[str, Command] = {"serve": cmd_serve, "preview": cmd_preview, "check": cmd_check, "demo": cmd_demo}
     table.update(add_commands(commands))
     for sub in commands.choices.values():
         sub.add_argument("--config", default=argparse.SUPPRESS, help="config file")

@@ -60,6 +60,8 @@ def _widget_lines(widget: dict[str, Any]) -> list[str]:
             "   ".join(part.ljust(width) for part, width in zip(row, widths, strict=True)).rstrip()
             for row in zip_longest(*columns, fillvalue="")
         ]
+    if "image" in widget:
+        return [f"[chart] {widget['image']['imageUrl']}"]
     if "buttonList" in widget:
         return ["  ".join(f"[{button['text']}]" for button in widget["buttonList"]["buttons"])]
     return [f"({next(iter(widget))})"]

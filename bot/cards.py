@@ -22,7 +22,8 @@ from __future__ import annotations
 import json
 import logging
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from html import escape
 from typing import Any
@@ -65,21 +66,30 @@ MAX_ESCAPED_CHAR_BYTES = 12
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-def team_message(report: TeamReport, *, refresh_function: str | None, text: str | None = None) -> Message:
+def team_message(
+    report: TeamReport,
+    *,
+    refresh_function: str | None,
+    text: str | None = None,
+    images: Mapping[str, str] | None = None,
+) -> Message:
     """The message for a team's report; ``text`` replaces the plain-text fallback.
 
-    With more widgets than Chat allows, the index and target stand one under
-    the other instead of in columns; then breakdowns (25 categories a KPI,
-    then 10, 3, none) and item lists (all, then 1, none) are shortened until
-    the message fits Chat's size limit.
+    ``images`` maps KPI ids to trend chart URLs: such a KPI shows its chart
+    instead of the text sparkline. With more widgets than Chat allows, the
+    index and target stand one under the other instead of in columns; then
+    breakdowns (25 categories a KPI, then 10, 3, none) and item lists (all,
+    then 1, none) are shortened, and last the charts dropped, until the
+    message fits Chat's size limit.
     """
-    for columns in (True, False):
-        for lines, items in SHORTER:
-            message = _team_message(report, refresh_function, text, _Layout(columns, lines, items))
-            if widget_count(message) > MAX_CARD_WIDGETS:
-                break  # shorter lists do not make fewer widgets: drop the columns
-            if message_bytes(message) <= MAX_MESSAGE_BYTES:
-                return message
+    for charts in [images, {}] if images else [{}]:
+        for columns in (True, False):
+            for lines, items in SHORTER:
+                message = _team_message(report, refresh_function, text, _Layout(columns, lines, items, charts))
+                if widget_count(message) > MAX_CARD_WIDGETS:
+                    break  # shorter lists do not make fewer widgets: drop the columns
+                if message_bytes(message) <= MAX_MESSAGE_BYTES:
+                    return message
     return message
 
 
@@ -105,6 +115,7 @@ class _Layout:
     columns: bool
     lines: int
     items: int
+    charts: Mapping[str, str] = field(default_factory=dict)
 
 
 def _team_message(report: TeamReport, refresh_function: str | None, text: str | None, layout: _Layout) -> Message:
@@ -208,6 +219,9 @@ def _kpi_section(
         widgets.append({"columns": {"columnItems": [_column(left), _column(right)]}})
     else:
         widgets.append(_decorated("Index", f"{index} · target <b>{_num(kpi.target)}</b>", f"{compared} · {warning}"))
+    image = layout.charts.get(kpi.id)
+    if image:
+        widgets.append({"image": {"imageUrl": image, "altText": "Trend chart: the index day by day"}})
     if report.stale_reason and report.as_of:
         widgets.append(
             _decorated(
@@ -216,7 +230,8 @@ def _kpi_section(
                 f"Last known value, read {_age(now - report.as_of)} ago ({_local(report.as_of, zone)})",
             )
         )
-    parts = [f"<i>{escape(_trend(score.sparkline))}</i>", _breakdown(score.breakdown, layout.lines)]
+    trend = [] if image else [f"<i>{escape(_trend(score.sparkline))}</i>"]  # else the chart shows it
+    parts = [*trend, _breakdown(score.breakdown, layout.lines)]
     facts = _facts(report, now, zone)
     if facts:
         parts.append(escape(" · ".join(facts)))

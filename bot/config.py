@@ -32,9 +32,12 @@ DEMO_CONFIG = PACKAGE_DIR / "config" / "demo.yaml"
 CHAT_ISSUER = "chat@system.gserviceaccount.com"
 CHAT_CERTS_URL = "https://www.googleapis.com/service_accounts/v1/metadata/x509/" + CHAT_ISSUER
 GOOGLE_OIDC_CERTS_URL = "https://www.googleapis.com/oauth2/v1/certs"
+IAP_KEYS_URL = "https://www.gstatic.com/iap/verify/public_key"
+"""Identity-Aware Proxy's signing keys as ``{kid: PEM public key}``."""
+MIN_CHART_SECRET = 16
 
 MAX_KPIS_PER_TEAM = 20
-"""Three widgets a KPI at most keeps a team's card under Chat's 100 widgets."""
+"""Four widgets a KPI at most (index, chart, stale note, breakdown) keeps a team's card under Chat's 100 widgets."""
 
 MAX_TOP_ITEMS = 10
 """The most open items a KPI's card lists."""
@@ -254,6 +257,47 @@ class HistorySettings(StrictModel):
     At least 7, for the card's "vs 7 days ago" and the scheduler's look back at missed slots."""
 
 
+class ChartSettings(StrictModel):
+    """Trend charts: signed image URLs served by the app itself."""
+
+    secret: SecretStr | None = None
+    days: int = Field(default=30, ge=7, le=400)
+    link_days: int = Field(default=30, ge=1, le=400)
+
+    @field_validator("secret")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        if len(value.get_secret_value()) < MIN_CHART_SECRET:
+            raise ValueError(
+                f"at least {MIN_CHART_SECRET} characters; make one with "
+                "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+            )
+        return value
+
+
+class StatusSettings(StrictModel):
+    """Who may see the status page: nobody (off), this machine (loopback), or Identity-Aware Proxy users (iap)."""
+
+    access: Literal["off", "loopback", "iap"] = "off"
+    iap_audience: str | None = None
+    iap_keys_url: str = IAP_KEYS_URL
+
+    @field_validator("access", mode="before")
+    @classmethod
+    def _yaml_off(cls, value: Any) -> Any:
+        return "off" if value is False else value  # YAML reads a bare `off` as false
+
+    @model_validator(mode="after")
+    def _audience_for_iap(self) -> StatusSettings:
+        if self.access == "iap" and not self.iap_audience:
+            raise ValueError(
+                "iap_audience is required for access iap (App Engine: /projects/PROJECT_NUMBER/apps/PROJECT_ID)"
+            )
+        return self
+
+
 class Config(StrictModel):
     """The whole configuration, after validation."""
 
@@ -263,6 +307,9 @@ class Config(StrictModel):
     fetch_budget_seconds: float = Field(default=8, gt=0, le=25)
     schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
     history: HistorySettings = Field(default_factory=HistorySettings)
+    public_url: str | None = None
+    charts: ChartSettings = Field(default_factory=ChartSettings)
+    status: StatusSettings = Field(default_factory=StatusSettings)
     sources: dict[str, Any]
     teams: list[TeamConfig] = Field(min_length=1)
     path: Path | None = None
@@ -271,6 +318,11 @@ class Config(StrictModel):
     @classmethod
     def _known_zone(cls, value: str) -> str:
         return _check_zone(value)
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_https(cls, value: str | None) -> str | None:
+        return None if value is None else check_public_url(value)
 
     @model_validator(mode="after")
     def _unique_teams(self) -> Config:
@@ -299,6 +351,15 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def check_public_url(value: str) -> str:
+    """``value`` without a trailing slash if it is an https:// address (or http:// on loopback); else ValueError."""
+    parts = urlsplit(value)
+    loopback = parts.scheme == "http" and is_loopback(parts.hostname or "")
+    if not (parts.scheme == "https" or loopback) or not parts.hostname or parts.query or parts.fragment:
+        raise ValueError("must be the app's public https:// address (Chat shows images from https URLs only)")
+    return value.rstrip("/")
 
 
 def _check_zone(value: str) -> str:

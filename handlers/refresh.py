@@ -9,6 +9,7 @@ from bot.chat.events import ChatEvent
 from bot.chat.replies import Reply
 from bot.config import TeamConfig
 from bot.errors import DeliveryError
+from bot.pages.links import card_images
 from bot.schedule.delivery import Post, live_message_id
 from bot.services import Services
 from bot.store import REFRESH
@@ -31,7 +32,9 @@ def handle(event: ChatEvent, services: Services) -> Reply:
     if team is None:
         note = "This card's team is no longer in Scorebot's configuration; ask whoever runs Scorebot."
         return Reply(help_message(config, note), private=True)
-    message = team_message(services.report(team, REFRESH), refresh_function=config.chat.button_function)
+    report = services.report(team, REFRESH)
+    images = card_images(config, team, report.generated_at)
+    message = team_message(report, refresh_function=config.chat.button_function, images=images)
     update_live_card(event, services, team, message)
     return Reply(message, update=True)
 

@@ -6,6 +6,7 @@ from datetime import datetime
 
 from bot.cards import Message, plain_text, team_message
 from bot.config import TeamConfig
+from bot.pages.links import card_images
 from bot.reports import TeamReport
 from bot.schedule.templates import render_text
 from bot.services import Services
@@ -23,4 +24,5 @@ def handle(
     text = render_text(team, report, slot_local)
     if not report.fresh:
         text = "⚠ Could not refresh: " + "; ".join(report.failures) + "\n" + (text or plain_text(report))
-    return team_message(report, refresh_function=refresh_function, text=text)
+    images = card_images(services.config, team, report.generated_at)
+    return team_message(report, refresh_function=refresh_function, text=text, images=images)

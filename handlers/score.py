@@ -7,6 +7,7 @@ import re
 from bot.cards import help_message, team_message, user_text
 from bot.chat.events import ChatEvent, Kind
 from bot.chat.replies import Reply
+from bot.pages.links import card_images
 from bot.services import Services
 from bot.store import SCORE
 
@@ -44,4 +45,6 @@ def handle(event: ChatEvent, services: Services) -> Reply:
         if team is None:
             note = "This Space is not linked to a team: name one, e.g. /score TEAM."
             return Reply(help_message(config, note), private=True)
-    return Reply(team_message(services.report(team, SCORE), refresh_function=config.chat.button_function))
+    report = services.report(team, SCORE)
+    images = card_images(config, team, report.generated_at)
+    return Reply(team_message(report, refresh_function=config.chat.button_function, images=images))

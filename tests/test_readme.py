@@ -23,11 +23,12 @@ def test_the_example_config_loads_and_leads_with_the_add_on_mode(tmp_path):
     path.write_text(example)
     webhook = "https://chat.googleapis.com/v1/spaces/AAAAxxxx/messages?key=K&token=T"
 
-    config = load_config(path, env={"CUSTOMER_WEBHOOK_URL": webhook})
+    config = load_config(path, env={"CUSTOMER_WEBHOOK_URL": webhook, "SCOREBOT_CHART_SECRET": "s" * 32})
 
     assert config.chat.audience_type == "addon"
     assert config.chat.addon_service_account.endswith("@gcp-sa-gsuiteaddons.iam.gserviceaccount.com")
     assert config.chat.audience.startswith("https://")
+    assert config.public_url.startswith("https://") and config.charts.secret is not None
 
 
 def test_app_yaml_puts_the_store_password_where_the_readme_does():

@@ -19,6 +19,8 @@ from bot.chat.replies import private_viewer, wrap
 from bot.chat.verify import CertCache, CertsUnavailable, verify_chat_token
 from bot.config import Config, load_config
 from bot.errors import ConfigError, VerificationError
+from bot.pages.charts import create_charts_blueprint
+from bot.pages.status import create_status_blueprint
 from bot.schedule.route import create_tick_blueprint
 from bot.services import Services, build_services
 
@@ -47,6 +49,9 @@ def create_app(
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.extensions["scorebot"] = services
     app.register_blueprint(create_tick_blueprint(services))
+    app.register_blueprint(create_status_blueprint(services))
+    if charts := create_charts_blueprint(services):
+        app.register_blueprint(charts)
 
     @app.get("/healthz")
     def healthz() -> Response:

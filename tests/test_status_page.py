@@ -1,0 +1,75 @@
+"""What the status pages say, through Flask's test client, on a real SQLite store with generated history."""
+
+import re
+from datetime import UTC, datetime, timedelta
+
+import yaml
+
+from bot.pages.links import check
+from tests.pages import SECRET, pages_config, unverified_app
+
+NOW = datetime(2026, 11, 26, 20, 0, tzinfo=UTC)
+WEBHOOK = "https://chat.googleapis.com/v1/spaces/AAAA/messages?key=KEY-SECRET-123&token=TOKEN-SECRET-456"
+
+
+def site(tmp_path, **top):
+    settings = {"status": {"access": "loopback"}, "charts": {"secret": SECRET}} | top
+    return unverified_app(tmp_path, clock=lambda: NOW, history_at=NOW, **settings).test_client()
+
+
+def text_of(html):
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))
+
+
+def test_the_overview_shows_every_team_with_its_state_posts_and_chart(tmp_path):
+    response = site(tmp_path).get("/status")
+    assert response.status_code == 200
+    assert response.headers["Cache-Control"] == "no-store"
+    html = response.get_data(as_text=True)
+    text = text_of(html)
+    for name in ("Customer Issues", "Performance", "Security"):
+        assert name in text
+    assert re.search(r"Open customer issues \d+ · [▲▼=] ", text)
+    assert "last post: delivered" in text
+    assert "failed Mon 23 Nov 09:00 EST · rejected by the target" in text  # three days before NOW, New York time
+    assert "next post Thu 26 Nov 15:01 EST" in text  # the customer team's every-minute schedule
+    assert re.search(r"demo file 3 Thu 26 Nov \d\d:\d\d CET", text)  # the source's last successful read
+    charts = re.findall(r'<img class="chart" src="([^"]+)"', html)
+    assert len(charts) == 3
+    for src in charts:
+        team, day = re.match(r"/charts/([a-z]+)/(\d{4}-\d\d-\d\d)\.png", src).groups()
+        query = dict(part.split("=", 1) for part in src.split("?", 1)[1].replace("&amp;", "&").split("&"))
+        check(SECRET, team, datetime.fromisoformat(day).date(), "", query["exp"], query["sig"], NOW)
+        check(
+            SECRET, team, datetime.fromisoformat(day).date(), "", query["exp"], query["sig"], NOW + timedelta(hours=20)
+        )
+
+
+def test_a_team_page_lists_its_days_with_gaps_and_its_posts(tmp_path):
+    client = site(tmp_path)
+    text = text_of(client.get("/status/customer").get_data(as_text=True))
+    days = re.findall(r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun) \d+ (?:Oct|Nov) (—|\d+ · \d\d:\d\d · (?:post|score))", text)
+    assert len(days) == 30
+    assert "—" in days  # a day without a reading is shown as one
+    assert any(day.endswith("· post") for day in days)
+    assert "rejected by the target" in text
+    assert "log: rejected" in text and "log: delivered" in text
+    assert client.get("/status/nobody").status_code == 404
+
+
+def test_no_secret_reaches_the_pages(tmp_path):
+    teams = yaml.safe_load(pages_config(tmp_path).path.read_text())["teams"]
+    teams[0]["deliver"] = [{"type": "webhook", "url": WEBHOOK}]
+    client = site(tmp_path, teams=teams)
+    for path in ("/status", "/status/customer"):
+        html = client.get(path).get_data(as_text=True)
+        assert "webhook:spaces/AAAA" in html
+        for secret in ("KEY-SECRET-123", "TOKEN-SECRET-456", SECRET, "chat.googleapis.com"):
+            assert secret not in html
+
+
+def test_without_a_chart_secret_the_pages_show_no_images(tmp_path):
+    client = site(tmp_path, charts={})
+    html = client.get("/status").get_data(as_text=True)
+    assert "<img" not in html
+    assert "Customer Issues" in html
