@@ -28,6 +28,7 @@ import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, tzinfo
+from functools import cached_property
 from typing import Any, ClassVar, Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
@@ -123,8 +124,11 @@ class Wanted:
 
     def weight(self, category: str) -> float:
         """The weight of ``category`` (matched as `category_key` matches), 0 when unweighted."""
-        keyed = {category_key(name): weight for name, weight in self.weights.items()}
-        return keyed.get(category_key(category), 0.0)
+        return self._keyed.get(category_key(category), 0.0)
+
+    @cached_property
+    def _keyed(self) -> dict[str, float]:
+        return {category_key(name): weight for name, weight in self.weights.items()}
 
 
 NOTHING_MORE = Wanted()

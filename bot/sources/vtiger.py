@@ -292,16 +292,18 @@ class VtigerSource:
         heavy = sorted((entry for entry in listable if entry[0] > 0), key=lambda entry: -entry[0])
         tiers = [list(group) for _, group in itertools.groupby(heavy, key=lambda entry: entry[0])]
         chosen: list[list[tuple[float, str, int]]] = []
+        listed = 0  # the open items of the chosen categories
         for tier in tiers:
-            if sum(n for tier_ in chosen for _, _, n in tier_) >= wanted.top:
+            if listed >= wanted.top:
                 break
             chosen.append(tier)
-        if len(chosen) > 1 and sum(n for tier in chosen for _, _, n in tier) > PAGE:
-            chosen.pop()  # only the heavier ones: fewer than top of them, all listed
+            listed += sum(n for _, _, n in tier)
+        if len(chosen) > 1 and listed > PAGE:
+            listed -= sum(n for _, _, n in chosen.pop())  # only the heavier ones: fewer than top, all listed
         if not chosen:
             return result
         names = tuple(c for tier in chosen for _, c, _ in tier)
-        limit = wanted.top if len(chosen) == 1 else sum(n for tier in chosen for _, _, n in tier)
+        limit = wanted.top if len(chosen) == 1 else listed
         where = read.where.where(Condition(read.category, "IN", names))
         columns = read.columns(items=True)
         # module and the columns are checked identifiers; where() quotes every value
