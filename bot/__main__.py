@@ -1,7 +1,7 @@
 """Scorebot's command line: `python -m bot COMMAND`.
 
 serve     run the Chat app (and the in-process scheduler)
-preview   print a team's card as text, or as the exact message JSON
+preview   print a team's card (or every team's, "all") as text, or as the exact message JSON
 check     validate the configuration, read every KPI once, report
 tick      post every scheduled slot that is due (for any cron)
 send      post a team's card to its targets now (--dry-run: print it)
@@ -27,11 +27,12 @@ from pathlib import Path
 from pydantic import SecretStr
 
 from bot.card_text import message_as_text
-from bot.cards import items_line, team_message
+from bot.cards import items_line, overview_message, overview_page_size, team_message
 from bot.config import DEMO_CONFIG, ChartSettings, Config, check_public_url, is_loopback, load_config
 from bot.demo import DEMO_DAYS, current_counts, seed_history
 from bot.errors import ConfigError, ScorebotError, SourceError
 from bot.logs import setup_logging
+from bot.overview import overview
 from bot.pages.links import card_images
 from bot.reports import rule_of, wanted_of
 from bot.schedule.cli import add_commands
@@ -106,7 +107,9 @@ def cmd_demo(args: argparse.Namespace, services: Services) -> int:
 
 
 def cmd_preview(args: argparse.Namespace, services: Services) -> int:
-    """Print the team's card as `/score` would answer it."""
+    """Print the team's card as `/score` would answer it; ``all``: the overview, every page."""
+    if args.team == "all":
+        return preview_all(args, services)
     team = services.config.team(args.team)
     if team is None:
         print(f"no team {args.team!r}; teams: {', '.join(t.id for t in services.config.teams)}", file=sys.stderr)
@@ -115,6 +118,20 @@ def cmd_preview(args: argparse.Namespace, services: Services) -> int:
     images = card_images(services.config, team, report.generated_at)
     message = team_message(report, refresh_function=services.config.chat.button_function, images=images)
     print(json.dumps(message, indent=2, ensure_ascii=False) if args.format == "json" else message_as_text(message))
+    return 0
+
+
+def preview_all(args: argparse.Namespace, services: Services) -> int:
+    """Print `/score all` from the stored readings, every page (it reads no source and writes nothing)."""
+    now = services.clock()
+    teams = overview(services.config, services.store, now)
+    function = services.config.chat.button_function
+    pages = max(1, -(-len(teams) // overview_page_size(teams, now, function)))
+    messages = [overview_message(teams, now, page=page, button_function=function) for page in range(pages)]
+    if args.format == "json":
+        print(json.dumps(messages if pages > 1 else messages[0], indent=2, ensure_ascii=False))
+    else:
+        print("\n\n".join(message_as_text(message) for message in messages))
     return 0
 
 
@@ -171,7 +188,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Command]]:
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8080, help="port to listen on (default 8080)")
     preview = commands.add_parser("preview", help="print a team's card")
-    preview.add_argument("team", help="the team's id")
+    preview.add_argument("team", help="the team's id, or all for every team (from stored readings)")
     preview.add_argument(
         "--format", choices=["text", "json"], default="text", help="text for people, json for the exact message"
     )

@@ -46,7 +46,7 @@ def message_summary(message: dict[str, Any], limit: int = 160) -> str:
 def _widget_lines(widget: dict[str, Any]) -> list[str]:
     if "decoratedText" in widget:
         item = widget["decoratedText"]
-        parts = [item.get("topLabel"), _plain(item.get("text", "")), item.get("bottomLabel")]
+        parts = [item.get("topLabel"), *_plain(item.get("text", "")).splitlines(), item.get("bottomLabel")]
         return [str(part) for part in parts if part]
     if "textParagraph" in widget:
         return _plain(widget["textParagraph"]["text"]).splitlines()

@@ -19,10 +19,12 @@ columns first, then shortens breakdowns and item lists.
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import re
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from html import escape
@@ -30,6 +32,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.config import Config, TeamConfig
+from bot.overview import KpiGlance, TeamGlance
 from bot.reports import SPARK_DAYS, KpiReport, TeamReport
 from bot.sources import FetchResult
 from bot.sources.base import Item
@@ -382,6 +385,7 @@ def _help_message(config: Config, note: str | None, shown: int) -> Message:
         [
             "<b>/score</b> — the index of this Space's team",
             "<b>/score TEAM</b> — the index of another team",
+            "<b>/score all</b> — every team at a glance",
             "<b>/score help</b> — this help",
         ]
     )
@@ -486,3 +490,145 @@ def _age(delta: timedelta) -> str:
     if hours < 48:
         return f"{hours} h {minutes} min" if minutes else f"{hours} h"
     return f"{hours // 24} days"
+
+
+OVERVIEW_ONE_PAGE = 100
+"""Up to this many teams, `/score all` is one card if it fits (one widget a team: Chat allows 100 a card)."""
+OVERVIEW_PAGE = 25
+"""Otherwise it shows this many teams a page."""
+OVERVIEW_STEPS = ((3, True), (1, True), (1, False))
+"""How much of each team a row shows, tried in turn until the card fits: (KPIs, with their names)."""
+
+
+def overview_page_size(teams: Sequence[TeamGlance], now: datetime, button_function: str | None) -> int:
+    """How many teams a page of the overview shows: all of them if they fit one card, else `OVERVIEW_PAGE`."""
+    if len(teams) <= OVERVIEW_ONE_PAGE:
+        kpis, named = OVERVIEW_STEPS[-1]
+        single = _overview_message(teams, teams, now, 0, 1, kpis, named, button_function)
+        if message_bytes(single) <= MAX_MESSAGE_BYTES:
+            return max(len(teams), 1)
+    return OVERVIEW_PAGE
+
+
+def overview_message(
+    teams: Sequence[TeamGlance], now: datetime, *, page: int = 0, button_function: str | None
+) -> Message:
+    """The `/score all` card: one row a team (status, index against its target, change against 7 days ago),
+    in the order given, with a button that shows the team's full card.
+
+    Up to 100 teams share one card when they fit; otherwise pages of 25 with
+    Previous/Next buttons. Rows show fewer KPIs, then no KPI names, until the
+    card fits Chat's limits.
+    """
+    size = overview_page_size(teams, now, button_function)
+    pages = max(1, -(-len(teams) // size))
+    page = min(max(page, 0), pages - 1)
+    shown = teams[page * size : (page + 1) * size]
+    for kpis, named in OVERVIEW_STEPS:
+        message = _overview_message(teams, shown, now, page, pages, kpis, named, button_function)
+        if message_bytes(message) <= MAX_MESSAGE_BYTES:
+            break
+    return message
+
+
+def _overview_message(
+    teams: Sequence[TeamGlance],
+    shown: Sequence[TeamGlance],
+    now: datetime,
+    page: int,
+    pages: int,
+    kpis: int,
+    named: bool,
+    button_function: str | None,
+) -> Message:
+    rows = [_overview_row(team, now, kpis, named, page if pages > 1 else None, button_function) for team in shown]
+    sections: list[dict[str, Any]] = [{"header": _overview_ages(shown, now), "widgets": rows}]
+    paging = _paging_buttons(page, pages, len(teams), len(shown), button_function)
+    if paging:
+        sections.append({"widgets": [{"buttonList": {"buttons": paging}}]})
+    subtitle = f"{len(teams)} teams, each against its own target and its own past week"
+    if pages > 1:
+        subtitle += f" · page {page + 1} of {pages}"
+    counts = Counter(team.status for team in teams)
+    worst_first = (Status.UNKNOWN, Status.BAD, Status.WARNING, Status.GOOD)
+    summary = ", ".join(f"{counts[s]} {STATUS_LOOK[s][1].lower()}" for s in worst_first if counts[s])
+    card = {
+        "cardId": "overview",
+        "card": {"header": {"title": "All teams", "subtitle": subtitle}, "sections": sections},
+    }
+    return {"text": f"All teams: {summary} (from stored readings)", "cardsV2": [card]}
+
+
+def _overview_ages(shown: Sequence[TeamGlance], now: datetime) -> str:
+    times = [t.read_at for t in shown if t.read_at]
+    if not times:
+        return "From stored readings: none yet"
+    newest, oldest = _age(now - max(times)), _age(now - min(times))
+    span = newest if newest == oldest else f"{newest} to {oldest}"
+    missing = sum(1 for t in shown if t.read_at is None)
+    unread = f"; {missing} {'team' if missing == 1 else 'teams'} not fully read yet" if missing else ""
+    return f"From stored readings, {span} old{unread}"
+
+
+def _overview_row(
+    team: TeamGlance, now: datetime, kpis: int, named: bool, page: int | None, button_function: str | None
+) -> Widget:
+    icon, label, colour = STATUS_LOOK[team.status]
+    status = f'<font color="{colour}">{label}</font>' if named else label
+    lines = [f"{icon} <b>{escape(team.team.name)}</b> · {status}"]
+    ordered = team.worst_first()
+    lines += [_glance_line(k, named) for k in ordered[:kpis]]
+    if len(ordered) > kpis:
+        lines.append(f"… and {len(ordered) - kpis} more KPIs")
+    read = f"read {_age(now - team.read_at)} ago" if team.read_at else "not every KPI read yet"
+    item: dict[str, Any] = {"text": "<br>".join(lines), "bottomLabel": read, "wrapText": True}
+    if button_function:
+        parameters = [{"key": "action", "value": "overview-team"}, {"key": "team", "value": team.team.id}]
+        if page is not None:
+            parameters.append({"key": "page", "value": str(page)})
+        item["button"] = {
+            "text": "Show",
+            "onClick": {"action": {"function": button_function, "parameters": parameters}},
+        }
+    return {"decoratedText": item}
+
+
+def _glance_line(kpi: KpiGlance, named: bool) -> str:
+    name = f"{escape(kpi.kpi.name)}: " if named else ""
+    if kpi.score is None:
+        return f"{name}no reading yet"
+    week = kpi.score.week_change
+    change = f"{_change(week)} vs 7 days ago" if week is not None else "no reading 7 days ago"
+    return f"{name}<b>{_num(kpi.score.index)}</b> (target {_num(kpi.kpi.target)}) · {change}"
+
+
+def _paging_buttons(page: int, pages: int, total: int, shown: int, function: str | None) -> list[dict[str, Any]]:
+    if pages == 1 or not function:
+        return []
+    size = OVERVIEW_PAGE
+    buttons = []
+    if page > 0:
+        buttons.append(_overview_button(f"Previous {size}", page - 1, function))
+    if page < pages - 1:
+        buttons.append(_overview_button(f"Next {min(size, total - (page + 1) * size)}", page + 1, function))
+    return buttons
+
+
+def _overview_button(text: str, page: int, function: str) -> dict[str, Any]:
+    parameters = [{"key": "action", "value": "overview"}, {"key": "page", "value": str(page)}]
+    return {"text": text, "onClick": {"action": {"function": function, "parameters": parameters}}}
+
+
+def with_overview_button(message: Message, page: int, function: str) -> Message:
+    """``message`` (a team card) with an "All teams" button back to the overview's ``page``, in its
+    last button row (or a row of its own), so the card keeps its widget count."""
+    message = copy.deepcopy(message)
+    card = message["cardsV2"][0]["card"]
+    sections = card.setdefault("sections", [])
+    last = sections[-1]["widgets"][-1] if sections and sections[-1].get("widgets") else {}
+    button = _overview_button("All teams", page, function)
+    if "buttonList" in last:
+        last["buttonList"]["buttons"].append(button)
+    else:
+        sections.append({"widgets": [{"buttonList": {"buttons": [button]}}]})
+    return message

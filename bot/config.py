@@ -36,6 +36,8 @@ IAP_KEYS_URL = "https://www.gstatic.com/iap/verify/public_key"
 """Identity-Aware Proxy's signing keys as ``{kid: PEM public key}``."""
 MIN_CHART_SECRET = 16
 
+COMMAND_WORDS = ("help", "all")
+"""Words `/score` takes instead of a team id, so no team may have them as its id."""
 MAX_KPIS_PER_TEAM = 20
 """Four widgets a KPI at most (index, chart, stale note, breakdown) keeps a team's card under Chat's 100 widgets."""
 
@@ -201,6 +203,13 @@ class TeamConfig(StrictModel):
     template: str | None = None
     on_failure: Literal["post_stale", "skip"] = "post_stale"
     kpis: list[KpiConfig] = Field(min_length=1, max_length=MAX_KPIS_PER_TEAM)
+
+    @field_validator("id")
+    @classmethod
+    def _not_a_command_word(cls, value: str) -> str:
+        if value in COMMAND_WORDS:
+            raise ValueError(f"{value!r} cannot be a team id: `/score {value}` means something else")
+        return value
 
     @field_validator("timezone")
     @classmethod

@@ -1,4 +1,4 @@
-"""`/score [TEAM|help]`, or an @mention with the word "score": the team's card."""
+"""`/score [TEAM|all|help]`, or an @mention with the word "score": the team's card, every team, or help."""
 
 from __future__ import annotations
 
@@ -7,9 +7,11 @@ import re
 from bot.cards import help_message, team_message, user_text
 from bot.chat.events import ChatEvent, Kind
 from bot.chat.replies import Reply
+from bot.config import COMMAND_WORDS
 from bot.pages.links import card_images
 from bot.services import Services
 from bot.store import SCORE
+from handlers import overview
 
 WORD = re.compile(r"[a-z0-9-]+")
 
@@ -22,19 +24,21 @@ def mention_words(text: str) -> list[str]:
 def handle(event: ChatEvent, services: Services) -> Reply:
     """Answer with the card of the named team, else of the Space's team, else help (for the asker alone).
 
-    A slash command's first word is the team (or "help"); in a mention such as
-    "@Scorebot what's the score for security?" the first team id or "help"
-    after "score" counts, and other words are ignored.
+    A slash command's first word is the team (or "help", or "all" for every
+    team); in a mention such as "@Scorebot what's the score for security?" the
+    first team id, "help" or "all" after "score" counts, and other words are ignored.
     """
     config = services.config
     if event.kind is Kind.MESSAGE:
         words = mention_words(event.text)
         after = words[words.index("score") + 1 :] if "score" in words else words
-        argument = next((w for w in after if w == "help" or config.team(w)), "")
+        argument = next((w for w in after if w in COMMAND_WORDS or config.team(w)), "")
     else:
         argument = next(iter(event.text.split()), "")
     if argument.lower() == "help":
         return Reply(help_message(config), private=True)
+    if argument.lower() == "all":
+        return overview.show(services)
     if argument:
         team = config.team(argument.lower())
         if team is None:

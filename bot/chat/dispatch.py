@@ -8,7 +8,7 @@ from collections.abc import Callable
 from bot.chat.events import ChatEvent, Kind
 from bot.chat.replies import Reply
 from bot.services import Services
-from handlers import added, help, refresh, removed, score
+from handlers import added, help, overview, refresh, removed, score
 from handlers.score import mention_words
 
 log = logging.getLogger(__name__)
@@ -21,6 +21,8 @@ ROUTES: dict[tuple[Kind, str], Handler] = {
     (Kind.MESSAGE, "score"): score.handle,
     (Kind.MESSAGE, "*"): help.handle,
     (Kind.CLICK, "refresh"): refresh.handle,
+    (Kind.CLICK, "overview"): overview.handle_page,
+    (Kind.CLICK, "overview-team"): overview.handle_team,
     (Kind.ADDED, "*"): added.handle,
     (Kind.REMOVED, "*"): removed.handle,
 }
