@@ -4,7 +4,9 @@ unexpected errors, DST, templates, the /tasks/tick route, the background ticker 
 import argparse
 import json
 import logging
+import os
 import re
+import socket
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -663,3 +665,14 @@ def test_after_a_pause_of_days_only_the_last_day_is_recorded_missed(tmp_path, fa
     assert [(f"{o.slot:%d %H:%M}", o.state) for o in result.outcomes if o.state != "missed"] == [
         ("12 09:00", "delivered")
     ]
+
+
+def test_a_worked_slot_names_the_host_and_process_that_worked_it(tmp_path, fake):
+    scheduler, clock = setup(tmp_path, fake, {"alpha": [{"type": "webhook", "url": fake.webhook_url("A")}]})
+    other = Scheduler(scheduler.services, delivery=scheduler.delivery)
+    tick(scheduler, clock, T0)
+    tick(scheduler, clock, at("09:01:05"))
+
+    [run] = scheduler.services.store.slot_runs("alpha")
+    assert re.fullmatch(rf"{re.escape(socket.gethostname())}-{os.getpid()}-[0-9a-f]{{8}}", run.claimed_by)
+    assert other.owner != scheduler.owner  # two schedulers in one process are two claimants
