@@ -303,8 +303,9 @@ class _Finder(ast.NodeVisitor):
         if len(body) > 1 and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
             body = body[1:]
         first = body[0]
-        if first.lineno == node.lineno or isinstance(first, ast.Return | ast.Raise | ast.Pass):
-            return
+        stub = isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and first.value.value is ...
+        if stub or first.lineno == node.lineno or isinstance(first, ast.Return | ast.Raise | ast.Pass):
+            return  # a stub (a Protocol's method) never runs; a one-line body has nowhere to put the return
         indent = " " * first.col_offset
         start = self._offset(first.lineno, first.col_offset)
         for value in _empty_values(node.returns):
