@@ -1,12 +1,17 @@
 """The file source through what a user sees: the index and counts of a team's report and of `check`."""
 
 import json
+import re
+from datetime import UTC, datetime
 
 import pytest
 
 from bot.__main__ import main
 from bot.config import load_config
+from bot.errors import ConfigError, SourceDataError
 from bot.services import build_services
+from bot.sources.base import Deadline, Wanted
+from bot.sources.file import FileQuery, FileSettings, FileSource
 from bot.store import SCORE
 from scoring import CategoryLine
 
@@ -148,3 +153,37 @@ def test_check_counts_the_records_and_shows_the_index(tmp_path, capsys):
 def test_check_fails_on_a_missing_file(tmp_path, capsys):
     assert main(["check", "--config", str(write_config(tmp_path, "absent.csv"))]) == 1
     assert "FAIL source issues: cannot read absent.csv" in capsys.readouterr().out
+
+
+def test_a_csv_header_without_two_needed_columns_names_the_first(tmp_path):
+    (tmp_path / "issues.csv").write_text("id,title\n1,Login broken\n")
+    kpi = report(write_config(tmp_path, "issues.csv"))
+    assert kpi.score is None
+    assert kpi.stale_reason.startswith("issues.csv has no column 'status' (its header: id, title)")
+
+
+def test_where_takes_texts_only(tmp_path):
+    write_csv(tmp_path / "issues.csv", RECORDS)
+    with pytest.raises(ConfigError, match=r"expected a text or a list of texts, got \['Open', 1\]"):
+        load_config(write_config(tmp_path, "issues.csv", where={"status": ["Open", 1]}))
+
+
+def test_without_a_created_column_nothing_is_counted_as_new(tmp_path):
+    write_csv(tmp_path / "issues.csv", RECORDS)
+    source = FileSource("issues", FileSettings(type="file", path="issues.csv"), tmp_path)
+    since = datetime(2026, 11, 1, tzinfo=UTC)
+    result = source.fetch(FileQuery(), "priority", Deadline.after(5), Wanted(since=since))
+    assert result.created_since is None
+    dated = [{**r, "created": "2026-11-02"} for r in RECORDS]
+    write_csv(tmp_path / "issues.csv", dated)
+    result = source.fetch(FileQuery(created="created"), "priority", Deadline.after(5), Wanted(since=since))
+    assert result.created_since == len(dated)
+
+
+def test_a_created_value_that_is_not_a_date_is_named_cut_to_40_characters(tmp_path):
+    records = [{"id": "1", "status": "Open", "priority": "Low", "created": "sometime " * 10}]
+    write_csv(tmp_path / "issues.csv", records)
+    source = FileSource("issues", FileSettings(type="file", path="issues.csv"), tmp_path)
+    cut = ("sometime " * 10)[:40]
+    with pytest.raises(SourceDataError, match=re.escape(f"record 1 has created {cut!r}, not an ISO 8601 date")):
+        source.fetch(FileQuery(created="created"), "priority", Deadline.after(5))
