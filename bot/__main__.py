@@ -37,6 +37,7 @@ from bot.pages.links import card_images
 from bot.reports import rule_of, wanted_of
 from bot.schedule.cli import add_commands
 from bot.schedule.tick import start_background_ticker
+from bot.secrets import scrubbed_output
 from bot.services import Services, build_services
 from bot.sources import Deadline, with_categories_of
 from bot.store import SCORE
@@ -207,16 +208,17 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Command]]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Parse ``argv``, load the config, run the command; return the exit code."""
-    parser, table = build_parser()
-    args = parser.parse_args(argv)
-    setup_logging(args.log_level)
-    try:
-        config: Config = load_config(args.config)
-        return table[args.command](args, build_services(config))
-    except ScorebotError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    """Parse ``argv``, load the config, run the command; return the exit code. Known secrets never reach the output."""
+    with scrubbed_output():
+        parser, table = build_parser()
+        args = parser.parse_args(argv)
+        setup_logging(args.log_level)
+        try:
+            config: Config = load_config(args.config)
+            return table[args.command](args, build_services(config))
+        except ScorebotError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
 
 
 if __name__ == "__main__":

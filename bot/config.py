@@ -9,7 +9,9 @@ key path and what is wrong.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
+import logging
 import os
 import re
 from collections.abc import Iterator, Mapping
@@ -21,8 +23,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from croniter import CroniterError, croniter
-from pydantic import AfterValidator, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 
+from bot import secrets
 from bot.errors import ConfigError
 from bot.sources import SOURCE_TYPES
 from bot.sources.base import SourceSettings, StrictModel
@@ -47,6 +50,7 @@ MAX_TOP_ITEMS = 10
 _SLUG = re.compile(r"[a-z0-9][a-z0-9-]{0,39}")
 _SPACE = re.compile(r"spaces/[A-Za-z0-9_-]+")
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+log = logging.getLogger(__name__)
 CRON_FIELDS = (
     "minute (0-59)",
     "hour (0-23)",
@@ -456,7 +460,42 @@ def load_config(path: str | os.PathLike[str] | None = None, env: Mapping[str, st
         raise ConfigError(_describe(file, exc, ())) from None
     sources = {name: _source_settings(file, name, block) for name, block in config.sources.items()}
     teams = [_resolve_queries(file, i, team, sources) for i, team in enumerate(config.teams)]
-    return config.model_copy(update={"sources": sources, "teams": teams})
+    config = config.model_copy(update={"sources": sources, "teams": teams})
+    _register_secrets(file, config, ())
+    return config
+
+
+def _register_secrets(file: Path, node: Any, where: tuple[str | int, ...]) -> None:
+    """Register every secret in the configuration (`bot.secrets`); warn about those too short to hide.
+
+    Secret settings (``SecretStr``: webhook URLs, access keys, tokens, passwords)
+    are registered whole, and a secret URL's password and query values too;
+    the password written into any other URL (``store``, a source's ``url``) is
+    registered as well.
+    """
+    if isinstance(node, SecretStr):
+        value = node.get_secret_value()
+        registered = secrets.register_url(value) if "://" in value else secrets.register(value)
+        if not registered:
+            log.warning(
+                "%s: %s: the secret is shorter than %d characters, too short to hide by value in logs and errors; "
+                "use a longer one",
+                file,
+                _dotted(where),
+                secrets.MIN_LENGTH,
+            )
+    elif isinstance(node, str) and "://" in node:
+        with contextlib.suppress(ValueError):  # not a URL after all; the setting's own check reports it
+            secrets.register(urlsplit(node).password)
+    elif isinstance(node, BaseModel):
+        for name in type(node).model_fields:
+            _register_secrets(file, getattr(node, name), (*where, name))
+    elif isinstance(node, dict):
+        for key, value in node.items():
+            _register_secrets(file, value, (*where, str(key)))
+    elif isinstance(node, list | tuple):
+        for index, value in enumerate(node):
+            _register_secrets(file, value, (*where, index))
 
 
 def _source_settings(file: Path, name: str, block: Any) -> SourceSettings:

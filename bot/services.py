@@ -19,6 +19,7 @@ from bot.errors import ConfigError
 from bot.reports import Reporter, TeamReport
 from bot.schedule.delivery import Delivery
 from bot.schedule.templates import validate_templates
+from bot.secrets import register
 from bot.sources import Source, build_source
 from bot.store import Store, resolve_url
 
@@ -49,11 +50,20 @@ class Services:
 
 
 def open_store(url: str, where: str) -> Store:
-    """The store at ``url``, or a `ConfigError` naming ``where`` the URL came from (password hidden)."""
+    """The store at ``url``, or a one-line `ConfigError` naming ``where`` the URL came from (password hidden)."""
     try:
-        shown = sa.engine.make_url(url).render_as_string(hide_password=True)
-    except sa.exc.ArgumentError:
-        raise ConfigError(f"{where}: not a database URL (use sqlite:///FILE or postgresql://...)") from None
+        parsed = sa.engine.make_url(url)
+    except (sa.exc.ArgumentError, ValueError):
+        parsed = None
+    if parsed is None or "@" in (parsed.host or "") or "@" in (parsed.username or ""):
+        # An unencoded @ : / in the password: SQLAlchemy cannot tell where the password ends.
+        register(_password_part(url))
+        raise ConfigError(
+            f"{where}: not a database URL: {_shown_url(url)} (use sqlite:///FILE or "
+            "postgresql://USER:PASSWORD@HOST/DB, with @ : / # ? and % in the password percent-encoded: p@ss → p%40ss)"
+        )
+    register(parsed.password)
+    shown = parsed.render_as_string(hide_password=True)
     if not shown.startswith(("sqlite:", "postgresql:", "postgresql+psycopg:")):
         raise ConfigError(f"{where}: {shown}: only sqlite:///FILE and postgresql://... stores are supported")
     try:
@@ -61,6 +71,23 @@ def open_store(url: str, where: str) -> Store:
     except sa.exc.SQLAlchemyError as exc:
         reason = type(exc.orig).__name__ if isinstance(exc, sa.exc.DBAPIError) else type(exc).__name__
         raise ConfigError(f"{where}: cannot open the store at {shown} ({reason}: {_first_line(exc)})") from None
+
+
+def _password_part(url: str) -> str:
+    """What stands between the user's ``:`` and the last ``@`` of a URL's user part: the password, however written."""
+    _scheme, found, rest = url.partition("://")
+    user_info = rest.rpartition("@")[0] if found else ""
+    return user_info.partition(":")[2]
+
+
+def _shown_url(url: str) -> str:
+    """``url`` as it may be shown: any password replaced by ``***``, even in a URL that does not parse."""
+    scheme, found, rest = url.partition("://")
+    if not found or "@" not in rest:
+        return url
+    user_info, _, host = rest.rpartition("@")
+    user, colon, _password = user_info.partition(":")
+    return f"{scheme}://{user}{':***' if colon else ''}@{host}"
 
 
 def _first_line(exc: sa.exc.SQLAlchemyError) -> str:

@@ -30,6 +30,8 @@ far it has looked, so slots skipped while it was down are recorded as missed.
 
 Every datetime is turned to UTC before it reaches the database: SQLite's
 DateTime keeps no offset, so 09:00-05:00 would otherwise be stored as 09:00Z.
+Every string does so with the secrets Scorebot knows hidden (`bot.secrets`),
+whichever table and column it is written to.
 """
 
 from __future__ import annotations
@@ -46,6 +48,8 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
+
+from bot.secrets import scrub
 
 SCHEMA_VERSION = 4
 """1: snapshots. 2: slot_runs, deliveries, outbox, team_marks (new tables only).
@@ -237,7 +241,7 @@ def resolve_url(url: str, base_dir: Path) -> str:
 
 
 def make_engine(url: str) -> Engine:
-    """An engine for ``url``; SQLite files get a busy timeout and WAL journaling."""
+    """An engine for ``url`` that hides known secrets in every string it writes; SQLite gets WAL and a busy timeout."""
     if url.startswith("sqlite"):
         engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
 
@@ -248,10 +252,29 @@ def make_engine(url: str) -> Engine:
             cursor.execute("PRAGMA busy_timeout=30000")
             cursor.close()
 
-        return engine
-    if url.startswith("postgresql://"):
-        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-    return sa.create_engine(url, pool_pre_ping=True)
+    else:
+        if url.startswith("postgresql://"):
+            url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+        engine = sa.create_engine(url, pool_pre_ping=True)
+    sa.event.listen(engine, "before_cursor_execute", _scrub_parameters, retval=True)
+    return engine
+
+
+def _scrub_parameters(
+    _conn: Connection, _cursor: Any, statement: str, parameters: Any, _context: Any, executemany: bool
+) -> tuple[str, Any]:
+    """The statement's parameters with every known secret hidden in their strings (all tables, all columns)."""
+    if executemany:
+        return statement, [_scrub_row(row) for row in parameters]
+    return statement, _scrub_row(parameters)
+
+
+def _scrub_row(row: Any) -> Any:
+    if isinstance(row, dict):
+        return {key: scrub(value) if isinstance(value, str) else value for key, value in row.items()}
+    if isinstance(row, list | tuple):
+        return type(row)(scrub(value) if isinstance(value, str) else value for value in row)
+    return row
 
 
 class Store:

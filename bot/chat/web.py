@@ -7,6 +7,7 @@ is plain Python in `bot.chat.events`, `bot.chat.dispatch` and `handlers/`.
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from typing import Any
 
@@ -19,9 +20,11 @@ from bot.chat.replies import private_viewer, wrap
 from bot.chat.verify import CertCache, CertsUnavailable, verify_chat_token
 from bot.config import Config, load_config
 from bot.errors import ConfigError, VerificationError
+from bot.logs import setup_logging
 from bot.pages.charts import create_charts_blueprint
 from bot.pages.status import create_status_blueprint
 from bot.schedule.route import create_tick_blueprint
+from bot.secrets import scrub
 from bot.services import Services, build_services
 
 log = logging.getLogger(__name__)
@@ -52,6 +55,8 @@ def create_app(
     app.register_blueprint(create_status_blueprint(services))
     if charts := create_charts_blueprint(services):
         app.register_blueprint(charts)
+
+    app.after_request(hide_secrets)
 
     @app.get("/healthz")
     def healthz() -> Response:
@@ -95,6 +100,29 @@ def create_app(
         return jsonify(wrap(reply, event.format, private_viewer(reply, event, config.chat.private_replies)))
 
     return app
+
+
+def create_app_or_exit() -> Flask:
+    """The production app (`create_app` from $SCOREBOT_CONFIG), or exit 3 after one line naming the problem.
+
+    The process exits (status 3) instead of serving a broken app.
+    """
+    setup_logging()
+    try:
+        return create_app()
+    except ConfigError as exc:
+        log.critical("cannot start: %s", exc)
+        sys.exit(3)
+
+
+def hide_secrets(response: Response) -> Response:
+    """Every reply (cards, the tick's JSON, errors) with the secrets Scorebot knows hidden."""
+    if not response.direct_passthrough and response.mimetype in {"application/json", "text/plain", "text/html"}:
+        text = response.get_data(as_text=True)
+        clean = scrub(text)
+        if clean != text:
+            response.set_data(clean)
+    return response
 
 
 def _error(status: int, message: str) -> tuple[Response, int]:

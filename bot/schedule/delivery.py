@@ -17,12 +17,17 @@ Every post carries ``messageId`` and ``requestId`` (the Chat API deduplicates
 on them; whether webhooks do is unverified), and a 409 answer counts as
 already delivered. Webhook URLs are secrets: only the Space id in their path
 is ever logged, and an error's message names only its type and the Space,
-never the exception's text (which may hold the URL). Credentials that cannot
-be loaded are a `DeliveryError` too, not retried.
+never the exception's text (which may hold the URL), nor a refusal's free text
+(Google's errors name the key they refuse): only its status word,
+``PERMISSION_DENIED``. Messages are posted with every secret Scorebot knows
+hidden (`bot.secrets`); access tokens and key material are registered there as
+they are read. Credentials that cannot be loaded are a `DeliveryError` too, not
+retried.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -50,6 +55,7 @@ from bot.card_text import message_summary
 from bot.config import ChatApiTarget, ChatSettings, DeliveryTarget, LogTarget, WebhookTarget
 from bot.errors import DeliveryError
 from bot.http_headers import retry_after_seconds
+from bot.secrets import register, register_private_key, scrub_data
 from bot.sources import Deadline
 from bot.store import Store
 
@@ -64,6 +70,7 @@ REPLY_OPTION = "REPLY_MESSAGE_FALLBACK_TO_NEW_THREAD"
 LIVE_UPDATE_MASK = "text,cardsV2"
 """What a live card's update replaces (a FieldMask's JSON form takes lowerCamelCase field names)."""
 _SPACE_IN_URL = re.compile(r"/v1/(spaces/[A-Za-z0-9_-]+)/messages")
+_STATUS_WORD = re.compile(r"[A-Z][A-Z_]{2,39}")
 
 
 @dataclass(frozen=True)
@@ -125,9 +132,12 @@ def target_key(target: DeliveryTarget) -> str:
 def chat_credentials(chat: ChatSettings, base_dir: Path) -> Any:
     """Credentials to post as the app: the configured key file, else application default credentials."""
     if chat.service_account_file:
-        path = base_dir / chat.service_account_file
-        return service_account.Credentials.from_service_account_file(  # type: ignore[no-untyped-call]
-            str(path), scopes=CHAT_SCOPES
+        info = json.loads((base_dir / chat.service_account_file).read_text(encoding="utf-8"))
+        if not isinstance(info, dict):
+            raise ValueError("the key file is not a JSON object")
+        register_private_key(info.get("private_key_id"), info.get("private_key"))
+        return service_account.Credentials.from_service_account_info(  # type: ignore[no-untyped-call]
+            info, scopes=CHAT_SCOPES
         )
     credentials, _ = google.auth.default(scopes=CHAT_SCOPES)
     return credentials
@@ -215,7 +225,8 @@ class Delivery:
         return max(self.backoff(state), retry_after or 0.0)
 
     def attempt(self, target: DeliveryTarget, post: Post, gate: Gate) -> Sent:
-        """One try at delivering ``post`` to ``target``; raises `DeliveryError`."""
+        """One try at delivering ``post`` to ``target`` (every secret Scorebot knows hidden); raises `DeliveryError`."""
+        post = dataclasses.replace(post, message=scrub_data(post.message))
         if isinstance(target, LogTarget):
             gate()
             return self._log(post)
@@ -268,7 +279,7 @@ class Delivery:
             return Sent(already=True)
         if response.ok:
             return Sent(name=_json_field(response.text, "name"))
-        reason = _json_field(response.text, "error", "message")
+        reason = _error_status(response.text)
         raise self._failure(where, response.status_code, response.headers.get("Retry-After"), reason)
 
     def _chat_api(self, target: ChatApiTarget, post: Post, gate: Gate) -> Sent:
@@ -295,13 +306,16 @@ class Delivery:
             if exc.resp.status == 409:
                 log.info("%s: %s was already there (409)", where, post.message_id)
                 return Sent(already=True)
-            raise self._failure(where, exc.resp.status, exc.resp.get("retry-after"), str(exc.reason or "")) from None
+            reason = _error_status(exc.content.decode("utf-8", "replace"))
+            raise self._failure(where, exc.resp.status, exc.resp.get("retry-after"), reason) from None
         except google_exceptions.RefreshError as exc:
             # google-auth marks a token endpoint's transient failure (5xx, 429) retryable.
             kind = "token endpoint failed" if exc.retryable else "credentials refused"
             raise DeliveryError(f"{where}: {kind} ({type(exc).__name__})", retryable=exc.retryable) from None
         except (httplib2.HttpLib2Error, google_exceptions.TransportError, OSError) as exc:
             raise DeliveryError(f"{where}: {type(exc).__name__}", retryable=True) from None
+        finally:
+            register(getattr(credentials, "token", None), issued=True)  # the access token, once issued
         return Sent(name=result.get("name") if isinstance(result, dict) else None)
 
     def _fresh_token(self, credentials: Any) -> None:
@@ -329,7 +343,7 @@ class Delivery:
     def _failure(self, where: str, status: int, retry_after: str | None, reason: str | None) -> DeliveryError:
         retryable = status == 429 or status >= 500
         wait = retry_after_seconds(retry_after, self.clock()) if retryable else None
-        text = f"{where}: HTTP {status}" + (f" ({reason[:200]})" if reason else "")
+        text = f"{where}: HTTP {status}" + (f" ({reason})" if reason else "")
         return DeliveryError(text, retryable=retryable, retry_after=wait)
 
 
@@ -353,6 +367,12 @@ class _StopBefore(tenacity.stop.stop_base):
 
     def __call__(self, state: tenacity.RetryCallState) -> bool:
         return state.upcoming_sleep >= self.deadline.remaining()
+
+
+def _error_status(body: str) -> str | None:
+    """The failure kind of a Google error body (``error.status``: ``PERMISSION_DENIED``), never its free text."""
+    status = _json_field(body, "error", "status")
+    return status if status and _STATUS_WORD.fullmatch(status) else None
 
 
 def _json_field(text: str, *path: str) -> str | None:

@@ -255,7 +255,9 @@ class HttpSource:
         counts = CategoryCounts()
         for key, value in selected.items():
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise SourceDataError(f"{self.name}: {path}[{key!r}] is {value!r}, not a non-negative integer count")
+                kinds: dict[type, str] = {str: "text", list: "a list", dict: "an object"}
+                kind = kinds.get(type(value)) or json.dumps(value)
+                raise SourceDataError(f"{self.name}: {path}[{key!r}] is not a non-negative integer count ({kind})")
             counts.add(key, value)
         return counts.counts
 

@@ -8,8 +8,10 @@
 Both go through ``Transport``: timeouts capped by the fetch's deadline,
 pacing (``requests_per_minute``, ``X-FloodControl-*`` headers), back-off on
 HTTP 429 within the deadline, and the ``{success, result | error}`` envelope
-turned into results or ``SourceError`` subclasses. Access keys and session
-names never appear in messages or logs.
+turned into results or ``SourceError`` subclasses. Error messages name the
+failure kind (Vtiger's error code), never Vtiger's own text, which is logged
+for the operator only. Access keys and session names are registered as
+secrets (`bot.secrets`) and never appear in messages or logs.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception_type, wait_exp
 
 from bot.errors import SourceAuthError, SourceDataError, SourceError, SourceQueryError, SourceUnavailable
 from bot.http_headers import retry_after_seconds
-from bot.logs import redact
+from bot.secrets import register
 from bot.sources.http import Calls, json_body, seconds, send
 from bot.sources.vtiger_settings import VtigerSettings
 
@@ -153,7 +155,8 @@ class Transport:
 
     def _error(self, code: str, message: str, op: str, subject: str) -> Exception:
         user = f"user {self.username!r}"
-        detail = self._clean(message)
+        if message:
+            log.info("Vtiger answered %s with %s: %s", op, code, message)
         if code in SESSION_CODES:
             if op in {"query", "describe", "listtypes"}:
                 return SessionRefused(code)
@@ -170,17 +173,9 @@ class Transport:
                 "Vtiger 8.2 calls tasks 'Calendar' and tickets 'HelpDesk'"
             )
         if code == "INTERNAL_SERVER_ERROR":
-            return SourceUnavailable(f"Vtiger failed internally on {op} ({code}){detail}")
+            return SourceUnavailable(f"Vtiger failed internally on {op} ({code})")
         where = f" on {subject}" if subject else ""
-        return SourceQueryError(f"Vtiger refused the {op}{where} ({code}){detail}")
-
-    def _clean(self, message: str) -> str:
-        """Vtiger's own message, short, with anything secret-looking removed."""
-        text = " ".join(message.split())[:200]
-        key = self.settings.access_key.get_secret_value()
-        if not text or (key and key in text):
-            return ""
-        return ": " + redact(text)
+        return SourceQueryError(f"Vtiger refused the {op}{where} ({code})")
 
     def _send(self, method: str, url: str, calls: Calls, **kwargs: Any) -> requests.Response:
         def once() -> requests.Response:
@@ -313,6 +308,7 @@ class Webservice:
         session = result.get("sessionName") if isinstance(result, dict) else None
         if not isinstance(session, str) or not session:
             raise SourceDataError("Vtiger's login answer has no session")
+        register(session, issued=True)
         log.info("logged in to Vtiger as %s", username)
         return session
 

@@ -10,8 +10,10 @@
   the test scripted for that Space (`answer`: 429 with Retry-After, 500, 404,
   ... once each, in order; `always`: every time), or it hangs (`hang`) until
   released, after storing the message or before, or it stores the message and
-  answers late (`slow`); whether a webhook post (one with ``key`` in its
-  query) honours ``messageId`` is *unverified*, so it is a switch
+  answers late (`slow`), or (`echo_secrets`) it refuses with 403 and a message
+  that repeats the request's key, token and bearer token, as Google's errors
+  name the API key they refuse; whether a webhook post (one with ``key`` in
+  its query) honours ``messageId`` is *unverified*, so it is a switch
   (``webhook_ids``, off by default);
 - ``PATCH /v1/spaces/X/messages/ID?updateMask=...&allowMissing=...``
   (``messages.patch``): replaces the fields the mask names (``text``,
@@ -99,6 +101,8 @@ class FakeChat:
         self._answers: dict[str, list[tuple[int, dict[str, str]]]] = {}
         self._always: dict[str, int] = {}
         self._hangs: dict[str, _Hang] = {}
+        self._echo: set[str] = set()
+        self.echoed: list[str] = []
         self._lock = threading.Lock()
         self._counter = 0
         self._server = LoopbackServer(_handler(self), self)
@@ -123,6 +127,10 @@ class FakeChat:
     def always(self, space: str, status: int) -> None:
         """Answer every request to ``space`` with ``status`` (e.g. 404: a deleted webhook)."""
         self._always[space] = status
+
+    def echo_secrets(self, space: str) -> None:
+        """Refuse every request to ``space`` with 403, repeating its credentials in the error message."""
+        self._echo.add(space)
 
     def hang(self, space: str, *, landed: bool) -> _Hang:
         """Hold the next request to ``space`` until released; ``landed``: store the message first."""
@@ -214,6 +222,13 @@ class FakeChat:
             hang.arrived.set()
             hang.release.wait(HANG_LIMIT_SECONDS)
             return 503, {}, {"error": {"code": 503, "message": "hung", "status": "UNAVAILABLE"}}
+        if space in self._echo:
+            bearer = received.headers.get("authorization", "").removeprefix("Bearer ")
+            key, token = received.query.get("key", ""), received.query.get("token", "")
+            message = f"API key {key} not valid for token {token} (credentials {bearer or 'none'})"
+            with self._lock:
+                self.echoed.append(message)
+            return 403, {}, {"error": {"code": 403, "message": message, "status": "PERMISSION_DENIED"}}
         with self._lock:
             queued = self._answers.get(space)
             scripted = queued.pop(0) if queued else None

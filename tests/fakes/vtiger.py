@@ -12,7 +12,9 @@ text ``YYYY-MM-DD HH:MM:SS`` it is, which sorts and compares by time),
 unknown operation, slow answers (``delay``), and on the REST side Basic auth,
 HTTP 429 (``throttle``, ``retry_after``) and ``X-FloodControl-*`` headers
 (``flood``). Every request is recorded in ``seen``; ``inject`` queues canned
-answers for an operation.
+answers for an operation. With ``echo_secrets`` set, every query is refused
+with QUERY_SYNTAX_ERROR and a message repeating the session name, as a
+careless server's error text might.
 
 Conditions go to SQL as written, so a field set to ``None`` is NULL: no
 condition matches it (``!=`` neither), as in MySQL. Comparisons are the
@@ -120,6 +122,8 @@ class FakeVtiger:
         self.throttle = 0
         self.retry_after: str | None = None
         self.flood: tuple[int, float] | None = None
+        self.echo_secrets = False
+        self.echoed: list[str] = []
         self._tokens: dict[str, tuple[str, float]] = {}
         self._canned: dict[str, deque[tuple[int, dict[str, str], bytes]]] = {}
         self._next_id = 1
@@ -211,6 +215,10 @@ class FakeVtiger:
                     raise VtigerError("AUTHENTICATION_REQUIRED", "Authentication required")
                 if session not in self.sessions:
                     raise VtigerError("INVALID_SESSIONID", "Session Identifier provided is Invalid")
+                if op == "query" and self.echo_secrets:
+                    message = f"Parsing failed for session {session}"
+                    self.echoed.append(message)
+                    raise VtigerError("QUERY_SYNTAX_ERROR", message)
             return _ok(self._read(op, params))
         except VtigerError as exc:
             return 200, {"Content-Type": "application/json"}, json.dumps(error_body(exc.code, exc.message)).encode()
