@@ -676,3 +676,25 @@ def test_a_worked_slot_names_the_host_and_process_that_worked_it(tmp_path, fake)
     [run] = scheduler.services.store.slot_runs("alpha")
     assert re.fullmatch(rf"{re.escape(socket.gethostname())}-{os.getpid()}-[0-9a-f]{{8}}", run.claimed_by)
     assert other.owner != scheduler.owner  # two schedulers in one process are two claimants
+
+
+def test_dry_run_after_a_pause_says_what_the_tick_then_does(tmp_path, fake, capsys):
+    teams = {"alpha": [{"type": "webhook", "url": fake.webhook_url("A")}]}
+    scheduler, clock = setup(tmp_path, fake, teams, schedule=EVERY_5_FROM_0905)  # grace is 10 minutes
+    tick(scheduler, clock, T0)
+    (tmp_path / "alpha.csv").rename(tmp_path / "alpha.csv.away")
+    assert states(tick(scheduler, clock, at("09:05:30"))) == [("alpha", "09:05", "pending")]
+    (tmp_path / "alpha.csv.away").rename(tmp_path / "alpha.csv")
+    clock.now = at("09:27:00")  # no tick for 21 minutes: 09:05 is more than two grace periods old
+    capsys.readouterr()
+
+    assert run_cli(scheduler.services, "tick", "--now", "2026-11-09T09:27:00Z", "--dry-run") == 0
+
+    out = capsys.readouterr().out
+    assert "alpha: would claim 2026-11-09T09:25:00+00:00 and post it (messageId" in out
+    assert "alpha: would record 1 older slots superseded once it is posted (2026-11-09T09:20:00+00:00)" in out
+    result = tick(scheduler, clock, at("09:27:00"))
+    assert [(f"{o.slot:%H:%M}", o.state) for o in result.outcomes if o.state != "missed"] == [
+        ("09:25", "delivered"),
+        ("09:20", "superseded"),
+    ]
