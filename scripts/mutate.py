@@ -439,15 +439,20 @@ def run_forked(workspace: Workspace, args: list[str], timeout: float, log: Path,
             sys.stderr.flush()
             os._exit(status)
     deadline = time.monotonic() + timeout
-    while True:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            return os.waitstatus_to_exitcode(status)
-        if time.monotonic() > deadline:
+    done = 0
+    try:
+        while True:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                return os.waitstatus_to_exitcode(status)
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.02)
+    finally:  # out of time, or this command was stopped: the child and whatever it started go too
+        if not done:
             os.killpg(pid, signal.SIGKILL)
             os.waitpid(pid, 0)
-            return None
-        time.sleep(0.02)
+    return None
 
 
 class LineRecorder:
@@ -667,6 +672,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     sys.dont_write_bytecode = True
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))  # clean up when stopped
     for name in settings.preload:  # imported once here, so that each forked run starts warm
         importlib.import_module(name)
     workspace = Workspace.create()
