@@ -569,6 +569,9 @@ def mutate_module(
             outcomes.append(outcome)
             if verbose:
                 print(f"  [{number}/{len(mutants)}] {outcome.result:8} {mutant.where()} {mutant.change}", flush=True)
+    except BaseException:  # stopped: nothing to keep
+        shutil.rmtree(logs, ignore_errors=True)
+        raise
     finally:
         target.write_bytes(original)
     if any(o.result == "error" for o in outcomes):
