@@ -698,3 +698,28 @@ def test_dry_run_after_a_pause_says_what_the_tick_then_does(tmp_path, fake, caps
         ("09:25", "delivered"),
         ("09:20", "superseded"),
     ]
+
+
+def test_a_failing_target_does_not_hold_back_the_next_one(tmp_path, fake):
+    teams = {"alpha": [{"type": "chat_api", "space": "spaces/B"}, {"type": "webhook", "url": fake.webhook_url("A")}]}
+    fake.answer("spaces/B", (500, {}), (500, {}), (500, {}))
+    scheduler, clock = setup(tmp_path, fake, teams, delivery_options={"max_attempts": 3})
+    tick(scheduler, clock, T0)
+
+    assert states(tick(scheduler, clock, at("09:01:05"))) == [("alpha", "09:01", "pending")]
+
+    assert (len(fake.posts("spaces/A")), len(fake.posts("spaces/B"))) == (1, 3)
+
+
+def test_a_slot_waits_for_the_longest_retry_after_of_its_targets(tmp_path, fake):
+    teams = {"alpha": [{"type": "chat_api", "space": "spaces/A"}, {"type": "chat_api", "space": "spaces/B"}]}
+    fake.answer("spaces/A", (429, {"Retry-After": "60"}))
+    fake.answer("spaces/B", (429, {"Retry-After": "120"}))
+    scheduler, clock = setup(tmp_path, fake, teams)
+    tick(scheduler, clock, T0)
+
+    result = tick(scheduler, clock, at("09:01:05"))
+
+    assert states(result) == [("alpha", "09:01", "pending")]
+    [detail] = details(result).values()
+    assert re.search(r"not retried before 2026-11-09T09:03:05(\.\d+)?\+00:00 \(Retry-After\)$", detail), detail
