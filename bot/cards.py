@@ -176,6 +176,8 @@ def _plain_text(report: TeamReport, items: bool) -> str:
         if kpi.score.sparkline:
             notes.append(_trend(kpi.score.sparkline))
         stale = f" (stale: {kpi.stale_reason})" if kpi.stale_reason else ""
+        if kpi.cached:
+            notes.append(_cache_note(kpi, now).removeprefix(" · "))
         k_icon, k_label, _ = STATUS_LOOK[kpi.score.status]
         facts = "".join(f" · {fact}" for fact in _facts(kpi, now, zone, brief=True))
         index = f"{_num(kpi.score.index)} ({'; '.join(notes)}) {k_icon} {k_label}"
@@ -195,6 +197,11 @@ def _comparison(report: KpiReport, now: datetime, zone: ZoneInfo) -> str:
     if score and score.week_change is not None:
         parts.append(f"{_change(score.week_change)} vs 7 days ago")
     return " · ".join(parts) or "nothing earlier to compare with"
+
+
+def _cache_note(report: KpiReport, now: datetime) -> str:
+    """The age of a KPI shown from its stored reading (``/score`` within ``cache_seconds``), else nothing."""
+    return f" · read {_age(now - report.as_of)} ago" if report.cached and report.as_of else ""
 
 
 def _trend(sparkline: str) -> str:
@@ -217,11 +224,17 @@ def _kpi_section(
     if not shared:
         warning += f" · {_direction(kpi.lower_is_better)}"
     if layout.columns:
-        left = _decorated("Index", index, compared, wrap=False)
+        left = _decorated(f"Index{_cache_note(report, now)}", index, compared, wrap=False)
         right = _decorated("Target", f"<b>{_num(kpi.target)}</b>", warning, wrap=False)
         widgets.append({"columns": {"columnItems": [_column(left), _column(right)]}})
     else:
-        widgets.append(_decorated("Index", f"{index} · target <b>{_num(kpi.target)}</b>", f"{compared} · {warning}"))
+        widgets.append(
+            _decorated(
+                f"Index{_cache_note(report, now)}",
+                f"{index} · target <b>{_num(kpi.target)}</b>",
+                f"{compared} · {warning}",
+            )
+        )
     image = layout.charts.get(kpi.id)
     if image:
         widgets.append({"image": {"imageUrl": image, "altText": "Trend chart: the index day by day"}})
@@ -483,7 +496,10 @@ def _local(moment: datetime, zone: ZoneInfo) -> str:
 
 
 def _age(delta: timedelta) -> str:
-    minutes = max(0, int(delta.total_seconds() // 60))
+    seconds = max(0, int(delta.total_seconds()))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes = seconds // 60
     if minutes < 60:
         return f"{minutes} min"
     hours, minutes = divmod(minutes, 60)

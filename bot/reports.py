@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import TypeVar
@@ -30,6 +28,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from bot.config import KpiConfig, TeamConfig
 from bot.errors import SourceError
+from bot.fetcher import Fetcher, Flight
 from bot.sources import Deadline, FetchResult, RemembersRows, Source, Wanted, with_categories_of
 from bot.store import Reading, Store
 from scoring import KpiRule, KpiScore, Status, score_kpi, worst_status
@@ -56,6 +55,10 @@ class KpiReport:
     """Whether ``score.change`` is against the team's previous post (else an earlier day's last reading)."""
     new_since: datetime | None = None
     """The team's previous post: ``fetch.created_since`` counts the items created after it."""
+    cached: bool = False
+    """Whether this is the KPI's last stored reading, young enough to show without reading again."""
+    shared: bool = False
+    """Whether ``fetch`` is a read another report started (which records it)."""
 
     @property
     def status(self) -> Status:
@@ -162,37 +165,63 @@ class Reporter:
         store: Store,
         clock: Callable[[], datetime],
         budget_seconds: float,
-        max_workers: int = 8,
+        *,
+        cache_seconds: Mapping[str, float] | None = None,
+        max_concurrent: Mapping[str, int] | None = None,
     ) -> None:
         self.sources = sources
         self.store = store
         self.clock = clock
         self.budget_seconds = budget_seconds
-        self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="fetch")
+        self.cache_seconds = {name: (cache_seconds or {}).get(name, 0.0) for name in sources}
+        limits = {name: (max_concurrent or {}).get(name, 8) for name in sources}
+        self.fetcher = Fetcher(sources, limits, budget_seconds)
         self._seeded: set[tuple[str, str]] = set()
+        self._last_fetch: dict[tuple[str, str], tuple[datetime, FetchResult]] = {}
+        """Per (team, KPI), the read behind the last reading this process stored (its items, for the cache)."""
 
     def report(
-        self, team: TeamConfig, zone: str, origin: str, *, record: bool = True, slot: datetime | None = None
+        self,
+        team: TeamConfig,
+        zone: str,
+        origin: str,
+        *,
+        record: bool = True,
+        slot: datetime | None = None,
+        cached: bool = False,
     ) -> TeamReport:
         """Read every KPI of ``team`` within the budget, concurrently, and compare with its history.
 
         ``origin`` says who asks (a store origin: post, retry, score, refresh,
         send); ``record`` False (preview, dry runs) writes nothing to the store;
         ``slot`` is the post the reading is for (its previous post is the one
-        before it).
+        before it). ``cached`` (``/score``) shows a KPI's last stored reading
+        instead of reading again when it is younger than its source's
+        ``cache_seconds``, whichever process took it.
         """
-        deadline = Deadline.after(self.budget_seconds)
         now = self.clock()
         latest: dict[str, Reading] = self._ask("latest readings", team, lambda: self.store.latest_readings(team.id), {})
         self._seed(team, latest)
         local = ZoneInfo(zone)
         history = self._history(team, local, now, slot or now, latest)
         since = history.post[0] if history.post else None  # what is new is what was created since
-        futures = [(kpi, self._pool.submit(self._fetch, kpi, deadline, since)) for kpi in team.kpis]
-        kpis = tuple(self._settle(team, kpi, future, deadline, now, history, local) for kpi, future in futures)
+        flights: dict[str, tuple[Flight, bool]] = {}
+        for kpi in team.kpis:
+            if not (cached and self._young(kpi, latest.get(kpi.id), now)):
+                flights[kpi.id] = self.fetcher.start((team.id, kpi.id), kpi.source, self._read(kpi, since))
+        kpis = tuple(
+            self._settle(team, kpi, flights[kpi.id], now, history, local)
+            if kpi.id in flights
+            else self._from_cache(team, kpi, latest[kpi.id], now, history, local)
+            for kpi in team.kpis
+        )
         if record:
             self._record(team, kpis, now, origin, slot)
         return TeamReport(team=team, kpis=kpis, generated_at=now, zone=zone)
+
+    def _young(self, kpi: KpiConfig, reading: Reading | None, now: datetime) -> bool:
+        """Whether ``reading`` is young enough to show for ``kpi`` without reading again."""
+        return reading is not None and now - reading.taken_at < timedelta(seconds=self.cache_seconds[kpi.source])
 
     def _ask(self, what: str, team: TeamConfig, query: Callable[[], _T], fallback: _T) -> _T:
         try:
@@ -224,25 +253,38 @@ class Reporter:
 
         return self._ask("history", team, ask, TeamHistory(latest=latest))
 
-    def _fetch(self, kpi: KpiConfig, deadline: Deadline, since: datetime | None) -> FetchResult:
-        result = self.sources[kpi.source].fetch(kpi.count, kpi.category, deadline, wanted_of(kpi, since))
-        return with_categories_of(result, kpi.weights)
+    def _read(self, kpi: KpiConfig, since: datetime | None) -> Callable[[Deadline], FetchResult]:
+        def read(deadline: Deadline) -> FetchResult:
+            result = self.sources[kpi.source].fetch(kpi.count, kpi.category, deadline, wanted_of(kpi, since))
+            return with_categories_of(result, kpi.weights)
+
+        return read
+
+    def _from_cache(
+        self, team: TeamConfig, kpi: KpiConfig, reading: Reading, now: datetime, history: TeamHistory, zone: ZoneInfo
+    ) -> KpiReport:
+        """The KPI's stored reading, with the items of the read behind it when this process made that read."""
+        today = now.astimezone(zone).date()
+        report = compare(team, kpi, reading.counts, reading.taken_at.astimezone(zone).date(), history, today)
+        taken_at, fetch = self._last_fetch.get((team.id, kpi.id), (None, None))
+        new_since = history.post[0] if history.post else None
+        if taken_at != reading.taken_at:
+            fetch = None
+        return replace(report, as_of=reading.taken_at, cached=True, fetch=fetch, new_since=new_since)
 
     def _settle(
         self,
         team: TeamConfig,
         kpi: KpiConfig,
-        future: Future[FetchResult],
-        deadline: Deadline,
+        flight: tuple[Flight, bool],
         now: datetime,
         history: TeamHistory,
         zone: ZoneInfo,
     ) -> KpiReport:
         today = now.astimezone(zone).date()
+        service = self.sources[kpi.source].service
         try:
-            result = future.result(timeout=deadline.remaining() + 0.5)
-        except FutureTimeout:
-            reason = f"{self.sources[kpi.source].service} did not answer within {self.budget_seconds:g} s"
+            result = self.fetcher.wait(flight[0], service)
         except SourceError as exc:
             reason = str(exc)
         except Exception as exc:  # a fault in a source must give a stale card, not a 500 or a 0
@@ -254,10 +296,11 @@ class Reporter:
                 type(exc).__name__,
                 exc_info=log.isEnabledFor(logging.DEBUG),
             )
-            reason = f"{self.sources[kpi.source].service} failed unexpectedly ({type(exc).__name__})"
+            reason = f"{service} failed unexpectedly ({type(exc).__name__})"
         else:
             report = compare(team, kpi, result.counts, today, history, today)
-            return replace(report, as_of=now, fetch=result, new_since=history.post[0] if history.post else None)
+            new_since = history.post[0] if history.post else None
+            return replace(report, as_of=now, fetch=result, new_since=new_since, shared=not flight[1])
         log.warning("team %s KPI %s could not be read: %s", team.id, kpi.id, reason)
         last = history.latest.get(kpi.id)
         if last is None:
@@ -282,9 +325,17 @@ class Reporter:
                 slot=slot,
             )
             for k in kpis
-            if k.fetch is not None and k.score is not None and k.stale_reason is None
+            if k.fetch is not None
+            and k.score is not None
+            and k.stale_reason is None
+            and not k.cached
+            and not (k.shared and slot is None)  # a post keeps its own reading; views leave it to the starter
         ]
         try:
             self.store.add_readings(readings)
         except SQLAlchemyError as exc:
             log.error("team %s: readings not stored (%s)", team.id, type(exc).__name__)
+            return
+        for k in kpis:
+            if k.fetch is not None and any(r.kpi_id == k.kpi.id for r in readings):
+                self._last_fetch[(team.id, k.kpi.id)] = (now, k.fetch)

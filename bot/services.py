@@ -41,12 +41,22 @@ class Services:
     delivery: Delivery
     """Posts outside the tick: a Refresh click's update of a live card."""
 
-    def report(self, team: TeamConfig, origin: str, *, record: bool = True, slot: datetime | None = None) -> TeamReport:
+    def report(
+        self,
+        team: TeamConfig,
+        origin: str,
+        *,
+        record: bool = True,
+        slot: datetime | None = None,
+        cached: bool = False,
+    ) -> TeamReport:
         """Read the team's KPIs now (the path shared by /score, Refresh, schedules, preview and send).
 
-        ``origin`` is who asks (``bot.store.POST``, ``SCORE``, ...); ``record`` False writes nothing.
+        ``origin`` is who asks (``bot.store.POST``, ``SCORE``, ...); ``record`` False writes nothing;
+        ``cached`` shows a stored reading younger than its source's ``cache_seconds`` instead (``/score``).
         """
-        return self.reporter.report(team, self.config.zone(team).key, origin, record=record, slot=slot)
+        zone = self.config.zone(team).key
+        return self.reporter.report(team, zone, origin, record=record, slot=slot, cached=cached)
 
 
 def open_store(url: str, where: str) -> Store:
@@ -104,6 +114,13 @@ def build_services(config: Config, clock: Callable[[], datetime] = utc_now, stor
         where = f"{config.path}: store"
     store = open_store(resolve_url(store_url or os.environ.get("SCOREBOT_STORE") or config.store, base), where)
     sources = {name: build_source(name, settings, base) for name, settings in config.sources.items()}
-    reporter = Reporter(sources, store, clock, config.fetch_budget_seconds)
+    reporter = Reporter(
+        sources,
+        store,
+        clock,
+        config.fetch_budget_seconds,
+        cache_seconds={name: settings.cache_seconds for name, settings in config.sources.items()},
+        max_concurrent={name: settings.max_concurrent for name, settings in config.sources.items()},
+    )
     delivery = Delivery(config.chat, store, clock, base_dir=base, pace_seconds=config.schedule.pace_seconds)
     return Services(config=config, store=store, sources=sources, reporter=reporter, clock=clock, delivery=delivery)

@@ -27,6 +27,8 @@ def handle(event: ChatEvent, services: Services) -> Reply:
     A slash command's first word is the team (or "help", or "all" for every
     team); in a mention such as "@Scorebot what's the score for security?" the
     first team id, "help" or "all" after "score" counts, and other words are ignored.
+    A KPI read less than its source's ``cache_seconds`` ago (by any worker) is
+    shown without reading again.
     """
     config = services.config
     if event.kind is Kind.MESSAGE:
@@ -49,6 +51,6 @@ def handle(event: ChatEvent, services: Services) -> Reply:
         if team is None:
             note = "This Space is not linked to a team: name one, e.g. /score TEAM."
             return Reply(help_message(config, note), private=True)
-    report = services.report(team, SCORE)
+    report = services.report(team, SCORE, cached=True)
     images = card_images(config, team, report.generated_at)
     return Reply(team_message(report, refresh_function=config.chat.button_function, images=images))

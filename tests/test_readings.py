@@ -281,8 +281,9 @@ def test_a_day_of_score_every_minute_and_two_posts(tmp_path, fake):
     assert "14 days " + "·" * 12 + "▁█" in card, "one point a day: 11 yesterday, 30 at today's end"
     assert "vs 7 days ago" not in card, "there is no week of history yet"
     assert "(target 20; ▲ +9 vs last post today 16:00; 14 days" in card, "the text says the same"
+    assert "read 30 s ago" in card, "the last /score shows the 23:59 reading (younger than cache_seconds)"
     readings = services.store.recent_readings("alpha", limit=5000)
-    assert len(readings) == 24 * 60 + 4
+    assert len(readings) == 24 * 60 + 3, "the cached /score at 23:59:30 read nothing"
     assert sorted(r.origin for r in readings if r.origin != "score") == ["post", "post"]
     posted = [entry.message["text"] for entry in reversed(services.store.outbox("alpha"))]
     assert "▲ +5 vs Mon 12:00" in posted[0], "the first post: no earlier post, so the previous day"

@@ -32,7 +32,7 @@ from functools import cached_property
 from typing import Any, ClassVar, Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 NO_CATEGORY = "(none)"
 """The category under which items with an empty category field are counted."""
@@ -96,9 +96,16 @@ class StrictModel(BaseModel):
 
 
 class SourceSettings(StrictModel):
-    """The base of every source type's ``Settings``: ``type`` names the type."""
+    """The base of every source type's ``Settings``: ``type`` names the type.
+
+    ``cache_seconds``: how old a KPI's last stored reading may be for ``/score``
+    to show it instead of reading again (0: always read). ``max_concurrent``:
+    how many reads of this source run at once in one process.
+    """
 
     type: str
+    cache_seconds: float = Field(default=60, ge=0, le=86400)
+    max_concurrent: int = Field(default=8, ge=1, le=64)
 
 
 @dataclass(frozen=True)

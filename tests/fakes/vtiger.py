@@ -11,7 +11,9 @@ text ``YYYY-MM-DD HH:MM:SS`` it is, which sorts and compares by time),
 ``labelFields`` in ``describe``, HTTP 500 with an empty body for an
 unknown operation, slow answers (``delay``), and on the REST side Basic auth,
 HTTP 429 (``throttle``, ``retry_after``) and ``X-FloodControl-*`` headers
-(``flood``). Every request is recorded in ``seen``; ``inject`` queues canned
+(``flood``); ``hold_queries`` keeps every query waiting until ``release``
+(``held`` is set when the first one arrives, ``holding`` counts those
+waiting). Every request is recorded in ``seen``; ``inject`` queues canned
 answers for an operation. With ``echo_secrets`` set, every query is refused
 with QUERY_SYNTAX_ERROR and a message repeating the session name, as a
 careless server's error text might.
@@ -130,6 +132,8 @@ class FakeVtiger:
         self._lock = threading.Lock()
         self.connections_closed = threading.Semaphore(0)
         """Released each time a client closes a kept-alive connection (with ``keep_alive``: HTTP/1.1)."""
+        self.held = threading.Event()
+        self._gate: threading.Event | None = None
         self._server = LoopbackServer(_KeepAliveHandler if keep_alive else _Handler, self)
 
     @property
@@ -139,6 +143,7 @@ class FakeVtiger:
 
     def close(self) -> None:
         """Stop serving and release the port."""
+        self.release()
         self._server.close()
 
     def add(self, module: str, count: int, **values: str | None) -> None:
@@ -152,6 +157,16 @@ class FakeVtiger:
                 record.update(values)
                 self.records[module].append(record)
                 self._next_id += 1
+
+    def hold_queries(self) -> None:
+        """Keep every query waiting (at most 10 s) until `release`: a source that hangs."""
+        self.held.clear()
+        self._gate = threading.Event()
+
+    def release(self) -> None:
+        """Let held queries, and every later one, be answered."""
+        if self._gate is not None:
+            self._gate.set()
 
     def expire_sessions(self) -> None:
         """Make every session invalid, as Vtiger does after 30 idle minutes."""
@@ -185,6 +200,10 @@ class FakeVtiger:
         """Status, headers and body for one request."""
         if self.delay:
             self._server.stopping.wait(self.delay)
+        gate = self._gate
+        if gate is not None and (params.get("operation") == "query" or path == REST_PREFIX + "query"):
+            self.held.set()
+            gate.wait(10)
         if path == "/webservice.php":
             return self._webservice(method, params)
         if path.startswith(REST_PREFIX):
