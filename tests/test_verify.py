@@ -4,6 +4,7 @@ import base64
 import json
 import re
 import time
+from types import SimpleNamespace
 
 import pytest
 
@@ -315,3 +316,25 @@ def test_a_failed_fetch_is_remembered_for_a_few_seconds(token_factory):
     clock.now += FAILED_FETCH_PAUSE_SECONDS + 0.5
     assert verify_chat_token(header, settings, certs)["aud"] == PROJECT
     assert token_factory.fetches == 2
+
+
+def test_signing_keys_are_parsed_once_per_fetched_set_not_per_request(token_factory):
+    settings = token_factory.settings("project_number", PROJECT)
+    certs = token_factory.cert_cache()
+    parsed = certs.verifier(token_factory.kid)
+    assert parsed is not None
+    for _ in range(3):
+        claims = verify_chat_token(bearer(token_factory.project_number_token(PROJECT)), settings, certs)
+        assert claims["aud"] == PROJECT
+    assert certs.verifier(token_factory.kid) is parsed, "the same parsed key serves every request"
+    assert token_factory.fetches == 1
+
+
+def test_a_certificate_that_cannot_be_read_rejects_its_tokens(token_factory):
+    token_factory.served["broken"] = SimpleNamespace(cert_pem="-----BEGIN CERTIFICATE-----\nnot one\n")
+    settings = token_factory.settings("project_number", PROJECT)
+    now = int(time.time())
+    claims = {"iss": CHAT_ISSUER, "aud": PROJECT, "iat": now, "exp": now + 3600}
+    token = token_factory.sign_claims(claims, kid="broken", key=signing_key(0))
+    with pytest.raises(VerificationError, match="signing certificate for key id 'broken' cannot be read"):
+        verify_chat_token(bearer(token), settings, token_factory.cert_cache())
