@@ -302,27 +302,32 @@ class Store:
     # Readings ----------------------------------------------------------------
 
     def add_readings(self, new: list[Reading]) -> None:
-        """Record fetches (one transaction), and point each KPI's latest at the newest of them."""
+        """Record fetches, and point each KPI's latest at the newest of them: two statements, one transaction."""
         if not new:
             return
+        rows = [
+            {
+                "team_id": reading.team_id,
+                "kpi_id": reading.kpi_id,
+                "taken_at": to_utc(reading.taken_at),
+                "origin": reading.origin,
+                "counts": json.dumps(reading.counts, sort_keys=True),
+                "index_value": reading.index,
+                "rows": reading.rows,
+                "plan": reading.plan,
+                "slot_utc": to_utc(reading.slot) if reading.slot else None,
+            }
+            for reading in new
+        ]
+        columns = (readings.c.id, readings.c.team_id, readings.c.kpi_id, readings.c.taken_at)
         with self.engine.begin() as conn:
-            for reading in new:
-                taken_at = to_utc(reading.taken_at)
-                result = conn.execute(
-                    readings.insert().values(
-                        team_id=reading.team_id,
-                        kpi_id=reading.kpi_id,
-                        taken_at=taken_at,
-                        origin=reading.origin,
-                        counts=json.dumps(reading.counts, sort_keys=True),
-                        index_value=reading.index,
-                        rows=reading.rows,
-                        plan=reading.plan,
-                        slot_utc=to_utc(reading.slot) if reading.slot else None,
-                    )
-                )
-                reading_id = int(result.inserted_primary_key[0])  # type: ignore[index]
-                _point_latest(conn, reading.team_id, reading.kpi_id, reading_id, taken_at)
+            added = conn.execute(readings.insert().values(rows).returning(*columns)).all()
+            newest: dict[tuple[str, str], Any] = {}
+            for row in added:
+                known = newest.get((row.team_id, row.kpi_id))
+                if known is None or (_utc(row.taken_at), row.id) > (_utc(known.taken_at), known.id):
+                    newest[(row.team_id, row.kpi_id)] = row
+            _point_latest(conn, [{**row._mapping, "reading_id": row.id} for row in newest.values()])
 
     def latest_readings(self, team_id: str) -> dict[str, Reading]:
         """Each KPI's newest reading (one query, however long the history)."""
@@ -711,10 +716,12 @@ def _reading(row: Any) -> Reading:
     )
 
 
-def _point_latest(conn: Connection, team_id: str, kpi_id: str, reading_id: int, taken_at: datetime) -> None:
-    """Make ``reading_id`` the KPI's latest reading unless a newer one is there already."""
+def _point_latest(conn: Connection, pointers: list[dict[str, Any]]) -> None:
+    """Make each pointer's reading its KPI's latest, unless a newer one is there already (one statement)."""
     insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    statement = insert(kpi_latest).values(team_id=team_id, kpi_id=kpi_id, reading_id=reading_id, taken_at=taken_at)
+    statement = insert(kpi_latest).values(
+        [{key: pointer[key] for key in ("team_id", "kpi_id", "reading_id", "taken_at")} for pointer in pointers]
+    )
     conn.execute(
         statement.on_conflict_do_update(
             index_elements=[kpi_latest.c.team_id, kpi_latest.c.kpi_id],
