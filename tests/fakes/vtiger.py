@@ -133,6 +133,7 @@ class FakeVtiger:
         self.connections_closed = threading.Semaphore(0)
         """Released each time a client closes a kept-alive connection (with ``keep_alive``: HTTP/1.1)."""
         self.held = threading.Event()
+        self.holding = 0
         self._gate: threading.Event | None = None
         self._server = LoopbackServer(_KeepAliveHandler if keep_alive else _Handler, self)
 
@@ -202,8 +203,12 @@ class FakeVtiger:
             self._server.stopping.wait(self.delay)
         gate = self._gate
         if gate is not None and (params.get("operation") == "query" or path == REST_PREFIX + "query"):
+            with self._lock:
+                self.holding += 1
             self.held.set()
             gate.wait(10)
+            with self._lock:
+                self.holding -= 1
         if path == "/webservice.php":
             return self._webservice(method, params)
         if path.startswith(REST_PREFIX):
