@@ -18,7 +18,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 
 from bot.errors import SourceUnavailable
-from bot.sources import Deadline, FetchResult, Source
+from bot.sources import Deadline, FetchResult
 
 GRACE_SECONDS = 0.5
 """How much longer than the budget a caller waits for a started read (the source stops at the budget)."""
@@ -45,11 +45,12 @@ class Flight:
 class Fetcher:
     """Reads KPIs through their sources, each source at most ``max_concurrent`` at a time."""
 
-    def __init__(self, sources: Mapping[str, Source], limits: Mapping[str, int], budget_seconds: float) -> None:
-        self.sources = sources
+    def __init__(self, limits: Mapping[str, int], budget_seconds: float) -> None:
+        """``limits``: each source's name and how many of its reads run at once."""
         self.budget_seconds = budget_seconds
         self._pools = {
-            name: ThreadPoolExecutor(max_workers=limits[name], thread_name_prefix=f"fetch-{name}") for name in sources
+            name: ThreadPoolExecutor(max_workers=limit, thread_name_prefix=f"fetch-{name}")
+            for name, limit in limits.items()
         }
         self._lock = threading.Lock()
         self._flights: dict[Hashable, Flight] = {}

@@ -172,10 +172,9 @@ class Reporter:
         self.sources = sources
         self.store = store
         self.clock = clock
-        self.budget_seconds = budget_seconds
         self.cache_seconds = {name: (cache_seconds or {}).get(name, 0.0) for name in sources}
         limits = {name: (max_concurrent or {}).get(name, 8) for name in sources}
-        self.fetcher = Fetcher(sources, limits, budget_seconds)
+        self.fetcher = Fetcher(limits, budget_seconds)
         self._seeded: set[tuple[str, str]] = set()
         self._last_fetch: dict[tuple[str, str], tuple[datetime, FetchResult]] = {}
         """Per (team, KPI), the read behind the last reading this process stored (its items, for the cache)."""
@@ -200,10 +199,13 @@ class Reporter:
         ``cache_seconds``, whichever process took it.
         """
         now = self.clock()
-        latest: dict[str, Reading] = self._ask("latest readings", team, lambda: self.store.latest_readings(team.id), {})
-        self._seed(team, latest)
         local = ZoneInfo(zone)
-        history = self._history(team, local, now, slot or now, latest)
+        with self.store.one_connection():
+            latest: dict[str, Reading] = self._ask(
+                "latest readings", team, lambda: self.store.latest_readings(team.id), {}
+            )
+            history = self._history(team, local, now, slot or now, latest)
+        self._seed(team, latest)
         since = history.post[0] if history.post else None  # what is new is what was created since
         flights: dict[str, tuple[Flight, bool]] = {}
         for kpi in team.kpis:
@@ -218,6 +220,15 @@ class Reporter:
         if record:
             self._record(team, kpis, now, origin, slot)
         return TeamReport(team=team, kpis=kpis, generated_at=now, zone=zone)
+
+    @property
+    def budget_seconds(self) -> float:
+        """How long a read may take, from when it starts (``fetch_budget_seconds``)."""
+        return self.fetcher.budget_seconds
+
+    @budget_seconds.setter
+    def budget_seconds(self, seconds: float) -> None:
+        self.fetcher.budget_seconds = seconds
 
     def _young(self, kpi: KpiConfig, reading: Reading | None, now: datetime) -> bool:
         """Whether ``reading`` is young enough to show for ``kpi`` without reading again."""

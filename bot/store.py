@@ -39,6 +39,9 @@ from __future__ import annotations
 import functools
 import itertools
 import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -282,6 +285,7 @@ class Store:
 
     def __init__(self, url: str) -> None:
         self.engine = make_engine(url)
+        self._local = threading.local()
         with self.engine.connect() as conn:
             # One process at a time creates the tables (several may start at once).
             if conn.dialect.name == "sqlite":
@@ -298,6 +302,36 @@ class Store:
                     _migrate(conn)
                 conn.execute(schema_info.update().values(version=SCHEMA_VERSION))
             conn.commit()
+
+    @contextmanager
+    def one_connection(self) -> Iterator[None]:
+        """Run this thread's reads inside on one connection, checked out at the first of them (a card's
+        queries check out one connection, not five)."""
+        if getattr(self._local, "sharing", False):
+            yield
+            return
+        self._local.sharing, self._local.conn = True, None
+        try:
+            yield
+        finally:
+            conn, self._local.sharing, self._local.conn = self._local.conn, False, None
+            if conn is not None:
+                conn.close()
+
+    @contextmanager
+    def _connect(self) -> Iterator[Connection]:
+        """A connection for reads: this thread's `one_connection`, else a new one."""
+        if not getattr(self._local, "sharing", False):
+            with self.engine.connect() as conn:
+                yield conn
+            return
+        if self._local.conn is None:
+            self._local.conn = self.engine.connect()
+        try:
+            yield self._local.conn
+        except sa.exc.SQLAlchemyError:
+            self._local.conn.rollback()  # the next read starts a clean transaction
+            raise
 
     # Readings ----------------------------------------------------------------
 
@@ -331,13 +365,8 @@ class Store:
 
     def latest_readings(self, team_id: str) -> dict[str, Reading]:
         """Each KPI's newest reading (one query, however long the history)."""
-        query = (
-            sa.select(readings)
-            .join(kpi_latest, kpi_latest.c.reading_id == readings.c.id)
-            .where(kpi_latest.c.team_id == team_id)
-        )
-        with self.engine.connect() as conn:
-            return {r.kpi_id: _reading(r) for r in conn.execute(query)}
+        with self._connect() as conn:
+            return {r.kpi_id: _reading(r) for r in conn.execute(_LATEST, {"team_id": team_id})}
 
     def recent_readings(self, team_id: str, limit: int = 20) -> list[Reading]:
         """The team's latest ``limit`` readings (every KPI), newest first."""
@@ -389,7 +418,7 @@ class Store:
         params: dict[str, Any] = {"team_id": team_id}
         for n, (_, start, end) in enumerate(spans):
             params |= {f"start_{n}": to_utc(start), f"end_{n}": to_utc(end)}
-        with self.engine.connect() as conn:
+        with self._connect() as conn:
             rows = conn.execute(_spans_query(len(spans), newest), params).all()
         return [(spans[r.span][0], _reading(r)) for r in rows]
 
@@ -399,25 +428,11 @@ class Store:
 
         A KPI that could not be read for that post (it showed its last known value) is left out.
         """
-        latest = (
-            sa.select(deliveries.c.slot_utc)
-            .where(
-                deliveries.c.team_id == team_id,
-                deliveries.c.slot_utc < to_utc(before),
-                deliveries.c.outcome.in_(POSTED_OUTCOMES),
-            )
-            .order_by(deliveries.c.slot_utc.desc())
-            .limit(1)
-        )
-        with self.engine.connect() as conn:
-            slot = conn.execute(latest).scalar()
+        with self._connect() as conn:
+            slot = conn.execute(_LAST_POST, {"team_id": team_id, "before": to_utc(before)}).scalar()
             if slot is None:
                 return None
-            rows = conn.execute(
-                sa.select(readings)
-                .where(readings.c.team_id == team_id, readings.c.slot_utc == slot)
-                .order_by(readings.c.taken_at, readings.c.id)
-            ).all()
+            rows = conn.execute(_POST_READINGS, {"team_id": team_id, "slot": slot}).all()
         return _utc(slot), {r.kpi_id: _reading(r) for r in rows}
 
     def prune(self, now: datetime, keep_days: int, batch: int) -> dict[str, int]:
@@ -671,6 +686,34 @@ class Store:
         with self.engine.connect() as conn:
             rows = conn.execute(query.order_by(outbox.c.id.desc()).limit(limit)).all()
         return [OutboxEntry(r.team_id, _utc(r.slot_utc), _utc(r.created_at), json.loads(r.message)) for r in rows]
+
+
+_LATEST = (
+    sa.select(readings)
+    .join(kpi_latest, kpi_latest.c.reading_id == readings.c.id)
+    .where(kpi_latest.c.team_id == sa.bindparam("team_id", type_=sa.String()))
+)
+"""Each KPI's newest reading of a team (built once: only its parameters change)."""
+_LAST_POST = (
+    sa.select(deliveries.c.slot_utc)
+    .where(
+        deliveries.c.team_id == sa.bindparam("team_id", type_=sa.String()),
+        deliveries.c.slot_utc < sa.bindparam("before", type_=deliveries.c.slot_utc.type),
+        deliveries.c.outcome.in_(POSTED_OUTCOMES),
+    )
+    .order_by(deliveries.c.slot_utc.desc())
+    .limit(1)
+)
+"""A team's latest posted slot before a time."""
+_POST_READINGS = (
+    sa.select(readings)
+    .where(
+        readings.c.team_id == sa.bindparam("team_id", type_=sa.String()),
+        readings.c.slot_utc == sa.bindparam("slot", type_=readings.c.slot_utc.type),
+    )
+    .order_by(readings.c.taken_at, readings.c.id)
+)
+"""The readings taken for one slot of a team."""
 
 
 @functools.lru_cache(maxsize=16)

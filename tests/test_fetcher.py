@@ -117,7 +117,7 @@ def result() -> FetchResult:
 
 def test_a_reads_budget_starts_when_it_starts_not_while_it_waits():
     budget = 2.0
-    fetcher = Fetcher({"slow": object()}, {"slow": 1}, budget)
+    fetcher = Fetcher({"slow": 1}, budget)
     first_may_end = threading.Event()
     deadlines = []
 
@@ -142,7 +142,7 @@ def test_a_reads_budget_starts_when_it_starts_not_while_it_waits():
 
 
 def test_a_read_that_cannot_start_within_a_budget_is_called_off():
-    fetcher = Fetcher({"slow": object()}, {"slow": 1}, 0.3)
+    fetcher = Fetcher({"slow": 1}, 0.3)
     hang = threading.Event()
     ran = []
     running, _ = fetcher.start("a", "slow", lambda _deadline: hang.wait(10) and result())
@@ -157,7 +157,7 @@ def test_a_read_that_cannot_start_within_a_budget_is_called_off():
 
 
 def test_callers_of_one_kpi_share_one_read_and_the_next_caller_starts_a_new_one():
-    fetcher = Fetcher({"src": object()}, {"src": 4}, 2.0)
+    fetcher = Fetcher({"src": 4}, 2.0)
     gate = threading.Event()
     reads = []
 
