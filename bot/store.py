@@ -40,7 +40,7 @@ import functools
 import itertools
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -464,22 +464,37 @@ class Store:
 
     # Scheduled posts -------------------------------------------------------
 
+    def open_team(
+        self,
+        team_id: str,
+        now: datetime,
+        missed: Callable[[TeamMark], list[datetime]],
+        missed_detail: str,
+        expire_before: datetime,
+        expire_detail: str,
+    ) -> tuple[list[datetime], int]:
+        """A tick's bookkeeping for one team, in one transaction: the team's mark (created at ``now`` the
+        first time), the slots ``missed(mark)`` names recorded missed, unfinished unleased slots at or
+        before ``expire_before`` closed as missed, and the mark advanced to ``now``.
+
+        Returns the slots newly recorded missed and how many unfinished slots were closed.
+        """
+        with self.engine.begin() as conn:
+            mark = _team_mark(conn, team_id, to_utc(now))
+            added = _record_missed(conn, team_id, missed(mark), now, missed_detail)
+            expired = _expire(conn, team_id, expire_before, now, expire_detail)
+            _advance_mark(conn, team_id, now)
+        return added, expired
+
     def team_mark(self, team_id: str, now: datetime) -> TeamMark:
         """The team's mark, created at ``now`` the first time the scheduler sees the team."""
-        now = to_utc(now)
         with self.engine.begin() as conn:
-            _insert_ignore(conn, team_marks, {"team_id": team_id, "first_seen": now, "scanned_until": now})
-            row = conn.execute(sa.select(team_marks).where(team_marks.c.team_id == team_id)).one()
-        return TeamMark(_utc(row.first_seen), _utc(row.scanned_until))
+            return _team_mark(conn, team_id, to_utc(now))
 
     def advance_mark(self, team_id: str, until: datetime) -> None:
         """Record that slots up to ``until`` have been looked at (never moves back)."""
         with self.engine.begin() as conn:
-            conn.execute(
-                team_marks.update()
-                .where(team_marks.c.team_id == team_id, team_marks.c.scanned_until < to_utc(until))
-                .values(scanned_until=to_utc(until))
-            )
+            _advance_mark(conn, team_id, until)
 
     def find_mark(self, team_id: str) -> TeamMark | None:
         """The team's mark, if the scheduler has seen the team (reads only)."""
@@ -489,13 +504,8 @@ class Store:
 
     def record_missed(self, team_id: str, slots: list[datetime], now: datetime, detail: str) -> list[datetime]:
         """Record slots nobody worked on as missed; return those not recorded before."""
-        added = []
         with self.engine.begin() as conn:
-            for slot in map(to_utc, slots):
-                row = {"team_id": team_id, "slot_utc": slot, "state": MISSED, "attempts": 0, "updated_at": to_utc(now)}
-                if _insert_ignore(conn, slot_runs, row | {"detail": detail}):
-                    added.append(slot)
-        return added
+            return _record_missed(conn, team_id, slots, now, detail)
 
     def claim(self, team_id: str, slot: datetime, owner: str, now: datetime, lease_until: datetime) -> bool:
         """Claim a slot for ``owner`` until ``lease_until``; True for exactly one of concurrent claimers.
@@ -582,19 +592,8 @@ class Store:
 
     def expire(self, team_id: str, before: datetime, now: datetime, detail: str) -> int:
         """Close unfinished, unleased slots at or before ``before`` as missed; return how many."""
-        before, now = to_utc(before), to_utc(now)
         with self.engine.begin() as conn:
-            result = conn.execute(
-                slot_runs.update()
-                .where(
-                    slot_runs.c.team_id == team_id,
-                    slot_runs.c.slot_utc <= before,
-                    slot_runs.c.state.in_(UNFINISHED),
-                    sa.or_(slot_runs.c.claimed_until.is_(None), slot_runs.c.claimed_until < now),
-                )
-                .values(state=MISSED, claimed_until=None, updated_at=now, detail=detail)
-            )
-            return result.rowcount
+            return _expire(conn, team_id, before, now, detail)
 
     def slot_runs(
         self, team_id: str, *, since: datetime | None = None, until: datetime | None = None, limit: int = 100
@@ -846,6 +845,44 @@ def _migrate(conn: Connection) -> None:
         .group_by(readings.c.team_id, readings.c.kpi_id, newest.c.taken_at)
     )
     conn.execute(kpi_latest.insert().from_select(["team_id", "kpi_id", "reading_id", "taken_at"], pointers))
+
+
+def _team_mark(conn: Connection, team_id: str, now: datetime) -> TeamMark:
+    _insert_ignore(conn, team_marks, {"team_id": team_id, "first_seen": now, "scanned_until": now})
+    row = conn.execute(sa.select(team_marks).where(team_marks.c.team_id == team_id)).one()
+    return TeamMark(_utc(row.first_seen), _utc(row.scanned_until))
+
+
+def _advance_mark(conn: Connection, team_id: str, until: datetime) -> None:
+    conn.execute(
+        team_marks.update()
+        .where(team_marks.c.team_id == team_id, team_marks.c.scanned_until < to_utc(until))
+        .values(scanned_until=to_utc(until))
+    )
+
+
+def _record_missed(conn: Connection, team_id: str, slots: list[datetime], now: datetime, detail: str) -> list[datetime]:
+    added = []
+    for slot in map(to_utc, slots):
+        row = {"team_id": team_id, "slot_utc": slot, "state": MISSED, "attempts": 0, "updated_at": to_utc(now)}
+        if _insert_ignore(conn, slot_runs, row | {"detail": detail}):
+            added.append(slot)
+    return added
+
+
+def _expire(conn: Connection, team_id: str, before: datetime, now: datetime, detail: str) -> int:
+    before, now = to_utc(before), to_utc(now)
+    result = conn.execute(
+        slot_runs.update()
+        .where(
+            slot_runs.c.team_id == team_id,
+            slot_runs.c.slot_utc <= before,
+            slot_runs.c.state.in_(UNFINISHED),
+            sa.or_(slot_runs.c.claimed_until.is_(None), slot_runs.c.claimed_until < now),
+        )
+        .values(state=MISSED, claimed_until=None, updated_at=now, detail=detail)
+    )
+    return result.rowcount
 
 
 def _takeable(team_id: str, slot: datetime, now: datetime) -> sa.ColumnElement[bool]:

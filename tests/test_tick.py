@@ -12,6 +12,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import sqlalchemy as sa
 from flask import Flask
 
 from bot.config import load_config
@@ -244,7 +245,10 @@ def test_the_deadline_decides_whether_a_slot_starts_and_a_started_post_gets_its_
 
     result = tick(scheduler, clock, at("09:01:05"))
 
-    assert states(result) == [("slow", "09:01", "delivered")]  # not timed out, not given back
+    # not timed out, not given back; beta, reached after the deadline, is named as not reached
+    assert states(result) == [("beta", "09:01", "not reached"), ("slow", "09:01", "delivered")]
+    assert result.not_reached == ["beta"]
+    assert result.summary() == "1 delivered, 1 not reached; deadline reached before: beta"
     assert scheduler.services.store.slot_runs("beta") == []  # started after the deadline: never claimed
     assert states(tick(scheduler, clock, at("09:01:35"))) == [("beta", "09:01", "delivered")]
     assert (len(fake.messages("spaces/SLOW")), len(fake.messages("spaces/BETA"))) == (1, 1)
@@ -256,6 +260,7 @@ def test_slots_the_deadline_left_unstarted_are_recorded_missed_once_their_grace_
     tick(scheduler, clock, T0)
     fake.slow("spaces/SLOW", 1.5)
     assert states(tick(scheduler, clock, at("09:03:05"))) == [
+        ("beta", "09:03", "not reached"),
         ("slow", "09:01", "superseded"),
         ("slow", "09:02", "superseded"),
         ("slow", "09:03", "delivered"),
@@ -621,14 +626,14 @@ def test_an_unexpected_error_in_a_teams_work_is_an_error_outcome_and_the_other_t
     teams = {name: [{"type": "webhook", "url": fake.webhook_url(name.upper())}] for name in ("alpha", "beta")}
     scheduler, _ = setup(tmp_path, fake, teams)
     store = scheduler.services.store
-    team_mark = store.team_mark
+    open_team = store.open_team  # a team's first store work in a tick
 
-    def broken(team_id, now):
+    def broken(team_id, *args):
         if team_id == "alpha":
             raise RuntimeError(SECRET)
-        return team_mark(team_id, now)
+        return open_team(team_id, *args)
 
-    monkeypatch.setattr(store, "team_mark", broken)
+    monkeypatch.setattr(store, "open_team", broken)
     assert run_cli(scheduler.services, "tick", "--now", "2026-11-09T09:00:30Z") == 1
     assert run_cli(scheduler.services, "tick", "--now", "2026-11-09T09:01:05Z") == 1
 
@@ -723,3 +728,34 @@ def test_a_slot_waits_for_the_longest_retry_after_of_its_targets(tmp_path, fake)
     assert states(result) == [("alpha", "09:01", "pending")]
     [detail] = details(result).values()
     assert re.search(r"not retried before 2026-11-09T09:03:05(\.\d+)?\+00:00 \(Retry-After\)$", detail), detail
+
+
+def test_cli_tick_names_the_teams_the_deadline_came_before_and_exits_3(tmp_path, fake, capsys):
+    teams = {name: [{"type": "webhook", "url": fake.webhook_url(name.upper())}] for name in ("slow", "beta")}
+    scheduler, clock = setup(tmp_path, fake, teams, deadline_seconds=1, concurrency=1)
+    assert run_cli(scheduler.services, "tick", "--now", "2026-11-09T09:00:30Z") == 0
+    fake.slow("spaces/SLOW", 1.5)  # slow's post outlasts the 1 s deadline: beta is not reached
+    clock.now = at("09:01:05")
+
+    assert run_cli(scheduler.services, "tick", "--now", "2026-11-09T09:01:05Z") == 3
+
+    out = capsys.readouterr().out
+    assert "beta 2026-11-09T09:01:05+00:00 not reached: the tick's deadline came before this team" in out
+    assert "tick at 2026-11-09T09:01:05+00:00: 1 delivered, 1 not reached; deadline reached before: beta" in out
+    clock.now = at("09:01:35")
+    assert run_cli(scheduler.services, "tick", "--now", "2026-11-09T09:01:35Z") == 0
+    assert len(fake.messages("spaces/BETA")) == 1, "the next tick posts it"
+
+
+def test_a_teams_slot_costs_a_few_store_transactions(tmp_path, fake):
+    """Counted with a SQLAlchemy ``begin`` listener: one per transaction or read connection, whatever its size."""
+    scheduler, clock = setup(tmp_path, fake, {"alpha": [{"type": "webhook", "url": fake.webhook_url("A")}]})
+    tick(scheduler, clock, T0)
+    begins = []
+    sa.event.listen(scheduler.services.store.engine, "begin", lambda conn: begins.append(1))
+
+    assert states(tick(scheduler, clock, at("09:01:05"))) == [("alpha", "09:01", "delivered")]
+
+    # 1 the team's bookkeeping, 1 its slots, 1 the claim, 1 the card's reads, 1 its readings, 1 settled targets,
+    # 1 lease renewal before the request, 1 the delivery record, 1 the finish, 1 retention
+    assert len(begins) <= 10, f"{len(begins)} transactions"

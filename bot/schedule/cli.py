@@ -85,7 +85,8 @@ def parse_instant(text: str) -> datetime:
 
 
 def cmd_tick(args: argparse.Namespace, services: Services) -> int:
-    """Run one tick (or, with --dry-run, print what it would do); exit 1 if a slot failed, 2 if refused."""
+    """Run one tick (or, with --dry-run, print what it would do); exit 1 if a slot failed, 2 if refused,
+    3 if the tick's deadline came before some teams (named in the summary)."""
     clock = services.clock()
     grace = timedelta(minutes=services.config.schedule.grace_minutes)
     if args.now and abs(args.now - clock) > grace and not (args.dry_run or args.force):
@@ -104,7 +105,9 @@ def cmd_tick(args: argparse.Namespace, services: Services) -> int:
         detail = f": {outcome.detail}" if outcome.detail else ""
         print(f"{outcome.team_id} {outcome.slot.isoformat()} {outcome.state}{detail}")
     print(f"tick at {result.now.isoformat()}: {result.summary()}")
-    return 1 if result.count(FAILED) or result.count(ERROR) else 0
+    if result.count(FAILED) or result.count(ERROR):
+        return 1
+    return 3 if result.not_reached else 0
 
 
 def print_plans(plans: list[TeamPlan]) -> None:

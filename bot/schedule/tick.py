@@ -86,11 +86,14 @@ MISSED_LOOKBACK = timedelta(days=1)
 """How far back a tick records missed slots after a long pause."""
 LOST = "lost"
 ERROR = "error"
+NOT_REACHED = "not reached"
+"""A team the tick's deadline came before: its due slot (if any) is left for the next tick."""
 
 
 @dataclass(frozen=True)
 class SlotOutcome:
-    """What a tick did with one slot: delivered, failed, skipped, pending, missed, superseded, lost or error."""
+    """What a tick did with one slot: delivered, failed, skipped, pending, missed, superseded, lost, error or
+    not reached (the tick's deadline came first)."""
 
     team_id: str
     slot: datetime
@@ -120,10 +123,18 @@ class TickResult:
         """How many slots ended in ``state``."""
         return sum(1 for o in self.outcomes if o.state == state)
 
+    @property
+    def not_reached(self) -> list[str]:
+        """The teams the tick's deadline came before, in configuration order."""
+        return [o.team_id for o in self.outcomes if o.state == NOT_REACHED]
+
     def summary(self) -> str:
-        """One line: counts per state, e.g. "2 delivered, 1 pending"."""
+        """One line: counts per state, and the teams not reached, e.g. "2 delivered, 1 not reached (ops)"."""
         counts = Counter(o.state for o in self.outcomes)
-        return ", ".join(f"{n} {state}" for state, n in sorted(counts.items())) or "nothing due"
+        line = ", ".join(f"{n} {state}" for state, n in sorted(counts.items())) or "nothing due"
+        if self.not_reached:
+            line += f"; deadline reached before: {', '.join(self.not_reached)}"
+        return line
 
 
 @dataclass(frozen=True)
@@ -181,6 +192,9 @@ class Scheduler:
         return pruned
 
     def _team(self, team: TeamConfig, clock: _Clock) -> list[SlotOutcome]:
+        if clock.deadline.expired():
+            log.warning("team %s: tick deadline reached before this team; left for the next tick", team.id)
+            return [SlotOutcome(team.id, clock.start, NOT_REACHED, "the tick's deadline came before this team")]
         try:
             return self._run_team(team, clock)
         except (ScorebotError, SQLAlchemyError) as exc:
@@ -193,16 +207,19 @@ class Scheduler:
     def _run_team(self, team: TeamConfig, clock: _Clock) -> list[SlotOutcome]:
         store, now = self.services.store, clock.start
         grace = self._grace()
-        mark = store.team_mark(team.id, now)
         # Slots the last tick saw as due but did not start are missed now; a first tick misses nothing.
         missed_detail = "not started within the grace period"
-        outcomes = [
-            SlotOutcome(team.id, slot, MISSED, missed_detail)
-            for slot in store.record_missed(team.id, self._missed(team, mark, now), now, missed_detail)
-        ]
-        if expired := store.expire(team.id, now - 2 * grace, now, "not completed within the grace period"):
+        missed, expired = store.open_team(
+            team.id,
+            now,
+            lambda mark: self._missed(team, mark, now),
+            missed_detail,
+            now - 2 * grace,
+            "not completed within the grace period",
+        )
+        outcomes = [SlotOutcome(team.id, slot, MISSED, missed_detail) for slot in missed]
+        if expired:
             log.warning("team %s: %d unfinished slots gave up (grace period long over)", team.id, expired)
-        store.advance_mark(team.id, now)
         catchup = self._catchup(team, now)
         outcomes += self._supersede(team, catchup.outdated, now, "a newer slot was already posted")
         if catchup.wait_reason:
@@ -212,7 +229,7 @@ class Scheduler:
             return outcomes
         if clock.deadline.expired():
             log.warning("team %s: tick deadline reached; slot %s stays for the next tick", team.id, catchup.work)
-            return outcomes
+            return [*outcomes, SlotOutcome(team.id, catchup.work, NOT_REACHED, "the tick's deadline came first")]
         claim = Claim(store, team.id, catchup.work, self.owner, self.settings.lease_seconds, clock.now)
         if not claim.take():
             return outcomes  # another tick got there first
