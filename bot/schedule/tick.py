@@ -129,7 +129,8 @@ class TickResult:
         return [o.team_id for o in self.outcomes if o.state == NOT_REACHED]
 
     def summary(self) -> str:
-        """One line: counts per state, and the teams not reached, e.g. "2 delivered, 1 not reached (ops)"."""
+        """One line: counts per state, then the teams not reached, e.g.
+        "2 delivered, 1 not reached; deadline reached before: ops"."""
         counts = Counter(o.state for o in self.outcomes)
         line = ", ".join(f"{n} {state}" for state, n in sorted(counts.items())) or "nothing due"
         if self.not_reached:
