@@ -201,7 +201,10 @@ def _comparison(report: KpiReport, now: datetime, zone: ZoneInfo) -> str:
 
 def _cache_note(report: KpiReport, now: datetime) -> str:
     """The age of a KPI shown from its stored reading (``/score`` within ``cache_seconds``), else nothing."""
-    return f" · read {_age(now - report.as_of)} ago" if report.cached and report.as_of else ""
+    if not (report.cached and report.as_of):
+        return ""
+    seconds = max(0, int((now - report.as_of).total_seconds()))
+    return f" · read {seconds} s ago" if seconds < 60 else f" · read {_age(now - report.as_of)} ago"
 
 
 def _trend(sparkline: str) -> str:
@@ -496,10 +499,7 @@ def _local(moment: datetime, zone: ZoneInfo) -> str:
 
 
 def _age(delta: timedelta) -> str:
-    seconds = max(0, int(delta.total_seconds()))
-    if seconds < 60:
-        return f"{seconds} s"
-    minutes = seconds // 60
+    minutes = max(0, int(delta.total_seconds() // 60))
     if minutes < 60:
         return f"{minutes} min"
     hours, minutes = divmod(minutes, 60)
