@@ -711,9 +711,11 @@ def test_a_failing_target_does_not_hold_back_the_next_one(tmp_path, fake):
     scheduler, clock = setup(tmp_path, fake, teams, delivery_options={"max_attempts": 3})
     tick(scheduler, clock, T0)
 
-    assert states(tick(scheduler, clock, at("09:01:05"))) == [("alpha", "09:01", "pending")]
+    result = tick(scheduler, clock, at("09:01:05"))
 
+    assert states(result) == [("alpha", "09:01", "pending")]
     assert (len(fake.posts("spaces/A")), len(fake.posts("spaces/B"))) == (1, 3)
+    assert "Retry-After" not in details(result)[("alpha", "09:01")]  # no wait was asked for: the next tick retries
 
 
 def test_a_slot_waits_for_the_longest_retry_after_of_its_targets(tmp_path, fake):
