@@ -550,7 +550,11 @@ def mutate_module(
 
     started = time.monotonic()
     recorded = logs / "lines.json"
-    status = run_forked(workspace, spec.tests, 1800, logs / "baseline.log", LineRecorder(str(target), recorded))
+    try:
+        status = run_forked(workspace, spec.tests, 1800, logs / "baseline.log", LineRecorder(str(target), recorded))
+    except BaseException:  # stopped: nothing to keep
+        shutil.rmtree(logs, ignore_errors=True)
+        raise
     if status != 0 or not recorded.exists():
         sys.exit(f"{spec.path}: the tests fail without any mutation (exit {status}); see {logs / 'baseline.log'}")
     baseline = json.loads(recorded.read_text())
