@@ -1,12 +1,14 @@
 """Shared pytest fixtures."""
 
 import os
+import time
 import uuid
 from collections.abc import Iterator
 
 import psycopg
 import pytest
 
+from bot.config import CHAT_ISSUER
 from tests.tokens import TokenFactory
 
 # --- Request verification: signed tokens and a loopback certificate server ---
@@ -48,3 +50,10 @@ def store_url(request, tmp_path):
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'store.db'}"
     return request.getfixturevalue("pg_url")
+
+
+@pytest.fixture
+def auth(token_factory: TokenFactory) -> dict[str, str]:
+    """An Authorization header with a Chat token for project number 42, signed by the test's key."""
+    now = int(time.time())
+    return {"Authorization": "Bearer " + token_factory.sign(iss=CHAT_ISSUER, aud="42", iat=now, exp=now + 3600)}

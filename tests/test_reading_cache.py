@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from bot.chat.web import create_app
-from bot.config import CHAT_ISSUER, load_config
+from bot.config import load_config
 from bot.services import build_services
 from bot.store import POST, REFRESH, SCORE
 from tests import payloads as p
@@ -91,12 +91,6 @@ def workers(tmp_path, fake, token_factory, monkeypatch):
     for services in built:
         for source in services.sources.values():
             source.close()
-
-
-@pytest.fixture
-def auth(token_factory):
-    now = int(time.time())
-    return {"Authorization": "Bearer " + token_factory.sign(iss=CHAT_ISSUER, aud="42", iat=now, exp=now + 3600)}
 
 
 def send(client, body, auth):

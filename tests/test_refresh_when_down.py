@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from bot.chat.web import create_app
-from bot.config import CHAT_ISSUER, load_config
+from bot.config import load_config
 from bot.services import build_services
 from tests import payloads as p
 from tests.chat_schema import validate_message
@@ -70,12 +70,6 @@ def client(tmp_path, fake, token_factory, monkeypatch):
     yield app.test_client()
     for source in services.sources.values():
         source.close()
-
-
-@pytest.fixture
-def auth(token_factory):
-    now = int(time.time())
-    return {"Authorization": "Bearer " + token_factory.sign(iss=CHAT_ISSUER, aud="42", iat=now, exp=now + 3600)}
 
 
 def send(client, body, auth):
