@@ -16,20 +16,24 @@ import threading
 from collections.abc import Callable, Hashable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Any, Generic, TypeVar
 
 from bot.errors import SourceUnavailable
-from bot.sources import Deadline, FetchResult
+from bot.sources import Deadline
+
+_T = TypeVar("_T")
 
 GRACE_SECONDS = 0.5
 """How much longer than the budget a caller waits for a started read (the source stops at the budget)."""
 
 
-class Flight:
-    """One read of one KPI, shared by every caller that asked for it before it finished."""
+class Flight(Generic[_T]):
+    """One read (of one KPI, or a scan shared by several), shared by every caller that asked for it before it
+    finished."""
 
     def __init__(self, budget_seconds: float) -> None:
         self.budget_seconds = budget_seconds
-        self.future: Future[FetchResult] | None = None
+        self.future: Future[_T] | None = None
         self.started = threading.Event()
         self.deadline: Deadline | None = None
         self.readers = 1
@@ -53,19 +57,25 @@ class Fetcher:
             for name, limit in limits.items()
         }
         self._lock = threading.Lock()
-        self._flights: dict[Hashable, Flight] = {}
+        self._flights: dict[Hashable, Flight[Any]] = {}
 
-    def start(self, key: Hashable, source: str, read: Callable[[Deadline], FetchResult]) -> tuple[Flight, bool]:
+    def start(self, key: Hashable, source: str, read: Callable[[Deadline], _T]) -> tuple[Flight[_T], bool]:
         """The read in flight for ``key``, joined, or ``read`` started on ``source``'s pool; and whether it is new."""
         with self._lock:
             flight = self._flights.get(key)
             if flight is not None:
                 flight.readers += 1
                 return flight, False
-            flight = self._flights[key] = Flight(self.budget_seconds)
-            flight.future = future = self._pools[source].submit(lambda: read(flight.begin()))
-        future.add_done_callback(lambda _: self._forget(key, flight))
+            flight = self._flights[key] = self.submit(source, read)
+        assert flight.future is not None  # noqa: S101 (set by submit)
+        flight.future.add_done_callback(lambda _: self._forget(key, flight))
         return flight, True
+
+    def submit(self, source: str, read: Callable[[Deadline], _T]) -> Flight[_T]:
+        """``read`` started on ``source``'s pool, shared with no one (a scan for several KPIs)."""
+        flight: Flight[_T] = Flight(self.budget_seconds)
+        flight.future = self._pools[source].submit(lambda: read(flight.begin()))
+        return flight
 
     def readers(self, key: Hashable) -> int:
         """How many callers share the read of ``key`` in flight (0: none in flight)."""
@@ -73,7 +83,7 @@ class Fetcher:
             flight = self._flights.get(key)
             return flight.readers if flight else 0
 
-    def wait(self, flight: Flight, service: str) -> FetchResult:
+    def wait(self, flight: Flight[_T], service: str) -> _T:
         """The read's result; `SourceUnavailable` if it did not start, or finish, in time.
 
         A source's own errors are raised as they are.
@@ -89,7 +99,7 @@ class Fetcher:
         except FutureTimeout:
             raise SourceUnavailable(f"{service} did not answer within {self.budget_seconds:g} s") from None
 
-    def _forget(self, key: Hashable, flight: Flight) -> None:
+    def _forget(self, key: Hashable, flight: Flight[Any]) -> None:
         """The read is over (or called off): the next caller starts a new one."""
         with self._lock:
             if self._flights.get(key) is flight:

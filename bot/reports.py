@@ -17,8 +17,9 @@ what is new since the team's previous post.
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import TypeVar
@@ -27,9 +28,19 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.config import KpiConfig, TeamConfig
-from bot.errors import SourceError
+from bot.errors import SourceError, SourceUnavailable
 from bot.fetcher import Fetcher, Flight
-from bot.sources import Deadline, FetchResult, RemembersRows, Source, Wanted, with_categories_of
+from bot.sources import (
+    Deadline,
+    FetchResult,
+    Finish,
+    RemembersRows,
+    ScanPlan,
+    ScansTogether,
+    Source,
+    Wanted,
+    with_categories_of,
+)
 from bot.store import Reading, Store
 from scoring import KpiRule, KpiScore, Status, score_kpi, worst_status
 
@@ -151,6 +162,16 @@ def compare(
     return KpiReport(kpi=kpi, score=score, as_of=None, previous_at=previous_at, since_post=bool(posted))
 
 
+@dataclass(frozen=True)
+class ScanShare:
+    """A KPI's part of a scan shared with other KPIs: the scan's flight, and which member of it the KPI is."""
+
+    flight: Flight[dict[int, Finish]]
+    member: int
+    shared: bool = False
+    """Whether another caller started the scan (a concurrent view of the same team)."""
+
+
 def wanted_of(kpi: KpiConfig, since: datetime | None) -> Wanted:
     """What a card asks of ``kpi``'s source besides the counts; ``since``: the team's previous post."""
     return Wanted(top=kpi.top, weights=kpi.weights, since=since, oldest=True)
@@ -175,7 +196,7 @@ class Reporter:
         self.cache_seconds = {name: (cache_seconds or {}).get(name, 0.0) for name in sources}
         limits = {name: (max_concurrent or {}).get(name, 8) for name in sources}
         self.fetcher = Fetcher(limits, budget_seconds)
-        self._seeded: set[tuple[str, str]] = set()
+        self._seeded_teams: set[str] = set()
         self._last_fetch: dict[tuple[str, str], tuple[datetime, FetchResult]] = {}
         """Per (team, KPI), the read behind the last reading this process stored (its items, for the cache)."""
 
@@ -188,6 +209,7 @@ class Reporter:
         record: bool = True,
         slot: datetime | None = None,
         cached: bool = False,
+        scans: Mapping[str, ScanShare] | None = None,
     ) -> TeamReport:
         """Read every KPI of ``team`` within the budget, concurrently, and compare with its history.
 
@@ -196,7 +218,9 @@ class Reporter:
         ``slot`` is the post the reading is for (its previous post is the one
         before it). ``cached`` (``/score``) shows a KPI's last stored reading
         instead of reading again when it is younger than its source's
-        ``cache_seconds``, whichever process took it.
+        ``cache_seconds``, whichever process took it. ``scans``: the KPIs'
+        parts of scans started for several teams (`prefetch`); KPIs of the team
+        that share a filter are read by one scan too.
         """
         now = self.clock()
         local = ZoneInfo(zone)
@@ -207,19 +231,53 @@ class Reporter:
             history = self._history(team, local, now, slot or now, latest)
         self._seed(team, latest)
         since = history.post[0] if history.post else None  # what is new is what was created since
-        flights: dict[str, tuple[Flight, bool]] = {}
-        for kpi in team.kpis:
-            if not (cached and self._young(kpi, latest.get(kpi.id), now)):
-                flights[kpi.id] = self.fetcher.start((team.id, kpi.id), kpi.source, self._read(kpi, since))
+        reading = [kpi for kpi in team.kpis if not (cached and self._young(kpi, latest.get(kpi.id), now))]
+        shares = {kpi.id: scans[kpi.id] for kpi in reading if scans and kpi.id in scans}
+        shares |= self._team_scans(team, [kpi for kpi in reading if kpi.id not in shares])
+        flights = {
+            kpi.id: self.fetcher.start((team.id, kpi.id), kpi.source, self._read(kpi, since))
+            for kpi in reading
+            if kpi.id not in shares
+        }
         kpis = tuple(
-            self._settle(team, kpi, flights[kpi.id], now, history, local)
-            if kpi.id in flights
+            self._settle(team, kpi, flights.get(kpi.id) or shares[kpi.id], since, now, history, local)
+            if kpi in reading
             else self._from_cache(team, kpi, latest[kpi.id], now, history, local)
             for kpi in team.kpis
         )
         if record:
             self._record(team, kpis, now, origin, slot)
         return TeamReport(team=team, kpis=kpis, generated_at=now, zone=zone)
+
+    def prefetch(self, teams: Sequence[TeamConfig]) -> dict[str, dict[str, ScanShare]]:
+        """Start the scans that read the KPIs of ``teams`` in fewer calls than one read each (the tick: every
+        team with a claimed slot, "team = X" filters read together); per team and KPI, its part, for `report`.
+
+        A process's first look at a team gives its sources the stored row counts first, so a fresh process
+        plans as a warm one does.
+        """
+        unseeded = [
+            team
+            for team in teams
+            if team.id not in self._seeded_teams
+            and any(isinstance(self.sources[kpi.source], RemembersRows) for kpi in team.kpis)
+        ]
+        if unseeded:
+            no_rows: dict[tuple[str, str], int] = {}
+            ids = [team.id for team in unseeded]
+            stored = self._ask("row counts", unseeded[0], lambda: self.store.latest_rows(ids), no_rows)
+            rows: dict[str, dict[str, int]] = {}
+            for (team_id, kpi_id), number in stored.items():
+                rows.setdefault(team_id, {})[kpi_id] = number
+            for team in unseeded:
+                self._seed_rows(team, rows.get(team.id, {}))
+        shares: dict[str, dict[str, ScanShare]] = {}
+        for source_name, plan, pairs, run in self._plan_scans([(team, kpi) for team in teams for kpi in team.kpis]):
+            flight = self.fetcher.submit(source_name, run)
+            for member in plan.members:
+                team, kpi = pairs[member]
+                shares.setdefault(team.id, {})[kpi.id] = ScanShare(flight, member)
+        return shares
 
     @property
     def budget_seconds(self) -> float:
@@ -243,13 +301,33 @@ class Reporter:
 
     def _seed(self, team: TeamConfig, latest: dict[str, Reading]) -> None:
         """Give a source the row counts of the KPIs' last readings, once a process (they may predate it)."""
+        if team.id not in self._seeded_teams:
+            self._seed_rows(team, {kpi_id: r.rows for kpi_id, r in latest.items() if r.rows is not None})
+
+    def _seed_rows(self, team: TeamConfig, rows: Mapping[str, int]) -> None:
+        self._seeded_teams.add(team.id)
         for kpi in team.kpis:
-            source, reading = self.sources[kpi.source], latest.get(kpi.id)
-            if (team.id, kpi.id) in self._seeded or reading is None or reading.rows is None:
-                continue
-            self._seeded.add((team.id, kpi.id))
-            if isinstance(source, RemembersRows):
-                source.seed_rows(kpi.count, kpi.category, reading.rows)
+            source, known = self.sources[kpi.source], rows.get(kpi.id)
+            if known is not None and isinstance(source, RemembersRows):
+                source.seed_rows(kpi.count, kpi.category, known)
+
+    def _team_scans(self, team: TeamConfig, kpis: Sequence[KpiConfig]) -> dict[str, ScanShare]:
+        """Scans for the team's KPIs that share a filter, joined when the same scan is running already."""
+        shares: dict[str, ScanShare] = {}
+        for source_name, plan, pairs, run in self._plan_scans([(team, kpi) for kpi in kpis]):
+            key = ("scan", team.id, tuple(pairs[m][1].id for m in plan.members))
+            flight, new = self.fetcher.start(key, source_name, run)
+            shares |= {pairs[m][1].id: ScanShare(flight, m, shared=not new) for m in plan.members}
+        return shares
+
+    def _plan_scans(self, pairs: Sequence[tuple[TeamConfig, KpiConfig]]) -> Iterator[_PlannedScan]:
+        """Per source that reads KPIs together: each scan it plans for ``pairs``, with its members and its run."""
+        for source_name, group in _by_source(pairs).items():
+            source = self.sources[source_name]
+            if isinstance(source, ScansTogether):
+                reads = [(kpi.count, kpi.category) for _, kpi in group]
+                for plan in source.plan_scans(reads):
+                    yield source_name, plan, group, functools.partial(source.scan, plan, reads)
 
     def _history(
         self, team: TeamConfig, zone: ZoneInfo, now: datetime, before: datetime, latest: dict[str, Reading]
@@ -287,7 +365,8 @@ class Reporter:
         self,
         team: TeamConfig,
         kpi: KpiConfig,
-        flight: tuple[Flight, bool],
+        pending: tuple[Flight[FetchResult], bool] | ScanShare,
+        since: datetime | None,
         now: datetime,
         history: TeamHistory,
         zone: ZoneInfo,
@@ -295,7 +374,7 @@ class Reporter:
         today = now.astimezone(zone).date()
         service = self.sources[kpi.source].service
         try:
-            result = self.fetcher.wait(flight[0], service)
+            result, shared = self._result(team, kpi, pending, since)
         except SourceError as exc:
             reason = str(exc)
         except Exception as exc:  # a fault in a source must give a stale card, not a 500 or a 0
@@ -310,14 +389,36 @@ class Reporter:
             reason = f"{service} failed unexpectedly ({type(exc).__name__})"
         else:
             report = compare(team, kpi, result.counts, today, history, today)
-            new_since = history.post[0] if history.post else None
-            return replace(report, as_of=now, fetch=result, new_since=new_since, shared=not flight[1])
+            return replace(report, as_of=now, fetch=result, new_since=since, shared=shared)
         log.warning("team %s KPI %s could not be read: %s", team.id, kpi.id, reason)
         last = history.latest.get(kpi.id)
         if last is None:
             return KpiReport(kpi=kpi, score=None, as_of=None, stale_reason=reason)
         report = compare(team, kpi, last.counts, last.taken_at.astimezone(zone).date(), history, today)
         return replace(report, as_of=last.taken_at, stale_reason=reason)
+
+    def _result(
+        self,
+        team: TeamConfig,
+        kpi: KpiConfig,
+        pending: tuple[Flight[FetchResult], bool] | ScanShare,
+        since: datetime | None,
+    ) -> tuple[FetchResult, bool]:
+        """The KPI's fetch, and whether another caller started it; a shared scan that fails for another
+        reason than time (a field one member's filter names is gone, say) leaves the KPI to read alone."""
+        service = self.sources[kpi.source].service
+        if isinstance(pending, ScanShare):
+            try:
+                finish = self.fetcher.wait(pending.flight, service)[pending.member]
+            except SourceUnavailable:
+                raise
+            except SourceError as exc:
+                log.info("team %s KPI %s: shared scan failed (%s); reading it alone", team.id, kpi.id, exc)
+                pending = self.fetcher.start((team.id, kpi.id), kpi.source, self._read(kpi, since))
+            else:
+                return with_categories_of(finish(wanted_of(kpi, since)), kpi.weights), pending.shared
+        flight, new = pending
+        return self.fetcher.wait(flight, service), not new
 
     def _record(
         self, team: TeamConfig, kpis: tuple[KpiReport, ...], now: datetime, origin: str, slot: datetime | None
@@ -350,3 +451,15 @@ class Reporter:
         for k in kpis:
             if k.fetch is not None and any(r.kpi_id == k.kpi.id for r in readings):
                 self._last_fetch[(team.id, k.kpi.id)] = (now, k.fetch)
+
+
+_PlannedScan = tuple[str, ScanPlan, list[tuple[TeamConfig, KpiConfig]], Callable[[Deadline], dict[int, Finish]]]
+"""A scan a source plans: the source's name, the plan, the (team, KPI) reads it indexes, and what runs it."""
+
+
+def _by_source(pairs: Sequence[tuple[TeamConfig, KpiConfig]]) -> dict[str, list[tuple[TeamConfig, KpiConfig]]]:
+    """``pairs`` by the name of their KPI's source, in order."""
+    grouped: dict[str, list[tuple[TeamConfig, KpiConfig]]] = {}
+    for team, kpi in pairs:
+        grouped.setdefault(kpi.source, []).append((team, kpi))
+    return grouped

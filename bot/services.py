@@ -7,7 +7,7 @@ building Services with their own values rather than by patching.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 from bot.config import Config, TeamConfig
 from bot.errors import ConfigError
-from bot.reports import Reporter, TeamReport
+from bot.reports import Reporter, ScanShare, TeamReport
 from bot.schedule.delivery import Delivery
 from bot.schedule.templates import validate_templates
 from bot.secrets import register
@@ -49,14 +49,16 @@ class Services:
         record: bool = True,
         slot: datetime | None = None,
         cached: bool = False,
+        scans: Mapping[str, ScanShare] | None = None,
     ) -> TeamReport:
         """Read the team's KPIs now (the path shared by /score, Refresh, schedules, preview and send).
 
         ``origin`` is who asks (``bot.store.POST``, ``SCORE``, ...); ``record`` False writes nothing;
-        ``cached`` shows a stored reading younger than its source's ``cache_seconds`` instead (``/score``).
+        ``cached`` shows a stored reading younger than its source's ``cache_seconds`` instead (``/score``);
+        ``scans``: the team's parts of scans `Reporter.prefetch` started for several teams (the tick).
         """
         zone = self.config.zone(team).key
-        return self.reporter.report(team, zone, origin, record=record, slot=slot, cached=cached)
+        return self.reporter.report(team, zone, origin, record=record, slot=slot, cached=cached, scans=scans)
 
 
 def open_store(url: str, where: str) -> Store:

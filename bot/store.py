@@ -40,7 +40,7 @@ import functools
 import itertools
 import json
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -368,6 +368,16 @@ class Store:
         with self._connect() as conn:
             return {r.kpi_id: _reading(r) for r in conn.execute(_LATEST, {"team_id": team_id})}
 
+    def latest_rows(self, team_ids: Sequence[str]) -> dict[tuple[str, str], int]:
+        """The row count of each KPI's newest reading, for ``team_ids``, by (team, KPI); one query."""
+        query = (
+            sa.select(readings.c.team_id, readings.c.kpi_id, readings.c.rows)
+            .join(kpi_latest, kpi_latest.c.reading_id == readings.c.id)
+            .where(kpi_latest.c.team_id.in_(team_ids), readings.c.rows.is_not(None))
+        )
+        with self._connect() as conn:
+            return {(r.team_id, r.kpi_id): r.rows for r in conn.execute(query)}
+
     def recent_readings(self, team_id: str, limit: int = 20) -> list[Reading]:
         """The team's latest ``limit`` readings (every KPI), newest first."""
         query = (
@@ -569,6 +579,22 @@ class Store:
             detail=detail,
             retry_at=to_utc(retry_at) if retry_at else None,
         )
+
+    def unclaim(self, team_id: str, slot: datetime, owner: str) -> bool:
+        """Give back a claim before any work on it: the slot as it was (a new one unclaimed, not recorded; a
+        pending one pending again); False if the claim was lost."""
+        mine = (
+            slot_runs.c.team_id == team_id,
+            slot_runs.c.slot_utc == to_utc(slot),
+            slot_runs.c.state == CLAIMED,
+            slot_runs.c.claimed_by == owner,
+        )
+        with self.engine.begin() as conn:
+            if conn.execute(slot_runs.delete().where(*mine, slot_runs.c.attempts == 1)).rowcount:
+                return True
+            restored = {"state": PENDING, "claimed_by": None, "claimed_until": None}
+            update = slot_runs.update().where(*mine).values(attempts=slot_runs.c.attempts - 1, **restored)
+            return bool(conn.execute(update).rowcount)
 
     def finish(self, team_id: str, slot: datetime, owner: str, state: str, now: datetime, detail: str | None) -> bool:
         """End ``owner``'s claim with a final ``state``."""

@@ -249,7 +249,7 @@ def test_the_deadline_decides_whether_a_slot_starts_and_a_started_post_gets_its_
     assert states(result) == [("beta", "09:01", "not reached"), ("slow", "09:01", "delivered")]
     assert result.not_reached == ["beta"]
     assert result.summary() == "1 delivered, 1 not reached; deadline reached before: beta"
-    assert scheduler.services.store.slot_runs("beta") == []  # started after the deadline: never claimed
+    assert scheduler.services.store.slot_runs("beta") == []  # claimed with its batch, given back unstarted
     assert states(tick(scheduler, clock, at("09:01:35"))) == [("beta", "09:01", "delivered")]
     assert (len(fake.messages("spaces/SLOW")), len(fake.messages("spaces/BETA"))) == (1, 1)
 
@@ -742,7 +742,7 @@ def test_cli_tick_names_the_teams_the_deadline_came_before_and_exits_3(tmp_path,
     assert run_cli(scheduler.services, "tick", "--now", "2026-11-09T09:01:05Z") == 3
 
     out = capsys.readouterr().out
-    assert "beta 2026-11-09T09:01:05+00:00 not reached: the tick's deadline came before this team" in out
+    assert "beta 2026-11-09T09:01:00+00:00 not reached: the tick's deadline came first" in out
     assert "tick at 2026-11-09T09:01:05+00:00: 1 delivered, 1 not reached; deadline reached before: beta" in out
     clock.now = at("09:01:35")
     assert run_cli(scheduler.services, "tick", "--now", "2026-11-09T09:01:35Z") == 0

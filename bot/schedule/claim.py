@@ -46,6 +46,10 @@ class Claim:
         """Give the slot back for a later tick (from ``retry_at``, if given); False if the claim was lost."""
         return self.store.release(self.team_id, self.slot, self.owner, self.now(), detail, retry_at)
 
+    def give_back(self) -> bool:
+        """Undo the claim before any work on the slot (the tick's deadline came first); False if it was lost."""
+        return self.store.unclaim(self.team_id, self.slot, self.owner)
+
     def finish(self, state: str, detail: str | None) -> bool:
         """End the claim with a final ``state``; False if the claim was lost."""
         return self.store.finish(self.team_id, self.slot, self.owner, state, self.now(), detail)

@@ -58,7 +58,8 @@ import time
 import traceback
 import uuid
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -66,7 +67,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from bot.config import ChatApiTarget, DeliveryTarget, LogTarget, TeamConfig, WebhookTarget
 from bot.errors import DeliveryError, ScorebotError
-from bot.reports import TeamReport
+from bot.reports import ScanShare, TeamReport
 from bot.schedule.catchup import Catchup
 from bot.schedule.catchup import plan as plan_catchup
 from bot.schedule.claim import Claim, ClaimLost
@@ -82,6 +83,9 @@ log = logging.getLogger(__name__)
 
 PRUNE_BATCH = 5000
 """The most rows one tick removes from each table (retention), so pruning never holds posts up."""
+BATCH_PER_THREAD = 4
+"""A tick claims teams in batches of this many per thread: enough teams to read together, few enough to leave
+the rest to other tick processes."""
 MISSED_LOOKBACK = timedelta(days=1)
 """How far back a tick records missed slots after a long pause."""
 LOST = "lost"
@@ -138,6 +142,16 @@ class TickResult:
         return line
 
 
+@dataclass
+class _Opened:
+    """A team after the tick's first pass: the outcomes so far, and the slot it claimed (with its catch-up)."""
+
+    team: TeamConfig
+    outcomes: list[SlotOutcome]
+    claim: Claim | None = None
+    catchup: Catchup | None = None
+
+
 @dataclass(frozen=True)
 class _Clock:
     """The tick's ``now`` moving forward with the monotonic clock, and its deadline."""
@@ -167,17 +181,37 @@ class Scheduler:
         self.owner = owner or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
     def tick(self, now: datetime | None = None) -> TickResult:
-        """Work every due slot of every scheduled team once, as of ``now`` (default: the services' clock)."""
+        """Work every due slot of every scheduled team once, as of ``now`` (default: the services' clock).
+
+        Teams go in batches of ``BATCH_PER_THREAD`` × ``schedule.concurrency``: a batch's due slots are
+        claimed, its claimed teams' KPIs read (teams whose KPIs one scan answers share it, see
+        `bot.reports.Reporter.prefetch`), posted and recorded, while the next batch is claimed. Other tick
+        processes claim the teams this one has not reached yet.
+        """
         start = to_utc(now or self.services.clock())
         clock = _Clock(start, time.monotonic(), Deadline.after(self.settings.deadline_seconds))
         teams = self._scheduled_teams()
         result = TickResult(clock.start)
+        size = BATCH_PER_THREAD * self.settings.concurrency
         if teams:
             with ThreadPoolExecutor(max_workers=self.settings.concurrency, thread_name_prefix="tick") as pool:
-                for outcomes in pool.map(lambda team: self._team(team, clock), teams):
-                    result.outcomes.extend(outcomes)
+                work: list[Future[list[SlotOutcome]]] = []
+                for first in range(0, len(teams), size):
+                    opened = list(pool.map(lambda team: self._team(team, clock), teams[first : first + size]))
+                    scans = self._prefetch([o.team for o in opened if o.claim])
+                    work += [pool.submit(self._work, o, clock, scans.get(o.team.id)) for o in opened]
+                for done in work:
+                    result.outcomes.extend(done.result())
         self.prune()
         return result
+
+    def _prefetch(self, teams: list[TeamConfig]) -> dict[str, dict[str, ScanShare]]:
+        """The claimed teams' shared scans, started; none if planning them fails (each team then reads alone)."""
+        try:
+            return self.services.reporter.prefetch(teams) if teams else {}
+        except Exception as exc:  # noqa: BLE001 (the teams still read one by one)
+            _log_unexpected(exc, "shared scans not started")
+            return {}
 
     def prune(self) -> dict[str, int]:
         """Retention (``history.keep_days``): one bounded batch a table, as of the services' clock (never a
@@ -192,20 +226,23 @@ class Scheduler:
             log.info("retention: removed %s", ", ".join(f"{n} {table}" for table, n in pruned.items() if n))
         return pruned
 
-    def _team(self, team: TeamConfig, clock: _Clock) -> list[SlotOutcome]:
+    def _team(self, team: TeamConfig, clock: _Clock) -> _Opened:
+        """The team's slots closed or superseded, and its due slot claimed (if any, and in time)."""
         if clock.deadline.expired():
             log.warning("team %s: tick deadline reached before this team; left for the next tick", team.id)
-            return [SlotOutcome(team.id, clock.start, NOT_REACHED, "the tick's deadline came before this team")]
+            return _Opened(
+                team, [SlotOutcome(team.id, clock.start, NOT_REACHED, "the tick's deadline came before this team")]
+            )
         try:
-            return self._run_team(team, clock)
+            return self._open_team(team, clock)
         except (ScorebotError, SQLAlchemyError) as exc:
             log.error("team %s: tick failed: %s", team.id, exc)
-            return [SlotOutcome(team.id, clock.start, ERROR, str(exc))]
+            return _Opened(team, [SlotOutcome(team.id, clock.start, ERROR, str(exc))])
         except Exception as exc:  # noqa: BLE001 (one team's fault must not stop the others)
             _log_unexpected(exc, "team %s: tick failed", team.id)
-            return [SlotOutcome(team.id, clock.start, ERROR, f"unexpected {type(exc).__name__}")]
+            return _Opened(team, [SlotOutcome(team.id, clock.start, ERROR, f"unexpected {type(exc).__name__}")])
 
-    def _run_team(self, team: TeamConfig, clock: _Clock) -> list[SlotOutcome]:
+    def _open_team(self, team: TeamConfig, clock: _Clock) -> _Opened:
         store, now = self.services.store, clock.start
         grace = self._grace()
         # Slots the last tick saw as due but did not start are missed now; a first tick misses nothing.
@@ -225,22 +262,38 @@ class Scheduler:
         outcomes += self._supersede(team, catchup.outdated, now, "a newer slot was already posted")
         if catchup.wait_reason:
             log.info("team %s: left for a later tick: %s", team.id, catchup.wait_reason)
-            return outcomes
+            return _Opened(team, outcomes)
         if catchup.work is None:
-            return outcomes
+            return _Opened(team, outcomes)
         if clock.deadline.expired():
             log.warning("team %s: tick deadline reached; slot %s stays for the next tick", team.id, catchup.work)
-            return [*outcomes, SlotOutcome(team.id, catchup.work, NOT_REACHED, "the tick's deadline came first")]
+            return _Opened(
+                team, [*outcomes, SlotOutcome(team.id, catchup.work, NOT_REACHED, "the tick's deadline came first")]
+            )
         claim = Claim(store, team.id, catchup.work, self.owner, self.settings.lease_seconds, clock.now)
         if not claim.take():
-            return outcomes  # another tick got there first
+            return _Opened(team, outcomes)  # another tick got there first
+        return _Opened(team, outcomes, claim, catchup)
+
+    def _work(self, opened: _Opened, clock: _Clock, scans: Mapping[str, ScanShare] | None) -> list[SlotOutcome]:
+        """The claimed slot read, posted and recorded; the older slots it stands for superseded."""
+        team, claim, catchup = opened.team, opened.claim, opened.catchup
+        if claim is None or catchup is None:
+            return opened.outcomes
+        if clock.deadline.expired():
+            log.warning("team %s: tick deadline reached; slot %s stays for the next tick", team.id, claim.slot)
+            if not claim.give_back():
+                return [*opened.outcomes, self._lost(claim, NOT_REACHED)]
+            return [*opened.outcomes, SlotOutcome(team.id, claim.slot, NOT_REACHED, "the tick's deadline came first")]
         try:
-            outcome = self._run_slot(team, claim, clock, retry=catchup.retry, last_attempt=catchup.last_attempt)
+            outcome = self._run_slot(
+                team, claim, clock, retry=catchup.retry, last_attempt=catchup.last_attempt, scans=scans
+            )
         except Exception as exc:  # noqa: BLE001 (given back: the next tick tries again)
             detail = f"unexpected {type(exc).__name__}"
             _log_unexpected(exc, "team %s slot %s: gave the slot back", team.id, claim.slot.isoformat())
             outcome = self._release(claim, detail)
-        outcomes.append(outcome)
+        outcomes = [*opened.outcomes, outcome]
         if outcome.state in CONCLUDED:
             local = claim.slot.astimezone(self.services.config.zone(team))
             outcomes += self._supersede(team, catchup.older, clock.now(), f"the {local:%Y-%m-%d %H:%M} slot was posted")
@@ -292,9 +345,17 @@ class Scheduler:
         return [SlotOutcome(team.id, slot, SUPERSEDED, why) for slot in closed]
 
     def _run_slot(
-        self, team: TeamConfig, claim: Claim, clock: _Clock, *, retry: bool, last_attempt: bool
+        self,
+        team: TeamConfig,
+        claim: Claim,
+        clock: _Clock,
+        *,
+        retry: bool,
+        last_attempt: bool,
+        scans: Mapping[str, ScanShare] | None = None,
     ) -> SlotOutcome:
-        report = self.services.report(team, RETRY if retry else POST, slot=claim.slot)  # recorded as read for it
+        origin = RETRY if retry else POST
+        report = self.services.report(team, origin, slot=claim.slot, scans=scans)  # recorded as read for it
         if not report.fresh and not last_attempt:
             detail = "could not refresh: " + "; ".join(report.failures)
             log.warning("team %s slot %s: %s; retrying on the next tick", team.id, claim.slot.isoformat(), detail)

@@ -25,7 +25,7 @@ from __future__ import annotations
 import heapq
 import time
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, tzinfo
 from functools import cached_property
@@ -106,6 +106,9 @@ class SourceSettings(StrictModel):
     type: str
     cache_seconds: float = Field(default=60, ge=0, le=86400)
     max_concurrent: int = Field(default=8, ge=1, le=64)
+    daily_call_limit: int | None = Field(default=None, ge=1)
+    """The calls a day the service allows (Vtiger Cloud: 24,000 on some editions); ``check`` warns when the
+    configured schedules would need more."""
 
 
 @dataclass(frozen=True)
@@ -289,4 +292,35 @@ class RemembersRows(Protocol):
 
     def seed_rows(self, query: Any, category: str, rows: int) -> None:
         """Take ``rows`` as the last row count of ``query``/``category`` unless this process knows a newer one."""
+        ...
+
+
+@dataclass(frozen=True)
+class ScanPlan:
+    """One read that answers several KPI reads of a batch together, and what it is expected to cost.
+
+    ``members``: the reads it answers (their places in the batch); ``calls``: the calls it takes, counted from
+    the members' last row counts; ``alone``: the calls the members would take read one by one.
+    """
+
+    members: tuple[int, ...]
+    calls: int
+    alone: int
+
+
+Finish = Callable[[Wanted], FetchResult]
+"""A member's result from a shared scan, for what its card asks."""
+
+
+@runtime_checkable
+class ScansTogether(Protocol):
+    """A source that can answer several KPIs with one read (Vtiger: one scan for KPIs of a common filter)."""
+
+    def plan_scans(self, reads: Sequence[tuple[Any, str]]) -> list[ScanPlan]:
+        """The scans that answer some of ``reads`` (``(query, category)`` pairs) in fewer calls than reading
+        them one by one; reads no scan takes are left to ``fetch``."""
+        ...
+
+    def scan(self, plan: ScanPlan, reads: Sequence[tuple[Any, str]], deadline: Deadline) -> dict[int, Finish]:
+        """Run ``plan`` over the batch ``reads``; per member, what makes its result."""
         ...

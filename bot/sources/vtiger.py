@@ -55,7 +55,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -69,8 +69,10 @@ from bot.sources.base import (
     CategoryCounts,
     Deadline,
     FetchResult,
+    Finish,
     Item,
     ItemTally,
+    ScanPlan,
     SourceSettings,
     StrictModel,
     Wanted,
@@ -86,6 +88,11 @@ log = logging.getLogger(__name__)
 
 PAGE = 100
 """Rows per VTQL query: Vtiger clamps any LIMIT above 100."""
+SCAN_PAGES = 10
+"""The most pages one shared scan reads: more members make more scans, which run side by side, each well
+inside the fetch budget."""
+CARD_EXTRAS = 2
+"""The queries a card's top items and new items cost after counting per category (see the module's notes)."""
 CREATED = "createdtime"
 _WEBSERVICE_ID = re.compile(r"\d+x(\d+)")
 
@@ -198,6 +205,148 @@ class VtigerSource:
     def seed_rows(self, query: VtigerQuery, category: str, rows: int) -> None:
         """Take ``rows`` as the KPI's last row count (from the store) unless this process read it since."""
         self._last_rows.setdefault((query.module, query.filter, category), rows)
+
+    def plan_scans(self, reads: Sequence[tuple[VtigerQuery, str]]) -> list[ScanPlan]:
+        """The shared scans that answer some of ``reads`` in fewer calls than reading them one by one.
+
+        Reads of one module (and title field) whose filters are the same, or differ only in one field's
+        ``=``/``IN`` value ("team = X"), are read together: the common filter with that field ``IN`` every
+        member's values, paged, each row given to the members whose values it matches as Vtiger's ``=``
+        compares. A scan's cost is counted from the members' last row counts, against what each would cost
+        alone: its cheaper plan, as ``auto`` chooses it. A read whose row count is not known yet, an
+        explicit ``count`` plan and an ``OR`` filter are read alone.
+        """
+        classes: dict[_Class, list[int]] = {}
+        for at, (query, category) in enumerate(reads):
+            where = query.condition
+            known = (query.module, query.filter, category) in self._last_rows
+            if known and query.plan != "count" and (where.joiner == "AND" or len(where.conditions) < 2):
+                classes.setdefault((query.module, query.title, frozenset(where.conditions)), []).append(at)
+        splits: dict[tuple[str, str | None, frozenset[Condition], str], list[_Class]] = {}
+        for module, title, conditions in classes:
+            for condition in conditions:
+                if condition.op in ("=", "IN"):
+                    key = (module, title, conditions - {condition}, condition.field)
+                    splits.setdefault(key, []).append((module, title, conditions))
+        taken: set[_Class] = set()
+        plans: list[ScanPlan] = []
+        for (_, _, rest, field), split in sorted(splits.items(), key=lambda entry: -len(entry[1])):
+            group = [(c, classes[c]) for c in split if c not in taken]
+            if len(group) > 1:
+                found = self._chunk(reads, group, rest, field)
+                planned = {at for plan in found for at in plan.members}
+                taken.update(c for c, ats in group if ats[0] in planned)
+                plans += found
+        for c, ats in classes.items():
+            if c not in taken and len(ats) > 1:
+                plans += self._chunk(reads, [(c, ats)], c[2], None)
+        return plans
+
+    def _chunk(
+        self,
+        reads: Sequence[tuple[VtigerQuery, str]],
+        group: list[tuple[_Class, list[int]]],
+        rest: frozenset[Condition],
+        field: str | None,
+    ) -> list[ScanPlan]:
+        """``group``'s filters, in scans of at most `SCAN_PAGES` pages each, where a scan costs fewer calls."""
+        limit = SCAN_PAGES * PAGE - 1
+        chunks: list[list[tuple[_Class, list[int]]]] = [[]]
+        rows_in = [0]
+        for c, ats in group:
+            rows = max(self._last_rows[_row_key(reads[at])] for at in ats)
+            if rows > limit:
+                continue
+            if rows_in[-1] + rows > limit:
+                chunks.append([])
+                rows_in.append(0)
+            chunks[-1].append((c, ats))
+            rows_in[-1] += rows
+        plans: list[ScanPlan] = []
+        module, title = group[0][0][0], group[0][0][1]
+        for chunk, rows in zip(chunks, rows_in, strict=True):
+            members = tuple(at for _, ats in chunk for at in ats)
+            alone = sum(self._alone_calls(*reads[at]) for at in members)
+            calls = rows // PAGE + 1
+            if len(members) < 2 or calls >= alone:
+                continue
+            # each member filter's own condition on the split field: what the common filter leaves out
+            own = {c: next(iter(c[2] - rest)) for c, _ in chunk} if field else {}
+            routes = tuple(
+                (at, frozenset(category_key(v) for v in own[c].values) if field else None)
+                for c, ats in chunk
+                for at in ats
+            )
+            where = Filter(tuple(sorted(rest, key=repr)))
+            if field:
+                values = tuple(dict.fromkeys(v for condition in own.values() for v in condition.values))
+                where = Filter((*where.conditions, Condition(field, "IN", values)))
+            plans.append(_Scan(members, calls, alone, module, title, where, field, routes))
+        return plans
+
+    def _alone_calls(self, query: VtigerQuery, category: str) -> int:
+        """What ``fetch`` would cost for this read, by its last row count (login and describe left out)."""
+        rows = self._last_rows[(query.module, query.filter, category)]
+        pages = rows // PAGE + 1
+        module = self._modules.get(query.module)
+        values = module.picklists.get(category) if module else None
+        if query.plan == "page" or rows < PAGE or not values or not all(quotable(v) for v in values):
+            return pages
+        return 1 + min(len(values) + CARD_EXTRAS, pages)
+
+    def scan(self, plan: ScanPlan, reads: Sequence[tuple[VtigerQuery, str]], deadline: Deadline) -> dict[int, Finish]:
+        """Page through ``plan``'s common filter once; per member, what makes its result from its rows."""
+        assert isinstance(plan, _Scan)  # noqa: S101 (plans come from plan_scans)
+        calls = Calls(deadline, SERVICE)
+        module = self._module(plan.module, calls)
+        categories = tuple(dict.fromkeys(reads[at][1] for at in plan.members))
+        titles = (plan.title,) if plan.title else tuple(f for f in module.label_fields if f in module.fields)
+        for name in (*plan.where.fields, *categories, *titles, CREATED):
+            if name not in module.fields or not IDENTIFIER.fullmatch(name):
+                raise SourceQueryError(f"Vtiger module {plan.module!r} has no field {name!r}")
+        columns = ",".join(dict.fromkeys(("id", *titles, *categories, CREATED, *((plan.split,) if plan.split else ()))))
+        rows: dict[int, list[dict[str, Any]]] = {at: [] for at in plan.members}
+        offset = pages = 0
+        while True:
+            # module and the columns are checked identifiers; where() quotes every value
+            vtql = f"SELECT {columns} FROM {plan.module}{plan.where.where()} ORDER BY id LIMIT {offset},{PAGE};"  # noqa: S608
+            page = self._rows(self.api.query(vtql, plan.module, calls), plan.module)
+            pages += 1
+            for row in page:
+                value = category_key(str(_value(row, plan.split, plan.module) or "")) if plan.split else ""
+                for at, values in plan.routes:
+                    if values is None or value in values:
+                        rows[at].append(row)
+            offset += len(page)
+            if len(page) < PAGE:
+                break
+        how = f"shared scan of {len(plan.members)} KPIs: {_pages(pages)}"
+        return {at: self._finisher(reads[at], module, titles, rows[at], how, calls.count, plan) for at in plan.members}
+
+    def _finisher(
+        self,
+        read: tuple[VtigerQuery, str],
+        module: _Module,
+        titles: tuple[str, ...],
+        rows: list[dict[str, Any]],
+        how: str,
+        calls: int,
+        plan: ScanPlan,
+    ) -> Finish:
+        """What makes one member's result from its rows of a shared scan, for what its card asks."""
+        query, category = read
+        values = module.picklists.get(category) or ()
+        self._last_rows[_row_key(read)] = len(rows)
+
+        def finish(wanted: Wanted) -> FetchResult:
+            one = _Read(query.module, query.condition, category, values, titles, wanted)
+            counts, tally = CategoryCounts(values), ItemTally(wanted, dated=True)
+            for row in rows:
+                tally.add(self._item(one, row, counts.add(_value(row, category, query.module))))
+            details = {"rows": len(rows), "api": self.settings.api, "scan": id(plan)}
+            return tally.result(counts.counts, how, calls, details)
+
+        return finish
 
     def check(self, deadline: Deadline) -> str:
         """Sign in and list the modules (``listtypes``): proves url, api, username and access key."""
@@ -390,6 +539,26 @@ class VtigerSource:
             return ""
         close = difflib.get_close_matches(name, types or [], n=3, cutoff=0.5)
         return f" (similar modules: {', '.join(close)})" if close else ""
+
+
+_Class = tuple[str, str | None, frozenset[Condition]]
+"""Reads with one filter: the module, the title field, the filter's conditions."""
+
+
+@dataclass(frozen=True)
+class _Scan(ScanPlan):
+    """A shared scan: ``where`` selects every member's records; ``routes`` gives each member the rows whose
+    ``split`` value (folded by `category_key`) is one of its values (None: every row)."""
+
+    module: str
+    title: str | None
+    where: Filter
+    split: str | None
+    routes: tuple[tuple[int, frozenset[str] | None], ...]
+
+
+def _row_key(read: tuple[VtigerQuery, str]) -> tuple[str, str, str]:
+    return read[0].module, read[0].filter, read[1]
 
 
 def _value(row: Mapping[str, object], category: str, module: str) -> object:

@@ -1,0 +1,267 @@
+"""Shared scans: KPIs of a common filter, or of filters that differ only in one field's = / IN value ("team =
+X"), read by one scan, with exactly the counts, items and dates that reading them one by one gives.
+
+The Vtiger stand-in on 127.0.0.1 counts every query; the store is a real SQLite file.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import yaml
+
+from bot.config import load_config
+from bot.schedule.tick import Scheduler
+from bot.services import build_services
+from bot.sources.base import Deadline, Wanted
+from bot.sources.vtiger import VtigerQuery, VtigerSettings, VtigerSource
+from tests.fakes.vtiger import FakeVtiger
+
+OPEN = "ticketstatus != 'Closed'"
+FILTERS = {
+    "alpha": f"{OPEN} AND assigned_user_id = '20x1'",
+    "beta": f"{OPEN} AND assigned_user_id = '20x2'",
+    "gamma": f"assigned_user_id IN ('20x3', '20x4') AND {OPEN}",  # the same conditions, in another order
+}
+WEIGHTS = {"Urgent": 10, "High": 5, "Normal": 1}
+PRIORITIES = ["High", "high", "HIGH ", "Hígh", "Urgent", "Normal", "Low", "", None, "Legacy", "legacy "]
+SEVERITIES = ["Minor", "Major", "Critical", "Feature", "", "Cosmetic"]
+
+
+def seed(fake: FakeVtiger) -> dict[str, int]:
+    """Open tickets of three teams (four groups), with closed ones and another group's besides; the open rows
+    of each team. Priorities hold case and accent variants, empty and NULL values and values off the picklist."""
+    sizes = {"20x1": 45, "20x2": 70, "20x3": 40, "20x4": 30, "20x9": 50}
+    created = itertools.count()
+    for group, size in sizes.items():
+        for n in range(size):
+            spelling = group.upper() if n % 7 == 0 else group  # '20X2' is the same group to Vtiger's =
+            minute = next(created)
+            fake.add(
+                "HelpDesk",
+                1,
+                assigned_user_id=spelling,
+                ticketstatus="Closed" if n % 5 == 4 else "Open",
+                ticketpriorities=PRIORITIES[(n * 3) % len(PRIORITIES)],
+                ticketseverities=SEVERITIES[n % len(SEVERITIES)],
+                ticket_title=f"ticket {group} {n}",
+                createdtime=(datetime(2026, 10, 1) + timedelta(minutes=minute * 37)).strftime("%Y-%m-%d %H:%M:%S"),
+            )
+    return {
+        "alpha": sizes["20x1"] - sizes["20x1"] // 5,
+        "beta": sizes["20x2"] - sizes["20x2"] // 5,
+        "gamma": sizes["20x3"] - sizes["20x3"] // 5 + sizes["20x4"] - sizes["20x4"] // 5,
+    }
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeVtiger]:
+    server = FakeVtiger()
+    yield server
+    server.close()
+
+
+def make_source(fake: FakeVtiger) -> VtigerSource:
+    settings = VtigerSettings.model_validate(
+        {"type": "vtiger", "url": fake.url, "username": fake.username, "access_key": fake.access_key}
+    )
+    return VtigerSource("crm", settings, Path())
+
+
+def query(team: str) -> VtigerQuery:
+    return VtigerQuery.model_validate({"module": "HelpDesk", "filter": FILTERS[team]})
+
+
+READS = [
+    (query("alpha"), "ticketpriorities"),
+    (query("alpha"), "ticketseverities"),
+    (query("beta"), "ticketpriorities"),
+    (query("gamma"), "ticketpriorities"),
+    (query("gamma"), "ticketseverities"),
+]
+WANTED = Wanted(top=3, weights=WEIGHTS, since=datetime(2026, 10, 2, 12, tzinfo=UTC), oldest=True)
+
+
+def test_a_grouped_scan_gives_exactly_the_team_by_team_results_in_fewer_calls(fake: FakeVtiger) -> None:
+    rows = seed(fake)
+    assert sum(rows.values()) > 100
+    alone_source, shared_source = make_source(fake), make_source(fake)
+    for q, category in READS:  # both know each read's row count, as a process learns it from the store
+        for source in (alone_source, shared_source):
+            source.seed_rows(q, category, rows[next(t for t in FILTERS if FILTERS[t] == q.filter)])
+    before = fake.count("query")
+    alone = [alone_source.fetch(q, category, Deadline.after(5), WANTED) for q, category in READS]
+    alone_calls = fake.count("query") - before
+
+    [plan] = shared_source.plan_scans(READS)
+    before = fake.count("query")
+    finishers = shared_source.scan(plan, READS, Deadline.after(5))
+    shared_calls = fake.count("query") - before
+
+    assert plan.members == (0, 1, 2, 3, 4)
+    assert (shared_calls, plan.calls) == (sum(rows.values()) // 100 + 1,) * 2
+    assert (alone_calls, plan.alone) == (5, 5)
+    [scan_query] = fake.queries()[-shared_calls:][:1]
+    assert "assigned_user_id IN ('20x1','20x2','20x3','20x4')" in scan_query
+    for at, expected in enumerate(alone):
+        got = finishers[at](WANTED)
+        assert got.counts == expected.counts, READS[at]
+        assert (got.items, got.oldest, got.created_since, got.rows) == (
+            expected.items,
+            expected.oldest,
+            expected.created_since,
+            expected.rows,
+        )
+        assert got.plan == "shared scan of 5 KPIs: 2 pages"
+    # and they are right: alpha's priorities counted by hand from how seed() makes them
+    spelled = {"high": "High", "hígh": "High", "legacy": "Legacy", "": "(none)"}
+    by_hand: dict[str, int] = {}
+    for n in range(45):
+        if n % 5 != 4:
+            value = (PRIORITIES[(n * 3) % len(PRIORITIES)] or "").strip()
+            name = spelled.get(value.lower(), value)
+            by_hand[name] = by_hand.get(name, 0) + 1
+    assert alone[0].counts == by_hand
+    assert {"High", "Legacy", "(none)"} <= set(by_hand)
+    alone_source.close()
+    shared_source.close()
+
+
+def test_reads_are_grouped_only_when_that_takes_fewer_calls(fake: FakeVtiger) -> None:
+    source = make_source(fake)
+    one_each = [(query("alpha"), "ticketpriorities"), (query("beta"), "ticketpriorities")]
+    for q, category in one_each:
+        source.seed_rows(q, category, 60)
+    assert source.plan_scans(one_each) == []  # 120 rows: 2 pages, as many as two reads of one page
+
+    for q, category in one_each:
+        source.seed_rows(q, category, 0)
+    fresh = make_source(fake)  # a read with no known row count is read alone, to learn it
+    assert fresh.plan_scans(one_each) == []
+    source.close()
+    fresh.close()
+
+
+def test_big_groups_are_split_into_scans_of_at_most_ten_pages(fake: FakeVtiger) -> None:
+    source = make_source(fake)
+    reads = []
+    for n in range(30):
+        q = VtigerQuery.model_validate({"module": "HelpDesk", "filter": f"{OPEN} AND assigned_user_id = '20x{n}'"})
+        source.seed_rows(q, "ticketpriorities", 90)
+        reads.append((q, "ticketpriorities"))
+
+    plans = source.plan_scans(reads)
+
+    # 990 rows in 10 pages against 11 reads, twice; the last 8 reads (720 rows) would take 8 pages: read alone
+    assert [len(p.members) for p in plans] == [11, 11]
+    assert [(p.calls, p.alone) for p in plans] == [(10, 11), (10, 11)]
+
+
+def write_config(tmp_path: Path, fake: FakeVtiger) -> Path:
+    def kpi(kpi_id: str, team: str, category: str) -> dict[str, object]:
+        return {
+            "id": kpi_id,
+            "name": kpi_id,
+            "source": "crm",
+            "count": {"module": "HelpDesk", "filter": FILTERS[team]},
+            "category": category,
+            "weights": WEIGHTS,
+            "top": 3,
+            "target": 100,
+            "warning": 200,
+        }
+
+    teams = [
+        {
+            "id": team,
+            "name": team,
+            "schedule": "* 9 * * *",
+            "deliver": [{"type": "log"}],
+            "kpis": [kpi("priority", team, "ticketpriorities"), kpi("severity", team, "ticketseverities")],
+        }
+        for team in FILTERS
+    ]
+    config = {
+        "chat": {"audience": "42"},
+        "timezone": "UTC",
+        "sources": {
+            "crm": {"type": "vtiger", "url": fake.url, "username": fake.username, "access_key": fake.access_key}
+        },
+        "teams": teams,
+    }
+    path = tmp_path / "scorebot.yaml"
+    path.write_text(yaml.safe_dump(config, allow_unicode=True))
+    return path
+
+
+def test_the_tick_reads_teams_together_from_the_first_tick_of_a_fresh_process(tmp_path: Path, fake: FakeVtiger) -> None:
+    seed(fake)
+    config = load_config(write_config(tmp_path, fake))
+    store = f"sqlite:///{tmp_path / 'store.db'}"
+    times = iter(datetime(2026, 11, 9, 9, minute, 5, tzinfo=UTC) for minute in range(10))
+    now = next(times)
+
+    def clock() -> datetime:
+        return now
+
+    def tick(services_: object) -> tuple[list[str], dict[str, dict[str, int]]]:
+        before = len(fake.queries())
+        result = Scheduler(services_).tick(now)  # type: ignore[arg-type]
+        assert [o.state for o in result.outcomes] == ["delivered"] * 3
+        counts = {
+            f"{r.team_id}/{r.kpi_id}": r.counts
+            for team in FILTERS
+            for r in services_.store.latest_readings(team).values()  # type: ignore[attr-defined]
+        }
+        return fake.queries()[before:], counts
+
+    first = build_services(config, clock=clock, store_url=store)
+    alone, counts_alone = tick(first)  # nothing known yet: every KPI is read by itself
+    now = next(times)
+    warm, counts_warm = tick(first)
+    now = next(times)
+    fresh = build_services(config, clock=clock, store_url=store)  # another process: only the store is shared
+    cold, counts_cold = tick(fresh)
+
+    assert len(alone) == 12  # nothing known: each of 6 KPIs counts its total, then reads its one page
+    assert len(warm) == 2  # 3 teams, 6 KPIs, 205 open rows: one scan of 2 pages
+    assert cold == warm
+    assert counts_warm == counts_alone == counts_cold
+    readings = first.store.recent_readings("beta", limit=2)
+    assert {r.plan for r in readings} == {"shared scan of 6 KPIs: 2 pages"}
+    assert {r.rows for r in readings} == {56}
+
+
+def test_a_teams_kpis_of_one_filter_share_a_scan_and_a_failed_scan_leaves_each_to_read_alone(
+    tmp_path: Path, fake: FakeVtiger
+) -> None:
+    seed(fake)
+    config = load_config(write_config(tmp_path, fake))
+    store = f"sqlite:///{tmp_path / 'store.db'}"
+    services = build_services(config, clock=lambda: datetime(2026, 11, 9, 9, 0, tzinfo=UTC), store_url=store)
+    alpha = config.team("alpha")
+    assert alpha is not None
+    services.report(alpha, "score")  # learns the row counts: two reads
+    before = len(fake.queries())
+
+    report = services.report(alpha, "score")
+
+    [scan] = fake.queries()[before:]  # both KPIs, one page
+    assert "SELECT id,ticketpriorities,ticketseverities,createdtime FROM HelpDesk WHERE" in scan
+    assert [k.fetch.plan for k in report.kpis if k.fetch] == ["shared scan of 2 KPIs: 1 page"] * 2
+
+    del fake.picklists["HelpDesk"]["ticketseverities"]  # the field is gone from the CRM: the scan cannot run
+    other = build_services(config, clock=lambda: datetime(2026, 11, 9, 9, 1, tzinfo=UTC), store_url=store)
+    before = len(fake.queries())
+
+    report = other.report(alpha, "score")
+
+    priority, severity = report.kpis
+    assert priority.stale_reason is None and priority.fetch is not None
+    assert priority.fetch.counts == services.store.latest_readings("alpha")["priority"].counts
+    assert severity.stale_reason is not None and "has no field 'ticketseverities'" in severity.stale_reason
+    assert len(fake.queries()) - before == 1  # priority read alone, in one page
