@@ -26,6 +26,7 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
+from bot.callplan import DAYS, daily_calls, tick_calls
 from bot.card_text import message_as_text
 from bot.cards import items_line, overview_message, overview_page_size, team_message
 from bot.config import DEMO_CONFIG, ChartSettings, Config, check_public_url, is_loopback, load_config
@@ -138,7 +139,8 @@ def preview_all(args: argparse.Namespace, services: Services) -> int:
 
 def cmd_check(args: argparse.Namespace, services: Services) -> int:
     """Sign in to every source, read every KPI once; print counts, index, plan, calls (the top items' query
-    included), time, the top items and the oldest; fail on any error."""
+    included), time, the top items and the oldest; then each source's calls for a tick of every scheduled team
+    and on the busiest day of the schedules, against its ``daily_call_limit``. Fail on any error."""
     config = services.config
     print(f"config {config.path}: {len(config.sources)} sources, {len(config.teams)} teams: valid")
     failures = 0
@@ -150,6 +152,7 @@ def cmd_check(args: argparse.Namespace, services: Services) -> int:
             print(f"FAIL source {name}: {exc}")
         else:
             print(f"ok   source {name}: {detail}")
+    measured: dict[tuple[str, str], int] = {}
     for team in config.teams:
         for kpi in team.kpis:
             started = time.monotonic()
@@ -163,13 +166,38 @@ def cmd_check(args: argparse.Namespace, services: Services) -> int:
                 print(f"FAIL {label}: {exc}")
                 continue
             elapsed = (time.monotonic() - started) * 1000
+            measured[(team.id, kpi.id)] = result.calls
             result = with_categories_of(result, kpi.weights)
             score = score_kpi(result.counts, rule_of(kpi))
             listed = ", ".join(f"{c}={n}" for c, n in sorted(result.counts.items())) or "none"
             print(f"ok   {label}: index {score.index:g} ({score.status.value}); counts {listed}")
             print(f"     plan: {result.plan}; {result.calls} calls; {elapsed:.0f} ms")
             print(f"     {items_line(result, services.clock())}")
+    print_call_plan(services, measured)
     return 1 if failures else 0
+
+
+def print_call_plan(services: Services, measured: dict[tuple[str, str], int]) -> None:
+    """Each source's calls for one tick of every scheduled team and on the schedules' busiest day."""
+    scheduled = [team for team in services.config.teams if team.schedule and team.deliver]
+    ticks = tick_calls(services.sources, scheduled, measured)
+    days = daily_calls(services.config, services.sources, measured, services.clock())
+    for name in services.sources:
+        if name not in ticks:
+            continue
+        tick = ticks[name]
+        print(f"calls source {name}: a tick of every scheduled team: {tick.calls} (read one by one: {tick.alone})")
+        for scan in tick.scans:
+            print(f"     shared scan: {scan}")
+        day = days.get(name)
+        if day is None:
+            continue
+        limit = f"; daily_call_limit {day.limit:,}" if day.limit else ""
+        line = f"busiest of the next {DAYS} days {day.busiest}: {day.calls:,} calls (average {day.average:,.0f}){limit}"
+        if day.over:
+            print(f"WARN source {name}: {line}: over the limit (sign-in and describe not counted)")
+        else:
+            print(f"     {line} (sign-in and describe not counted)")
 
 
 def _public_url(text: str) -> str:

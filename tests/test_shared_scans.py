@@ -6,6 +6,7 @@ The Vtiger stand-in on 127.0.0.1 counts every query; the store is a real SQLite 
 
 from __future__ import annotations
 
+import argparse
 import itertools
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from bot.__main__ import cmd_check
 from bot.config import load_config
 from bot.schedule.tick import Scheduler
 from bot.services import build_services
@@ -161,7 +163,7 @@ def test_big_groups_are_split_into_scans_of_at_most_ten_pages(fake: FakeVtiger) 
     assert [(p.calls, p.alone) for p in plans] == [(10, 11), (10, 11)]
 
 
-def write_config(tmp_path: Path, fake: FakeVtiger) -> Path:
+def write_config(tmp_path: Path, fake: FakeVtiger, **source: object) -> Path:
     def kpi(kpi_id: str, team: str, category: str) -> dict[str, object]:
         return {
             "id": kpi_id,
@@ -189,7 +191,13 @@ def write_config(tmp_path: Path, fake: FakeVtiger) -> Path:
         "chat": {"audience": "42"},
         "timezone": "UTC",
         "sources": {
-            "crm": {"type": "vtiger", "url": fake.url, "username": fake.username, "access_key": fake.access_key}
+            "crm": {
+                "type": "vtiger",
+                "url": fake.url,
+                "username": fake.username,
+                "access_key": fake.access_key,
+                **source,
+            }
         },
         "teams": teams,
     }
@@ -265,3 +273,25 @@ def test_a_teams_kpis_of_one_filter_share_a_scan_and_a_failed_scan_leaves_each_t
     assert priority.fetch.counts == services.store.latest_readings("alpha")["priority"].counts
     assert severity.stale_reason is not None and "has no field 'ticketseverities'" in severity.stale_reason
     assert len(fake.queries()) - before == 1  # priority read alone, in one page
+
+
+@pytest.mark.parametrize(("limit", "over"), [(100, True), (120, False)])
+def test_check_prints_each_kpis_plan_the_ticks_calls_and_the_busiest_day_against_the_limit(
+    tmp_path: Path, fake: FakeVtiger, capsys: pytest.CaptureFixture[str], limit: int, over: bool
+) -> None:
+    seed(fake)
+    config = load_config(write_config(tmp_path, fake, daily_call_limit=limit))
+    services = build_services(
+        config, clock=lambda: datetime(2026, 11, 9, 8, 0, tzinfo=UTC), store_url=f"sqlite:///{tmp_path / 's.db'}"
+    )
+
+    assert cmd_check(argparse.Namespace(), services) == 0  # over the limit is a warning, not a failure
+
+    out = capsys.readouterr().out
+    assert out.count("plan: page records;") == 6  # each KPI read by itself, as check always reads
+    assert "calls source crm: a tick of every scheduled team: 2 (read one by one: 6)" in out
+    assert "shared scan: 6 KPIs (alpha/priority, alpha/severity, beta/priority, ...): 2 calls, 6 alone" in out
+    # 60 slots a day ("* 9 * * *" in UTC) of 2 calls
+    day = f"busiest of the next 7 days 2026-11-15: 120 calls (average 120); daily_call_limit {limit}"
+    assert (f"WARN source crm: {day}: over the limit" in out) is over
+    assert (f"     {day} (sign-in and describe not counted)" in out) is not over

@@ -324,3 +324,7 @@ class ScansTogether(Protocol):
     def scan(self, plan: ScanPlan, reads: Sequence[tuple[Any, str]], deadline: Deadline) -> dict[int, Finish]:
         """Run ``plan`` over the batch ``reads``; per member, what makes its result."""
         ...
+
+    def calls_alone(self, query: Any, category: str) -> int:
+        """The calls one read of ``query`` by ``category`` takes by itself (sign-in left out)."""
+        ...

@@ -266,7 +266,7 @@ class VtigerSource:
         module, title = group[0][0][0], group[0][0][1]
         for chunk, rows in zip(chunks, rows_in, strict=True):
             members = tuple(at for _, ats in chunk for at in ats)
-            alone = sum(self._alone_calls(*reads[at]) for at in members)
+            alone = sum(self.calls_alone(*reads[at]) for at in members)
             calls = rows // PAGE + 1
             if len(members) < 2 or calls >= alone:
                 continue
@@ -284,9 +284,12 @@ class VtigerSource:
             plans.append(_Scan(members, calls, alone, module, title, where, field, routes))
         return plans
 
-    def _alone_calls(self, query: VtigerQuery, category: str) -> int:
-        """What ``fetch`` would cost for this read, by its last row count (login and describe left out)."""
-        rows = self._last_rows[(query.module, query.filter, category)]
+    def calls_alone(self, query: VtigerQuery, category: str) -> int:
+        """What ``fetch`` would cost for this read, by its last row count (login and describe left out); a
+        read whose row count is not known counts its total first: one call more."""
+        rows = self._last_rows.get((query.module, query.filter, category))
+        if rows is None:
+            return 2
         pages = rows // PAGE + 1
         module = self._modules.get(query.module)
         values = module.picklists.get(category) if module else None
