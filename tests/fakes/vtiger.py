@@ -16,7 +16,8 @@ HTTP 429 (``throttle``, ``retry_after``) and ``X-FloodControl-*`` headers
 waiting). Every request is recorded in ``seen``; ``inject`` queues canned
 answers for an operation. With ``echo_secrets`` set, every query is refused
 with QUERY_SYNTAX_ERROR and a message repeating the session name, as a
-careless server's error text might.
+careless server's error text might. A subclass may narrow the records a query
+is tested on (`_candidates`) or keep the matches of each query (`_matching`).
 
 Conditions go to SQL as written, so a field set to ``None`` is NULL: no
 condition matches it (``!=`` neither), as in MySQL. Comparisons are the
@@ -30,6 +31,7 @@ lists: change it to rename or remove values that records keep.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 import re
@@ -417,20 +419,38 @@ class FakeVtiger:
         for name in [*columns, *order, *(c[0] for c in conditions)]:
             if name not in known:
                 raise VtigerError("ACCESS_DENIED", f"Permission to access '{name}' attribute denied.")
-        with self._lock:
-            records = [dict(r) for r in self.records[module]]
-        if module == "Calendar":
-            records = [r for r in records if r.get("activitytype") == "Task"]
-        matching = [r for r in records if _matches(r, conditions, joins)]
+        matching = self._matching(module, conditions, joins, order if not counting else [], descending)
         if counting:
             return [{"count": str(len(matching))}]
-        if order:
-            matching.sort(key=lambda r: [_sort_key(r.get(c) or "") for c in order], reverse=descending)
         offset, size = (0, limit[0]) if len(limit) == 1 else (limit[0], limit[1]) if limit else (0, 100)
         page = matching[offset : offset + min(size, 100)]
         if star:
             return page
         return [{c: r.get(c, "") for c in [*columns, "id"]} for r in page]
+
+    def _matching(
+        self,
+        module: str,
+        conditions: list[tuple[str, str, list[str]]],
+        joins: list[str],
+        order: list[str],
+        descending: bool,
+    ) -> list[dict[str, str | None]]:
+        """Copies of the records of ``module`` that pass the conditions, sorted by ``order``."""
+        with self._lock:
+            records = [dict(r) for r in self._candidates(module, conditions, joins)]
+        if module == "Calendar":
+            records = [r for r in records if r.get("activitytype") == "Task"]
+        matching = [r for r in records if _matches(r, conditions, joins)]
+        if order:
+            matching.sort(key=lambda r: [_sort_key(r.get(c) or "") for c in order], reverse=descending)
+        return matching
+
+    def _candidates(
+        self, module: str, conditions: list[tuple[str, str, list[str]]], joins: list[str]
+    ) -> list[dict[str, str | None]]:
+        """The records the conditions are tested on (called holding the lock): all of ``module``'s."""
+        return self.records[module]
 
 
 def _ok(result: Any) -> tuple[int, dict[str, str], bytes]:
@@ -527,6 +547,7 @@ def _test(record: dict[str, str | None], condition: tuple[str, str, list[str]]) 
     }[op]
 
 
+@functools.lru_cache(maxsize=65536)
 def _fold(text: str) -> str:
     """``text`` without letter case or accents, as the database's collation compares it."""
     letters = unicodedata.normalize("NFD", text)
@@ -577,6 +598,9 @@ class _KeepAliveHandler(_Handler):
     """HTTP/1.1: a connection stays open after an answer until the client closes it."""
 
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+    """The headers and the body go out as two writes: with Nagle's algorithm on, the second waits for the
+    client's delayed ACK (40 ms on Linux) on a kept-alive connection, which no real server adds."""
 
     def finish(self) -> None:
         super().finish()
