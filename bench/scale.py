@@ -43,6 +43,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import cProfile
+import functools
 import hashlib
 import itertools
 import json
@@ -52,6 +53,7 @@ import os
 import pstats
 import random
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -464,6 +466,39 @@ def closed_loop(scorer: Scorer, teams: int, clients: int, seconds: float, seed: 
     return load
 
 
+@dataclass
+class Phase:
+    """One load run against the server: its latencies, the server's CPU seconds, the stand-in's calls."""
+
+    load: Load
+    cpu: float
+    calls: Calls
+
+    @property
+    def cpu_ms(self) -> float:
+        """Server CPU a request, in ms."""
+        return self.cpu / max(1, len(self.load.latencies)) * 1000
+
+    def report(self, name: str) -> None:
+        per = self.calls.data / max(1, len(self.load.latencies))
+        say(f"    {name}: {self.load.line()}")
+        say(f"      server CPU {self.cpu_ms:.2f} ms a request; Vtiger: {self.calls.line()} ({per:.2f} data calls each)")
+
+
+def measured(pid: int, vtiger: StandIn, run: Callable[[], Load]) -> Phase:
+    """``run`` with the server's CPU time and the stand-in's calls counted around it."""
+    mark, cpu = vtiger.mark(), cpu_seconds(pid)
+    load = run()
+    return Phase(load, cpu_seconds(pid) - cpu, vtiger.calls(mark))
+
+
+def median_run(phases: list[Phase]) -> tuple[Phase, str]:
+    """The run with the median p99, and the p99 of every run."""
+    ordered = sorted(phases, key=lambda phase: phase.load.pct(99))
+    every = ", ".join(f"{phase.load.pct(99):.0f}" for phase in phases)
+    return ordered[len(ordered) // 2], f"p99 of the {len(phases)} runs: {every} ms"
+
+
 def score_part(
     args: argparse.Namespace, teams: list[Team], vtiger: StandIn, folder: Path, store: Callable[[str], str]
 ) -> list[Row]:
@@ -471,12 +506,13 @@ def score_part(
     tokens = TokenFactory()
     chat = FakeChat()
     rows: list[Row] = []
+    count = len(teams)
+    memory: list[tuple[float, float]] = []
     try:
         now = int(time.time())
         token = tokens.sign(iss=CHAT_ISSUER, aud="123", iat=now, exp=now + 3600)
         verify = {"verify": True, "audience": "123", "certs_url": tokens.certs_url}
-        count = len(teams)
-        for mode, cache in (("live", 0), ("cached", 60)):
+        for mode, cache, rate, runs in (("live", 0, args.live_rate, 1), ("cached", 60, args.rate, args.runs)):
             config = write_config(
                 folder / f"serve-{mode}.yaml",
                 teams,
@@ -487,62 +523,73 @@ def score_part(
                 cache_seconds=cache,
             )
             say(f"[4] /score {mode}: waitress as app.yaml starts it, verification on, cache_seconds {cache} ...")
+            opened: list[Phase] = []
+            closed: list[Phase] = []
             with production_server(config, folder / f"serve-{mode}.log") as (base, pid):
                 scorer = Scorer(base, token, teams)
                 if mode == "cached":
                     warm = closed_loop_once(scorer, count)
                     say(f"    every team asked once first (live reads, stored): {warm.line()}")
-                mark, cpu = vtiger.mark(), cpu_seconds(pid)
-                opened = open_loop(scorer, count, args.live_rate if mode == "live" else args.rate, args.seconds, 1)
-                open_cpu, open_calls = cpu_seconds(pid) - cpu, vtiger.calls(mark)
-                mark, cpu = vtiger.mark(), cpu_seconds(pid)
-                closed = closed_loop(scorer, count, args.clients, args.closed_seconds, 2)
-                closed_cpu, closed_calls = cpu_seconds(pid) - cpu, vtiger.calls(mark)
-                rss, peak = memory_mb(pid)
-            for name, load, calls, used in (
-                (f"open loop {args.live_rate if mode == 'live' else args.rate:g}/s", opened, open_calls, open_cpu),
-                (f"closed loop {args.clients} clients", closed, closed_calls, closed_cpu),
-            ):
-                per = calls.data / max(1, len(load.latencies))
-                say(f"    {name}: {load.line()}")
-                say(
-                    f"      server CPU {used / max(1, len(load.latencies)) * 1000:.2f} ms a request;"
-                    f" Vtiger: {calls.line()} ({per:.2f} data calls a request)"
-                )
-            say(f"    server RSS {rss:.0f} MB (peak {peak:.0f} MB)")
+                for run in range(runs):
+                    opening = functools.partial(open_loop, scorer, count, rate, args.seconds, run)
+                    opened.append(measured(pid, vtiger, opening))
+                    opened[-1].report(f"open loop {rate:g}/s, run {run + 1}")
+                    closing = functools.partial(
+                        closed_loop, scorer, count, args.clients, args.closed_seconds, 100 + run
+                    )
+                    closed.append(measured(pid, vtiger, closing))
+                    closed[-1].report(f"closed loop {args.clients} clients, run {run + 1}")
+                memory.append(memory_mb(pid))
+            say(f"    server RSS {memory[-1][0]:.0f} MB (peak {memory[-1][1]:.0f} MB)")
+            (open_run, open_p99s), (closed_run, closed_p99s) = median_run(opened), median_run(closed)
             if mode == "live":
+                calls = closed_run.calls
                 rows.append(
                     Row(
                         f"/score live, {args.clients} concurrent clients (closed loop)",
-                        f"{closed.line()}; {closed_calls.data / max(1, len(closed.latencies)):.2f} data calls each,"
-                        f" {closed_calls.busy / closed_calls.wall:.1f} in flight on average,"
-                        f" {closed_calls.peak} at most",
+                        f"{closed_run.load.line()}; {calls.data / max(1, len(closed_run.load.latencies)):.2f}"
+                        f" data calls each, {calls.busy / calls.wall:.1f} in flight on average, {calls.peak} at most",
                         "p99 <= 1 s, 0 errors",
-                        closed.pct(99) <= 1000 and closed.errors + closed.stale == 0,
+                        closed_run.load.pct(99) <= 1000 and closed_run.load.errors + closed_run.load.stale == 0,
                     )
                 )
-                rows.append(Row(f"/score live, open loop {args.live_rate:g}/s", opened.line(), "(shown)", None))
+                rows.append(Row(f"/score live, open loop {rate:g}/s", open_run.load.line(), "(shown)", None))
             else:
-                per_request = open_cpu / max(1, len(opened.latencies)) * 1000
+                cpu = statistics.median(phase.cpu_ms for phase in opened)
+                load = open_run.load
                 rows.append(
                     Row(
-                        f"/score cached (reading under a minute old), open loop {args.rate:g}/s",
-                        f"{opened.line()}; {open_calls.data} Vtiger calls",
+                        f"/score cached (reading under a minute old), open loop {rate:g}/s, median of {runs} runs",
+                        f"{load.line()}; {sum(p.calls.data for p in opened)} Vtiger calls; {open_p99s}",
                         "p99 <= 50 ms at 200 req/s",
-                        opened.pct(99) <= 50 and opened.errors + opened.stale == 0 and args.rate >= 200,
+                        load.pct(99) <= 50 and load.errors + load.stale == 0 and rate >= 200,
                     )
                 )
                 rows.append(
                     Row(
                         "server CPU per cached /score (process CPU time / requests, open loop)",
-                        f"{per_request:.2f} ms",
+                        f"{cpu:.2f} ms (median of {runs} runs)",
                         "<= 1 ms",
-                        per_request <= 1,
+                        cpu <= 1,
                     )
                 )
-                rows.append(Row(f"/score cached, closed loop {args.clients} clients", closed.line(), "(shown)", None))
-                memory = f"{rss:.0f} MB (peak {peak:.0f} MB)"
-                rows.append(Row("serve RSS (waitress, one process)", memory, "<= 120 MB", peak <= 120))
+                rows.append(
+                    Row(
+                        f"/score cached, closed loop {args.clients} clients, median of {runs} runs",
+                        f"{closed_run.load.line()}; {closed_p99s}",
+                        "(shown)",
+                        None,
+                    )
+                )
+        rss, peak = max(memory, key=lambda m: m[1])
+        rows.append(
+            Row(
+                "serve RSS (waitress, one process; the larger of the live and cached servers)",
+                f"{rss:.0f} MB at the end (peak {peak:.0f} MB)",
+                "<= 120 MB",
+                peak <= 120,
+            )
+        )
     finally:
         chat.close()
         tokens.close()
@@ -731,6 +778,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seconds", type=float, default=3, help="open-loop duration")
     parser.add_argument("--closed-seconds", type=float, default=4, help="closed-loop duration")
     parser.add_argument("--clients", type=int, default=50, help="closed-loop clients")
+    parser.add_argument("--runs", type=int, default=3, help="runs of the cached loops (the median is shown)")
     parser.add_argument("--processes", type=lambda s: [int(n) for n in s.split(",")], default=[1, 2, 4])
     parser.add_argument(
         "--pg-url", default=os.environ.get("SCOREBOT_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
