@@ -482,19 +482,21 @@ class Store:
         missed_detail: str,
         expire_before: datetime,
         expire_detail: str,
-    ) -> tuple[list[datetime], int]:
+    ) -> tuple[list[datetime], int, list[SlotRun]]:
         """A tick's bookkeeping for one team, in one transaction: the team's mark (created at ``now`` the
         first time), the slots ``missed(mark)`` names recorded missed, unfinished unleased slots at or
         before ``expire_before`` closed as missed, and the mark advanced to ``now``.
 
-        Returns the slots newly recorded missed and how many unfinished slots were closed.
+        Returns the slots newly recorded missed, how many unfinished slots were closed, and then the team's
+        slots after ``expire_before`` up to ``now`` (newest first).
         """
         with self.engine.begin() as conn:
             mark = _team_mark(conn, team_id, to_utc(now))
             added = _record_missed(conn, team_id, missed(mark), now, missed_detail)
             expired = _expire(conn, team_id, expire_before, now, expire_detail)
             _advance_mark(conn, team_id, now)
-        return added, expired
+            runs = _slot_runs(conn, team_id, expire_before, now, 100_000)
+        return added, expired, runs
 
     def team_mark(self, team_id: str, now: datetime) -> TeamMark:
         """The team's mark, created at ``now`` the first time the scheduler sees the team."""
@@ -517,8 +519,9 @@ class Store:
         with self.engine.begin() as conn:
             return _record_missed(conn, team_id, slots, now, detail)
 
-    def claim(self, team_id: str, slot: datetime, owner: str, now: datetime, lease_until: datetime) -> bool:
-        """Claim a slot for ``owner`` until ``lease_until``; True for exactly one of concurrent claimers.
+    def claim(self, team_id: str, slot: datetime, owner: str, now: datetime, lease_until: datetime) -> int:
+        """Claim a slot for ``owner`` until ``lease_until``: its attempt number (1: the slot is new) for exactly
+        one of concurrent claimers, 0 for the others.
 
         A new slot is claimed by inserting its row; an unfinished one (pending,
         or claimed by a process that died) only once its lease has run out and
@@ -534,14 +537,15 @@ class Store:
         }
         with self.engine.begin() as conn:
             if _insert_ignore(conn, slot_runs, {"team_id": team_id, "slot_utc": slot, "attempts": 1} | claimed):
-                return True
-            result = conn.execute(
+                return 1
+            attempt = conn.execute(
                 slot_runs.update()
                 .where(_takeable(team_id, slot, now))
                 .where(sa.or_(slot_runs.c.retry_at.is_(None), slot_runs.c.retry_at <= now))
                 .values(attempts=slot_runs.c.attempts + 1, **claimed)
-            )
-            return result.rowcount == 1
+                .returning(slot_runs.c.attempts)
+            ).scalar()
+            return int(attempt or 0)
 
     def supersede(self, team_id: str, slots: list[datetime], now: datetime, detail: str) -> list[datetime]:
         """Close slots a newer post replaces: never started, or unfinished and unleased; return those closed.
@@ -553,11 +557,14 @@ class Store:
         with self.engine.begin() as conn:
             for slot in map(to_utc, slots):
                 row = {"team_id": team_id, "slot_utc": slot, "state": SUPERSEDED, "attempts": 0, "updated_at": now}
-                if _insert_ignore(conn, slot_runs, row | {"detail": detail}) or conn.execute(
-                    slot_runs.update()
-                    .where(_takeable(team_id, slot, now))
-                    .values(state=SUPERSEDED, claimed_until=None, retry_at=None, updated_at=now, detail=detail)
-                ).rowcount:
+                if (
+                    _insert_ignore(conn, slot_runs, row | {"detail": detail})
+                    or conn.execute(
+                        slot_runs.update()
+                        .where(_takeable(team_id, slot, now))
+                        .values(state=SUPERSEDED, claimed_until=None, retry_at=None, updated_at=now, detail=detail)
+                    ).rowcount
+                ):
                     closed.append(slot)
         return closed
 
@@ -566,18 +573,43 @@ class Store:
         return self._update_claimed(team_id, slot, owner, claimed_until=to_utc(lease_until))
 
     def release(
-        self, team_id: str, slot: datetime, owner: str, now: datetime, detail: str, retry_at: datetime | None = None
+        self,
+        team_id: str,
+        slot: datetime,
+        owner: str,
+        now: datetime,
+        detail: str,
+        retry_at: datetime | None = None,
+        delivery: DeliveryRecord | None = None,
     ) -> bool:
-        """Give the slot back unfinished: claimable by the next tick at once, or from ``retry_at``."""
+        """Give the slot back unfinished: claimable by the next tick at once, or from ``retry_at``; with
+        ``delivery`` (the last target's attempt) recorded in the same transaction, whether or not the claim
+        was still held."""
         return self._update_claimed(
             team_id,
             slot,
             owner,
+            delivery,
             state=PENDING,
             claimed_until=None,
             updated_at=to_utc(now),
             detail=detail,
             retry_at=to_utc(retry_at) if retry_at else None,
+        )
+
+    def finish(
+        self,
+        team_id: str,
+        slot: datetime,
+        owner: str,
+        state: str,
+        now: datetime,
+        detail: str | None,
+        delivery: DeliveryRecord | None = None,
+    ) -> bool:
+        """End ``owner``'s claim with a final ``state`` (and ``delivery`` recorded, as for `release`)."""
+        return self._update_claimed(
+            team_id, slot, owner, delivery, state=state, claimed_until=None, updated_at=to_utc(now), detail=detail
         )
 
     def unclaim(self, team_id: str, slot: datetime, owner: str) -> bool:
@@ -596,14 +628,12 @@ class Store:
             update = slot_runs.update().where(*mine).values(attempts=slot_runs.c.attempts - 1, **restored)
             return bool(conn.execute(update).rowcount)
 
-    def finish(self, team_id: str, slot: datetime, owner: str, state: str, now: datetime, detail: str | None) -> bool:
-        """End ``owner``'s claim with a final ``state``."""
-        return self._update_claimed(
-            team_id, slot, owner, state=state, claimed_until=None, updated_at=to_utc(now), detail=detail
-        )
-
-    def _update_claimed(self, team_id: str, slot: datetime, owner: str, **values: Any) -> bool:
+    def _update_claimed(
+        self, team_id: str, slot: datetime, owner: str, delivery: DeliveryRecord | None = None, **values: Any
+    ) -> bool:
         with self.engine.begin() as conn:
+            if delivery is not None:
+                _insert_delivery(conn, delivery)
             result = conn.execute(
                 slot_runs.update()
                 .where(
@@ -625,27 +655,8 @@ class Store:
         self, team_id: str, *, since: datetime | None = None, until: datetime | None = None, limit: int = 100
     ) -> list[SlotRun]:
         """The team's slots with ``since < slot <= until`` (either bound optional), newest first."""
-        query = sa.select(slot_runs).where(slot_runs.c.team_id == team_id)
-        if since is not None:
-            query = query.where(slot_runs.c.slot_utc > to_utc(since))
-        if until is not None:
-            query = query.where(slot_runs.c.slot_utc <= to_utc(until))
         with self.engine.connect() as conn:
-            rows = conn.execute(query.order_by(slot_runs.c.slot_utc.desc()).limit(limit)).all()
-        return [
-            SlotRun(
-                team_id=r.team_id,
-                slot=_utc(r.slot_utc),
-                state=r.state,
-                attempts=r.attempts,
-                claimed_by=r.claimed_by,
-                claimed_until=_utc(r.claimed_until) if r.claimed_until else None,
-                updated_at=_utc(r.updated_at),
-                detail=r.detail,
-                retry_at=_utc(r.retry_at) if r.retry_at else None,
-            )
-            for r in rows
-        ]
+            return _slot_runs(conn, team_id, since, until, limit)
 
     def record_delivery(
         self,
@@ -660,17 +671,7 @@ class Store:
     ) -> None:
         """Record one attempt at one target: delivered, already (409), rejected (4xx) or error."""
         with self.engine.begin() as conn:
-            conn.execute(
-                deliveries.insert().values(
-                    team_id=team_id,
-                    slot_utc=to_utc(slot),
-                    target=target,
-                    outcome=outcome,
-                    at=to_utc(at),
-                    message_id=message_id,
-                    detail=detail,
-                )
-            )
+            _insert_delivery(conn, DeliveryRecord(team_id, to_utc(slot), target, outcome, at, message_id, detail))
 
     def settled_targets(self, team_id: str, slot: datetime) -> set[str]:
         """The slot's targets that need no further attempt (delivered, already there, or rejected)."""
@@ -946,3 +947,43 @@ def to_utc(moment: datetime) -> datetime:
 def _utc(moment: datetime) -> datetime:
     """SQLite hands back naive datetimes; they were stored as UTC."""
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _insert_delivery(conn: Connection, record: DeliveryRecord) -> None:
+    conn.execute(
+        deliveries.insert().values(
+            team_id=record.team_id,
+            slot_utc=to_utc(record.slot),
+            target=record.target,
+            outcome=record.outcome,
+            at=to_utc(record.at),
+            message_id=record.message_id,
+            detail=record.detail,
+        )
+    )
+
+
+def _slot_runs(
+    conn: Connection, team_id: str, since: datetime | None, until: datetime | None, limit: int
+) -> list[SlotRun]:
+    """The team's slots with ``since < slot <= until`` (either bound optional), newest first."""
+    query = sa.select(slot_runs).where(slot_runs.c.team_id == team_id)
+    if since is not None:
+        query = query.where(slot_runs.c.slot_utc > to_utc(since))
+    if until is not None:
+        query = query.where(slot_runs.c.slot_utc <= to_utc(until))
+    rows = conn.execute(query.order_by(slot_runs.c.slot_utc.desc()).limit(limit)).all()
+    return [
+        SlotRun(
+            team_id=r.team_id,
+            slot=_utc(r.slot_utc),
+            state=r.state,
+            attempts=r.attempts,
+            claimed_by=r.claimed_by,
+            claimed_until=_utc(r.claimed_until) if r.claimed_until else None,
+            updated_at=_utc(r.updated_at),
+            detail=r.detail,
+            retry_at=_utc(r.retry_at) if r.retry_at else None,
+        )
+        for r in rows
+    ]

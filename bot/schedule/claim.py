@@ -13,14 +13,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from bot.store import Store
+from bot.store import DeliveryRecord, Store
 
 
 class ClaimLost(Exception):
     """Another tick took the slot over: the lease ran out while this one was still at work."""
 
 
-@dataclass(frozen=True)
+@dataclass
 class Claim:
     """``owner``'s claim on a team's slot, with a lease of ``lease_seconds`` from each renewal."""
 
@@ -30,11 +30,14 @@ class Claim:
     owner: str
     lease_seconds: float
     now: Callable[[], datetime]
+    attempt: int = 0
+    """The slot's attempt this claim is (1: the slot was new, so no target has it yet); 0 until taken."""
 
     def take(self) -> bool:
         """Claim the slot; False if another tick has it (or it waits for a Retry-After, or is final)."""
         now = self.now()
-        return self.store.claim(self.team_id, self.slot, self.owner, now, self._lease_from(now))
+        self.attempt = self.store.claim(self.team_id, self.slot, self.owner, now, self._lease_from(now))
+        return self.attempt > 0
 
     def keep(self) -> float:
         """Check the claim is still ours and extend its lease; return the seconds it lasts. Raises `ClaimLost`."""
@@ -42,17 +45,18 @@ class Claim:
             raise ClaimLost(f"claim on {self.team_id} {self.slot.isoformat()} lost: the lease ran out")
         return self.lease_seconds
 
-    def release(self, detail: str, retry_at: datetime | None = None) -> bool:
-        """Give the slot back for a later tick (from ``retry_at``, if given); False if the claim was lost."""
-        return self.store.release(self.team_id, self.slot, self.owner, self.now(), detail, retry_at)
+    def release(self, detail: str, retry_at: datetime | None = None, delivery: DeliveryRecord | None = None) -> bool:
+        """Give the slot back for a later tick (from ``retry_at``, if given), recording ``delivery`` with it;
+        False if the claim was lost."""
+        return self.store.release(self.team_id, self.slot, self.owner, self.now(), detail, retry_at, delivery)
 
     def give_back(self) -> bool:
         """Undo the claim before any work on the slot (the tick's deadline came first); False if it was lost."""
         return self.store.unclaim(self.team_id, self.slot, self.owner)
 
-    def finish(self, state: str, detail: str | None) -> bool:
-        """End the claim with a final ``state``; False if the claim was lost."""
-        return self.store.finish(self.team_id, self.slot, self.owner, state, self.now(), detail)
+    def finish(self, state: str, detail: str | None, delivery: DeliveryRecord | None = None) -> bool:
+        """End the claim with a final ``state``, recording ``delivery`` with it; False if the claim was lost."""
+        return self.store.finish(self.team_id, self.slot, self.owner, state, self.now(), detail, delivery)
 
     def _lease_from(self, now: datetime) -> datetime:
         return now + timedelta(seconds=self.lease_seconds)

@@ -76,7 +76,21 @@ from bot.schedule.slots import slots_between
 from bot.schedule.templates import thread_key
 from bot.services import Services
 from bot.sources import Deadline
-from bot.store import CONCLUDED, DELIVERED, FAILED, MISSED, PENDING, POST, RETRY, SKIPPED, SUPERSEDED, TeamMark, to_utc
+from bot.store import (
+    CONCLUDED,
+    DELIVERED,
+    FAILED,
+    MISSED,
+    PENDING,
+    POST,
+    RETRY,
+    SKIPPED,
+    SUPERSEDED,
+    DeliveryRecord,
+    SlotRun,
+    TeamMark,
+    to_utc,
+)
 from handlers import scheduled
 
 log = logging.getLogger(__name__)
@@ -247,7 +261,7 @@ class Scheduler:
         grace = self._grace()
         # Slots the last tick saw as due but did not start are missed now; a first tick misses nothing.
         missed_detail = "not started within the grace period"
-        missed, expired = store.open_team(
+        missed, expired, runs = store.open_team(
             team.id,
             now,
             lambda mark: self._missed(team, mark, now),
@@ -258,7 +272,7 @@ class Scheduler:
         outcomes = [SlotOutcome(team.id, slot, MISSED, missed_detail) for slot in missed]
         if expired:
             log.warning("team %s: %d unfinished slots gave up (grace period long over)", team.id, expired)
-        catchup = self._catchup(team, now)
+        catchup = self._catchup(team, now, runs)
         outcomes += self._supersede(team, catchup.outdated, now, "a newer slot was already posted")
         if catchup.wait_reason:
             log.info("team %s: left for a later tick: %s", team.id, catchup.wait_reason)
@@ -308,7 +322,7 @@ class Scheduler:
             missed = self._missed(team, mark, now)
             runs = store.slot_runs(team.id, since=now - MISSED_LOOKBACK, until=now, limit=100_000)
             known = {r.slot for r in runs}
-            catchup = self._catchup(team, now)
+            catchup = self._catchup(team, now, store.slot_runs(team.id, since=now - 2 * self._grace(), until=now))
             targets = tuple(target_key(t) for t in team.deliver)
             unstarted = tuple(slot for slot in missed if slot not in known)
             plans.append(TeamPlan(team.id, catchup, unstarted, targets, mark is None))
@@ -328,11 +342,11 @@ class Scheduler:
         grace, zone = self._grace(), self.services.config.zone(team)
         return slots_between(team.schedule, zone, max(mark.scanned_until - grace, now - MISSED_LOOKBACK), now - grace)
 
-    def _catchup(self, team: TeamConfig, now: datetime) -> Catchup:
-        """Which slot this tick works for ``team`` (see `bot.schedule.catchup`)."""
+    def _catchup(self, team: TeamConfig, now: datetime, runs: list[SlotRun]) -> Catchup:
+        """Which slot this tick works for ``team`` (see `bot.schedule.catchup`), given its slots of the last
+        two grace periods."""
         assert team.schedule  # noqa: S101 (only scheduled teams tick)
         grace, zone = self._grace(), self.services.config.zone(team)
-        runs = self.services.store.slot_runs(team.id, since=now - 2 * grace, until=now, limit=100_000)
         due = slots_between(team.schedule, zone, now - grace, now)
         return plan_catchup(due, {r.slot: r for r in runs}, now, now - grace)
 
@@ -369,14 +383,15 @@ class Scheduler:
     ) -> SlotOutcome:
         """Post to every target not settled yet; all of them, once the slot is started."""
         store, slot = self.services.store, claim.slot
-        settled = store.settled_targets(team.id, slot)
+        settled = store.settled_targets(team.id, slot) if claim.attempt > 1 else set()  # a new slot has none
+        todo = [target for target in team.deliver if target_key(target) not in settled]
         retryable: list[DeliveryError] = []
         rejected: list[DeliveryError] = []
-        for target in team.deliver:
+        last: DeliveryRecord | None = None  # the last target's attempt: recorded with the slot's end
+        for target in todo:
             key = target_key(target)
-            if key in settled:
-                continue
             post = self.post_for(team, slot, report, target)
+            detail: str | None = None
             try:
                 sent = self.delivery.send(target, post, clock.deadline, claim.keep)
             except ClaimLost as exc:
@@ -384,32 +399,38 @@ class Scheduler:
                 return SlotOutcome(team.id, slot, LOST, str(exc))
             except DeliveryError as exc:
                 (retryable if exc.retryable else rejected).append(exc)
-                outcome = "error" if exc.retryable else "rejected"
-                store.record_delivery(
-                    team.id, slot, key, outcome, clock.now(), message_id=post.message_id, detail=str(exc)
-                )
+                outcome, detail = ("error" if exc.retryable else "rejected"), str(exc)
                 log.warning("team %s slot %s: %s", team.id, slot.isoformat(), exc)
-                continue
-            outcome = "already" if sent.already else "delivered"
-            store.record_delivery(team.id, slot, key, outcome, clock.now(), message_id=post.message_id)
-            log.info("team %s slot %s: %s to %s", team.id, slot.isoformat(), outcome, key)
+            else:
+                outcome = "already" if sent.already else "delivered"
+                log.info("team %s slot %s: %s to %s", team.id, slot.isoformat(), outcome, key)
+            record = DeliveryRecord(team.id, slot, key, outcome, clock.now(), post.message_id, detail)
+            if target is todo[-1]:
+                last = record
+            else:
+                store.record_delivery(team.id, slot, key, outcome, record.at, message_id=post.message_id, detail=detail)
         if retryable and not last_attempt:
             wait = max((e.retry_after or 0.0 for e in retryable), default=0.0)
             retry_at = clock.now() + timedelta(seconds=wait) if wait else None
-            return self._release(claim, "; ".join(map(str, retryable)), retry_at)
+            return self._release(claim, "; ".join(map(str, retryable)), retry_at, last)
         if retryable or rejected:
-            return self._finish(claim, FAILED, "; ".join(map(str, rejected + retryable)))
-        return self._finish(claim, DELIVERED, None if report.fresh else "posted stale: " + "; ".join(report.failures))
+            return self._finish(claim, FAILED, "; ".join(map(str, rejected + retryable)), last)
+        stale = None if report.fresh else "posted stale: " + "; ".join(report.failures)
+        return self._finish(claim, DELIVERED, stale, last)
 
-    def _release(self, claim: Claim, detail: str, retry_at: datetime | None = None) -> SlotOutcome:
-        if not claim.release(detail, retry_at):
+    def _release(
+        self, claim: Claim, detail: str, retry_at: datetime | None = None, delivery: DeliveryRecord | None = None
+    ) -> SlotOutcome:
+        if not claim.release(detail, retry_at, delivery):
             return self._lost(claim, PENDING)
         if retry_at:
             detail += f"; not retried before {retry_at.isoformat()} (Retry-After)"
         return SlotOutcome(claim.team_id, claim.slot, PENDING, detail)
 
-    def _finish(self, claim: Claim, state: str, detail: str | None) -> SlotOutcome:
-        if not claim.finish(state, detail):
+    def _finish(
+        self, claim: Claim, state: str, detail: str | None, delivery: DeliveryRecord | None = None
+    ) -> SlotOutcome:
+        if not claim.finish(state, detail, delivery):
             return self._lost(claim, state)
         return SlotOutcome(claim.team_id, claim.slot, state, detail)
 
