@@ -52,6 +52,7 @@ import math
 import os
 import pstats
 import random
+import resource
 import socket
 import statistics
 import subprocess
@@ -116,6 +117,15 @@ class TickRun:
     posts: Counter[str]
     returncodes: list[int]
     log_lines: int
+    tick_cpu: float
+    fakes_cpu: float
+
+    def cpu_line(self) -> str:
+        """CPU seconds of the tick processes and of this process (the fakes), against the wall time."""
+        return (
+            f"CPU {self.tick_cpu:.1f} s in the tick process(es), {self.fakes_cpu:.1f} s in the fakes' process,"
+            f" over {self.to_exit:.1f} s on {os.cpu_count()} cores (load average {os.getloadavg()[0]:.1f})"
+        )
 
 
 @dataclass
@@ -200,6 +210,7 @@ def run_ticks(
             assert worker.stdout is not None
             assert worker.stdout.readline().strip() == "ready", "a tick did not start"
         mark, before = vtiger.mark(), len(chat.posts())
+        children, own = _cpu(resource.RUSAGE_CHILDREN), _cpu(resource.RUSAGE_SELF)
         go = time.monotonic()
         for worker in workers:
             assert worker.stdin is not None
@@ -207,6 +218,7 @@ def run_ticks(
             worker.stdin.flush()
         outputs = [worker.communicate(timeout=300)[0] for worker in workers]
         to_exit = time.monotonic() - go
+        children, own = _cpu(resource.RUSAGE_CHILDREN) - children, _cpu(resource.RUSAGE_SELF) - own
     finally:
         for worker in workers:
             if worker.poll() is None:
@@ -223,7 +235,14 @@ def run_ticks(
         posts=Counter(p.space for p in posts),
         returncodes=[w.returncode for w in workers],
         log_lines=sum(1 for _ in log.open()) if log.exists() else 0,
+        tick_cpu=children,
+        fakes_cpu=own,
     )
+
+
+def _cpu(who: int) -> float:
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
 
 
 def webhooks(teams: list[Team], delay: float) -> FakeChat:
@@ -279,6 +298,7 @@ def tick_part(args: argparse.Namespace, teams: list[Team], vtiger: StandIn, fold
                 f" {max(run.posts.values(), default=0)}; exit {run.returncodes}"
             )
             say(f"      Vtiger: {run.calls.line()}")
+            say(f"      {run.cpu_line()}")
         first, second = runs
         delivered = first.states["delivered"] == len(teams) and len(first.posts) == len(teams)
         ratio = sequential / first.to_last_post
@@ -512,7 +532,10 @@ def score_part(
         now = int(time.time())
         token = tokens.sign(iss=CHAT_ISSUER, aud="123", iat=now, exp=now + 3600)
         verify = {"verify": True, "audience": "123", "certs_url": tokens.certs_url}
-        for mode, cache, rate, runs in (("live", 0, args.live_rate, 1), ("cached", 60, args.rate, args.runs)):
+        for mode, cache, rate, seconds, runs in (
+            ("live", 0, args.live_rate, args.live_seconds, 1),
+            ("cached", 60, args.rate, args.seconds, args.runs),
+        ):
             config = write_config(
                 folder / f"serve-{mode}.yaml",
                 teams,
@@ -531,7 +554,7 @@ def score_part(
                     warm = closed_loop_once(scorer, count)
                     say(f"    every team asked once first (live reads, stored): {warm.line()}")
                 for run in range(runs):
-                    opening = functools.partial(open_loop, scorer, count, rate, args.seconds, run)
+                    opening = functools.partial(open_loop, scorer, count, rate, seconds, run)
                     opened.append(measured(pid, vtiger, opening))
                     opened[-1].report(f"open loop {rate:g}/s, run {run + 1}")
                     closing = functools.partial(
@@ -638,8 +661,9 @@ def profile_part(
         now = int(time.time())
         token = tokens.sign(iss=CHAT_ISSUER, aud="123", iat=now, exp=now + 3600)
         headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+        asked = teams[: args.profile_teams]  # few enough that their readings stay under a minute old
         bodies = [
-            json.dumps(payloads.classic_slash(space={"name": f"spaces/{t.space}", "type": "ROOM"})) for t in teams
+            json.dumps(payloads.classic_slash(space={"name": f"spaces/{t.space}", "type": "ROOM"})) for t in asked
         ]
         for body in bodies:  # the readings the cached requests show
             client.post("/", data=body, headers=headers)
@@ -665,7 +689,8 @@ def profile_part(
     for (filename, _, name), entry in stats.stats.items():  # type: ignore[attr-defined]
         groups[_package(filename, name)] += entry[2]
     say(
-        f"[6] a cached /score in-process (Flask test client, verification on, {requests_count} requests,"
+        f"[6] a cached /score in-process (Flask test client, verification on, {requests_count} requests over"
+        f" {len(bodies)} teams,"
         f" {calls} Vtiger calls): {plain:.2f} ms CPU a request without the profiler. Own time by package"
         " (cProfile on CPU time, its overhead included):"
     )
@@ -736,6 +761,7 @@ def pg_part(args: argparse.Namespace, pg: PgSchemas, folder: Path) -> list[Row]:
                 f" once; exit {run.returncodes}; {run.log_lines} log lines"
             )
             say(f"      Vtiger: {run.calls.line()}")
+            say(f"      {run.cpu_line()}")
             if not once or set(run.states) != {"delivered"}:
                 say("      log: " + " | ".join(sorted({line[:160] for line in log.read_text().splitlines()})[:8]))
             base = times[args.processes[0]]
@@ -765,18 +791,19 @@ def table(rows: list[Row]) -> str:
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
-    """The flags; the defaults fit the whole run in about six minutes on a 2-core machine."""
+    """The flags; the defaults fit the whole run in six to eight minutes on a busy 2-core machine."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--teams", type=int, default=200, help="teams for the tick and /score (2 KPIs each)")
     parser.add_argument("--pg-teams", type=int, default=800, help="teams for the PostgreSQL multi-process ticks")
     parser.add_argument("--delay", type=float, default=0.1, help="seconds the Vtiger stand-in takes a call")
     parser.add_argument("--webhook-delay", type=float, default=0.05, help="seconds a webhook takes to answer")
     parser.add_argument("--concurrency", type=int, default=0, help="schedule.concurrency (0: the config default)")
-    parser.add_argument("--sequential-teams", type=int, default=12, help="teams the sequential job runs on")
+    parser.add_argument("--sequential-teams", type=int, default=10, help="teams the sequential job runs on")
     parser.add_argument("--rate", type=float, default=200, help="open-loop arrivals a second, cached /score")
     parser.add_argument("--live-rate", type=float, default=200, help="open-loop arrivals a second, live /score")
-    parser.add_argument("--seconds", type=float, default=3, help="open-loop duration")
-    parser.add_argument("--closed-seconds", type=float, default=4, help="closed-loop duration")
+    parser.add_argument("--seconds", type=float, default=2, help="open-loop duration, cached /score")
+    parser.add_argument("--live-seconds", type=float, default=1, help="open-loop duration, live /score")
+    parser.add_argument("--closed-seconds", type=float, default=3, help="closed-loop duration")
     parser.add_argument("--clients", type=int, default=50, help="closed-loop clients")
     parser.add_argument("--runs", type=int, default=3, help="runs of the cached loops (the median is shown)")
     parser.add_argument("--processes", type=lambda s: [int(n) for n in s.split(",")], default=[1, 2, 4])
@@ -785,7 +812,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--serve-store", choices=["postgres", "sqlite"], default="postgres", help="the server's store")
     parser.add_argument("--parts", default="tick,score,profile,pg", help="which parts to run (comma-separated)")
-    parser.add_argument("--profile-requests", type=int, default=400, help="cached /score requests profiled")
+    parser.add_argument("--profile-requests", type=int, default=300, help="cached /score requests profiled")
+    parser.add_argument("--profile-teams", type=int, default=40, help="teams the profiled requests ask for")
     parser.add_argument("--profile-lines", type=int, default=16, help="the app's functions listed by the profile")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--keep", action="store_true", help="keep the configs, stores and logs (the path is printed)")
@@ -802,7 +830,8 @@ def main(argv: list[str] | None = None) -> int:
     sizes = [len(t.open_records()) for t in teams]
     say(
         f"data: {len(teams)} teams, {sum(sizes)} open HelpDesk records ({sum(n >= 100 for n in sizes)} teams with 100"
-        f" or more); Vtiger {args.delay * 1000:.0f} ms a call, webhooks {args.webhook_delay * 1000:.0f} ms"
+        f" or more); Vtiger {args.delay * 1000:.0f} ms a call, webhooks {args.webhook_delay * 1000:.0f} ms;"
+        f" load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
     )
     rows: list[Row] = []
     pg = PgSchemas(args.pg_url) if "pg" in parts or args.serve_store == "postgres" else None
@@ -832,7 +861,10 @@ def main(argv: list[str] | None = None) -> int:
         vtiger.close()
         if pg:
             pg.close()
-    say(f"\nwhole run {time.perf_counter() - started:.0f} s; {DEFINITION}\n")
+    say(
+        f"\nwhole run {time.perf_counter() - started:.0f} s, load average now {os.getloadavg()[0]:.1f}"
+        f" on {os.cpu_count()} cores; {DEFINITION}\n"
+    )
     say(table(rows))
     return 0
 
