@@ -252,6 +252,7 @@ def make_engine(url: str) -> Engine:
         def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")  # WAL: a commit survives the process, fsync at checkpoints
             cursor.execute("PRAGMA busy_timeout=30000")
             cursor.close()
 

@@ -207,10 +207,10 @@ def crm() -> Iterator[FakeVtiger]:
     server.close()
 
 
-def vtiger_team(tmp_path: Path, crm: FakeVtiger, api: str) -> Team:
+def vtiger_team(tmp_path: Path, crm: FakeVtiger, api: str, plan: str = "auto") -> Team:
     source = {"type": "vtiger", "api": api, "url": crm.url, "username": crm.username, "access_key": "${CRM_KEY}"}
     kpi = {
-        "count": {"module": "Calendar", "filter": "taskstatus != 'Completed'"},
+        "count": {"module": "Calendar", "filter": "taskstatus != 'Completed'", "plan": plan},
         "category": "taskpriority",
         "weights": {"High": 5, "Medium": 2, "Low": 1},
     }
@@ -220,8 +220,18 @@ def vtiger_team(tmp_path: Path, crm: FakeVtiger, api: str) -> Team:
 @APIS
 def test_a_vtiger_count_of_zero_is_a_real_zero(tmp_path: Path, crm: FakeVtiger, api: str) -> None:
     crm.add("Calendar", 3, taskpriority="High", taskstatus="Completed")
-    assert_real_zero(vtiger_team(tmp_path, crm, api))
+    assert_real_zero(vtiger_team(tmp_path, crm, api, plan="count"))
     assert crm.queries() == ["SELECT count(*) FROM Calendar WHERE taskstatus != 'Completed';"]
+
+
+@APIS
+def test_a_vtiger_page_of_no_rows_is_a_real_zero(tmp_path: Path, crm: FakeVtiger, api: str) -> None:
+    crm.add("Calendar", 3, taskpriority="High", taskstatus="Completed")
+    assert_real_zero(vtiger_team(tmp_path, crm, api))  # read for the first time: one page, and it is empty
+    assert crm.queries() == [
+        "SELECT id,subject,taskpriority,createdtime FROM Calendar WHERE taskstatus != 'Completed' "
+        "ORDER BY id LIMIT 0,100;"
+    ]
 
 
 @APIS
@@ -239,4 +249,4 @@ def test_a_vtiger_answer_without_a_count_is_a_source_error(
     tmp_path: Path, crm: FakeVtiger, api: str, answer: dict[str, Any] | bytes, reason: str
 ) -> None:
     crm.inject("query", answer, status=200, times=2)  # the slot's first try and its last
-    assert_source_error(vtiger_team(tmp_path, crm, api), reason)
+    assert_source_error(vtiger_team(tmp_path, crm, api, plan="count"), reason)

@@ -340,8 +340,8 @@ def test_a_card_asks_the_store_a_fixed_number_of_queries_however_many_kpis(tmp_p
 
 def test_a_fresh_process_plans_a_vtiger_kpi_as_a_warm_one_would(tmp_path):
     crm = FakeVtiger()
-    crm.add("Calendar", 30, taskpriority="High", taskstatus="Open")
-    crm.add("Calendar", 20, taskpriority="Low", taskstatus="Open")
+    crm.add("Calendar", 200, taskpriority="High", taskstatus="Open")
+    crm.add("Calendar", 100, taskpriority="Low", taskstatus="Open")
     data = {
         "chat": {"verify": False},
         "sources": {"crm": {"type": "vtiger", "url": crm.url, "username": crm.username, "access_key": crm.access_key}},
@@ -375,15 +375,15 @@ def test_a_fresh_process_plans_a_vtiger_kpi_as_a_warm_one_would(tmp_path):
         report = services.report(services.config.teams[0], SCORE)
         clock.now += timedelta(minutes=1)
         kpi = report.kpis[0]
-        assert kpi.score.index == 170 and kpi.stale_reason is None
+        assert kpi.score.index == 1100 and kpi.stale_reason is None
         for source in services.sources.values():
             source.close()  # type: ignore[attr-defined]
         services.store.engine.dispose()
         return crm.count("query") - before, kpi.fetch.plan, kpi.fetch.rows
 
     try:
-        cold = queries_of_one_read()  # nothing known: count(*), then one page
-        fresh = queries_of_one_read()  # a new process, primed from the store: one page
+        cold = queries_of_one_read()  # nothing known: a full first page, count(*), then 4 pages
+        fresh = queries_of_one_read()  # a new process, primed from the store: count(*), then 4 pages
         warm_services = build_services(load_config(tmp_path / "scorebot.yaml"), clock=clock, store_url=url)
         warm_services.report(warm_services.config.teams[0], SCORE)
         before = crm.count("query")
@@ -391,10 +391,10 @@ def test_a_fresh_process_plans_a_vtiger_kpi_as_a_warm_one_would(tmp_path):
         warm = crm.count("query") - before
     finally:
         crm.close()
-    assert cold == (2, "page records", 50)
-    assert fresh == (warm, "page records", 50) == (1, "page records", 50)
+    assert cold == (6, "page records", 300)
+    assert fresh == (warm, "page records", 300) == (5, "page records", 300)
     latest = warm_services.store.latest_readings("support")["tasks"]
-    assert (latest.rows, latest.plan) == (50, "page records")
+    assert (latest.rows, latest.plan) == (300, "page records")
 
 
 # --- retention -----------------------------------------------------------------------------------------

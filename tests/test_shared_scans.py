@@ -148,19 +148,32 @@ def test_reads_are_grouped_only_when_that_takes_fewer_calls(fake: FakeVtiger) ->
     fresh.close()
 
 
-def test_big_groups_are_split_into_scans_of_at_most_ten_pages(fake: FakeVtiger) -> None:
+def test_big_groups_are_split_into_scans_of_at_most_three_pages(fake: FakeVtiger) -> None:
     source = make_source(fake)
     reads = []
     for n in range(30):
         q = VtigerQuery.model_validate({"module": "HelpDesk", "filter": f"{OPEN} AND assigned_user_id = '20x{n}'"})
-        source.seed_rows(q, "ticketpriorities", 90)
+        source.seed_rows(q, "ticketpriorities", 40)
         reads.append((q, "ticketpriorities"))
 
     plans = source.plan_scans(reads)
 
-    # 990 rows in 10 pages against 11 reads, twice; the last 8 reads (720 rows) would take 8 pages: read alone
-    assert [len(p.members) for p in plans] == [11, 11]
-    assert [(p.calls, p.alone) for p in plans] == [(10, 11), (10, 11)]
+    # 7 reads (280 rows) in 3 pages, four times, then the last 2 (80 rows) in 1: 13 calls for 30 reads, and 5
+    # scans that run side by side, each taking at most 3 calls' time
+    assert [len(p.members) for p in plans] == [7, 7, 7, 7, 2]
+    assert [(p.calls, p.alone) for p in plans] == [(3, 7)] * 4 + [(1, 2)]
+    assert sorted(at for p in plans for at in p.members) == list(range(30))
+
+
+def test_reads_a_scan_would_not_make_cheaper_are_read_alone(fake: FakeVtiger) -> None:
+    source = make_source(fake)
+    reads = []
+    for n in range(4):
+        q = VtigerQuery.model_validate({"module": "HelpDesk", "filter": f"{OPEN} AND assigned_user_id = '20x{n}'"})
+        source.seed_rows(q, "ticketpriorities", 90)
+        reads.append((q, "ticketpriorities"))
+
+    assert source.plan_scans(reads) == []  # 3 of them: 270 rows, 3 pages, as many as 3 reads of one page
 
 
 def write_config(tmp_path: Path, fake: FakeVtiger, **source: object) -> Path:
@@ -235,7 +248,7 @@ def test_the_tick_reads_teams_together_from_the_first_tick_of_a_fresh_process(tm
     fresh = build_services(config, clock=clock, store_url=store)  # another process: only the store is shared
     cold, counts_cold = tick(fresh)
 
-    assert len(alone) == 12  # nothing known: each of 6 KPIs counts its total, then reads its one page
+    assert len(alone) == 6  # nothing known: each of 6 KPIs reads its first page, which is all there is
     assert len(warm) == 2  # 3 teams, 6 KPIs, 205 open rows: one scan of 2 pages
     assert cold == warm
     assert counts_warm == counts_alone == counts_cold

@@ -213,9 +213,8 @@ def test_webservice_uses_the_right_method_per_operation_and_never_logs_out(
         ("login", "POST"),
         ("describe", "GET"),
         ("query", "GET"),
-        ("query", "GET"),
     ]
-    assert result.calls == 5
+    assert result.calls == 4
     assert fake.count("logout") == 0
 
 
@@ -223,7 +222,7 @@ def test_rest_uses_basic_auth_and_no_session(fake: FakeVtiger, make_source: Make
     seed_tasks(fake, high=1)
     fetch(make_source("rest"))
     assert {s.api for s in fake.seen} == {"rest"}
-    assert [s.operation for s in fake.seen] == ["describe", "query", "query"]
+    assert [s.operation for s in fake.seen] == ["describe", "query"]
 
 
 def test_session_and_describe_are_reused(fake: FakeVtiger, make_source: MakeSource) -> None:
@@ -240,8 +239,8 @@ def test_auto_pages_first_after_a_small_result_and_stays_right_when_it_grows(
 ) -> None:
     seed_tasks(fake, high=30, low=20)
     source = make_source()
-    first = fetch(source)  # nothing known yet: count(*) first, then one page is cheaper than 3 counts
-    assert (first.plan, first.calls - 3) == ("page records", 2)  # less getchallenge, login, describe
+    first = fetch(source)  # nothing known yet: the first page, which is short, so all there is
+    assert (first.plan, first.calls - 3) == ("page records", 1)  # less getchallenge, login, describe
     small = fetch(source)
     assert (small.plan, small.calls, small.counts) == ("page records", 1, {"High": 30, "Low": 20})
     seed_tasks(fake, high=400)
@@ -292,7 +291,9 @@ def test_auto_spends_the_total_then_the_cheaper_plan(
     fake: FakeVtiger, make_source: MakeSource, api: str, rows: int, queries: int, plan: str
 ) -> None:
     fake.add("Calendar", rows, taskpriority="Low")
-    result = fetch(make_source(api))
+    source = make_source(api)
+    source.seed_rows(tasks(), "taskpriority", 100)  # its last read found 100 rows: more than one page
+    result = fetch(source)
     assert result.counts == ({"Low": rows} if rows else {})
     assert result.details["rows"] == rows
     assert result.plan.startswith(plan)
@@ -320,6 +321,7 @@ def test_auto_counts_per_value_when_that_is_cheaper(fake: FakeVtiger, make_sourc
     assert result.plan == "count(*) per category + 1 page of other values"
     assert result.counts == {"High": 200, "Low": 100, NO_CATEGORY: 50}
     assert fake.queries() == [
+        "SELECT taskpriority FROM Calendar ORDER BY id LIMIT 0,100;",  # nothing known yet: a full first page
         "SELECT count(*) FROM Calendar;",
         "SELECT count(*) FROM Calendar WHERE taskpriority = 'High';",
         "SELECT count(*) FROM Calendar WHERE taskpriority = 'Medium';",
@@ -335,7 +337,7 @@ def test_auto_pages_helpdesk_when_pages_are_fewer_than_values(fake: FakeVtiger, 
     result = fetch(make_source(), query, category="ticketpriorities")
     assert result.plan == "page records"  # 3 pages < 4 values (Low, Normal, High, Urgent)
     assert result.counts == {"Urgent": 250}
-    assert fake.count("query") == 1 + 3
+    assert fake.count("query") == 1 + 1 + 3  # a full first page, the total, then the pages
 
 
 @pytest.mark.parametrize(
@@ -733,7 +735,7 @@ def test_each_failure_has_its_type(
 ) -> None:
     fake.inject(operation, body)
     with pytest.raises(error, match=text):
-        fetch(make_source())
+        fetch(make_source(), tasks(plan="count"))  # its first query is count(*)
 
 
 @pytest.mark.parametrize("api", ["webservice", "rest"])
@@ -778,7 +780,7 @@ def test_429_then_success_within_the_deadline(fake: FakeVtiger, make_source: Mak
     result = fetch(make_source("rest"))
     assert result.counts == {"High": 1}
     assert time.monotonic() - started >= 0.95
-    assert result.calls == 4  # describe twice (429, then 200), two queries
+    assert result.calls == 3  # describe twice (429, then 200), one query (one short page)
     assert fake.count("describe") == 2
 
 
@@ -988,6 +990,32 @@ def test_a_failed_read_forgets_that_the_kpi_fit_one_page(fake: FakeVtiger, make_
     with pytest.raises(SourceError, match=r"^Vtiger answered HTTP 500 to query"):
         fetch(source)
     seed_tasks(fake, high=400)
-    after = fetch(source)  # the row count was forgotten: count(*) first, not page after page
-    assert fake.queries()[-after.calls].startswith("SELECT count(*)")
+    after = fetch(source)  # the row count was forgotten: one page first, then count(*), not page after page
+    assert [q.split(" FROM")[0] for q in fake.queries()[-after.calls :][:2]] == [
+        "SELECT taskpriority",
+        "SELECT count(*)",
+    ]
     assert after.counts == {"High": 430}
+
+
+@APIS
+@pytest.mark.parametrize(
+    ("rows", "queries", "plan"), [(0, 1, "page"), (99, 1, "page"), (100, 4, "page"), (350, 5, "count")]
+)
+def test_a_kpi_read_for_the_first_time_reads_one_page_first(
+    fake: FakeVtiger, make_source: MakeSource, api: str, rows: int, queries: int, plan: str
+) -> None:
+    seed_tasks(fake, high=rows - rows // 3, low=rows // 3)
+    source = make_source(api)
+
+    result = fetch(source)
+
+    assert result.counts == {k: v for k, v in {"High": rows - rows // 3, "Low": rows // 3}.items() if v}
+    assert (result.plan.split(" +")[0], fake.count("query")) == (
+        {"page": "page records", "count": "count(*) per category"}[plan],
+        queries,  # under 100: that page is all; 100: + count(*) + 2 pages; 350: + count(*) + 3 values
+    )
+    assert fake.queries()[0] == "SELECT taskpriority FROM Calendar ORDER BY id LIMIT 0,100;"
+    again = fetch(source)  # the row count is known now: no first page spent
+    assert again.counts == result.counts
+    assert fake.count("query") - queries == (1 if rows < 100 else queries - 1)

@@ -33,8 +33,10 @@ Each record links to its detail view, ``{url}/index.php?module=M&view=Detail&rec
 
 ``auto`` (the default) pages at once when the category has no picklist values
 VTQL can write, or when the KPI's previous fetch found under 100 rows (one
-short page then answers in one call, where counting first would take two);
-otherwise it counts the total, then takes the plan with fewer
+short page then answers in one call, where counting first would take two).
+When nothing is known of the KPI yet, it reads the first page: a short one
+answers in one call; after a full one (which is not used further) it goes on as
+for a KPI known to be larger. Otherwise it counts the total, then takes the plan with fewer
 calls left: ``len(values)`` (plus the one or two queries above, when asked)
 against ``total // 100 + 1`` pages; on a tie it pages. The rest is unknown until
 counted, so records with an empty or off-list category make the count plan
@@ -88,7 +90,7 @@ log = logging.getLogger(__name__)
 
 PAGE = 100
 """Rows per VTQL query: Vtiger clamps any LIMIT above 100."""
-SCAN_PAGES = 10
+SCAN_PAGES = 3
 """The most pages one shared scan reads: more members make more scans, which run side by side, each well
 inside the fetch budget."""
 CARD_EXTRAS = 2
@@ -184,10 +186,12 @@ class VtigerSource:
             )
         read = _Read(query.module, where, category, values or (), titles, wanted)
         key = (query.module, query.filter, category)
-        # A failed read forgets the last row count, so a KPI that outgrew one page is counted next time.
-        fits_a_page = query.plan == "auto" and self._last_rows.pop(key, PAGE) < PAGE
-        if query.plan == "page" or not plain or not values or fits_a_page:
+        # A failed read forgets the last row count, so a KPI that outgrew one page is looked at afresh next time.
+        known = self._last_rows.pop(key, None) if query.plan == "auto" else None
+        if query.plan == "page" or not plain or not values or (known is not None and known < PAGE):
             result = self._page(read, calls)
+        elif query.plan == "auto" and known is None and (first := self._paged(read, calls, first_only=True)):
+            result = first  # nothing was known, and one short page is all
         else:
             total = self._count(query.module, where.where(), calls)
             extra = (wanted.top > 0) + (wanted.since is not None)
@@ -394,11 +398,21 @@ class VtigerSource:
         return self._result(counts.counts, f"{plan} + {_pages(pages)} of other values", calls, total)
 
     def _page(self, read: _Read, calls: Calls) -> FetchResult:
+        """Every record, paged."""
+        result = self._paged(read, calls, first_only=False)
+        assert result is not None  # noqa: S101 (None only for first_only)
+        return result
+
+    def _paged(self, read: _Read, calls: Calls, *, first_only: bool) -> FetchResult | None:
+        """Every record, paged; with ``first_only``, the first page's, or None when it is full (more may follow)."""
         counts = CategoryCounts(read.values)
         tally = ItemTally(read.wanted, dated=True)
         items = (read, tally) if read.wanted.dates else None
-        self._group(read.module, read.where.where(), read.category, calls, counts, items)
-        return self._result(counts.counts, "page records", calls, sum(counts.counts.values()), tally)
+        self._group(read.module, read.where.where(), read.category, calls, counts, items, first_only=first_only)
+        rows = sum(counts.counts.values())
+        if first_only and rows >= PAGE:
+            return None
+        return self._result(counts.counts, "page records", calls, rows, tally)
 
     def _group(
         self,
@@ -408,9 +422,12 @@ class VtigerSource:
         calls: Calls,
         counts: CategoryCounts,
         items: tuple[_Read, ItemTally] | None = None,
+        *,
+        first_only: bool = False,
     ) -> int:
         """Add the records selected by ``where``, read 100 at a time, to ``counts`` by ``category`` (and each,
-        as an item, to the tally of ``items``, whose read says what makes one); the pages read."""
+        as an item, to the tally of ``items``, whose read says what makes one); the pages read (with
+        ``first_only``, one)."""
         offset = pages = 0
         columns = items[0].columns(items=True) if items else category
         while True:
@@ -423,7 +440,7 @@ class VtigerSource:
                 if items:
                     items[1].add(self._item(items[0], row, name))
             offset += len(rows)
-            if len(rows) < PAGE:
+            if len(rows) < PAGE or first_only:
                 return pages
 
     def _count_extras(self, read: _Read, result: FetchResult, calls: Calls) -> FetchResult:
