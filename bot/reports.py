@@ -225,10 +225,8 @@ class Reporter:
         now = self.clock()
         local = ZoneInfo(zone)
         with self.store.one_connection():
-            latest: dict[str, Reading] = self._ask(
-                "latest readings", team, lambda: self.store.latest_readings(team.id), {}
-            )
-            history = self._history(team, local, now, slot or now, latest)
+            history = self._history(team, local, now, slot or now)
+        latest = history.latest
         self._seed(team, latest)
         since = history.post[0] if history.post else None  # what is new is what was created since
         reading = [kpi for kpi in team.kpis if not (cached and self._young(kpi, latest.get(kpi.id), now))]
@@ -329,18 +327,17 @@ class Reporter:
                 for plan in source.plan_scans(reads):
                     yield source_name, plan, group, functools.partial(source.scan, plan, reads)
 
-    def _history(
-        self, team: TeamConfig, zone: ZoneInfo, now: datetime, before: datetime, latest: dict[str, Reading]
-    ) -> TeamHistory:
-        def ask() -> TeamHistory:
-            return TeamHistory(
-                latest=latest,
-                days=self.store.daily_series(team.id, zone, SPARK_DAYS, now),
-                post=self.store.last_post(team.id, before) if team.schedule else None,
-                week=self.store.reading_near(team.id, now - WEEK),
-            )
+    def _history(self, team: TeamConfig, zone: ZoneInfo, now: datetime, before: datetime) -> TeamHistory:
+        """The team's latest readings and what its card compares with: one store statement (two when
+        some of those readings are new to this process)."""
 
-        return self._ask("history", team, ask, TeamHistory(latest=latest))
+        def ask() -> TeamHistory:
+            found = self.store.card_history(
+                team.id, zone, SPARK_DAYS, now, now - WEEK, before if team.schedule else None
+            )
+            return TeamHistory(latest=found.latest, days=found.days, post=found.post, week=found.week)
+
+        return self._ask("history", team, ask, TeamHistory())
 
     def _read(self, kpi: KpiConfig, since: datetime | None) -> Callable[[Deadline], FetchResult]:
         def read(deadline: Deadline) -> FetchResult:

@@ -40,6 +40,7 @@ import functools
 import itertools
 import json
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -188,6 +189,20 @@ class Reading:
 
 
 @dataclass(frozen=True)
+class CardHistory:
+    """What a card compares with, as `Store.card_history` reads it in one statement."""
+
+    latest: dict[str, Reading]
+    """Each KPI's newest reading."""
+    days: dict[str, list[tuple[date, Reading | None]]]
+    """Per KPI, the last reading of each local day (as `Store.daily_series`)."""
+    post: tuple[datetime, dict[str, Reading]] | None
+    """The latest post before a time and its readings (as `Store.last_post`); None when not asked or none."""
+    week: dict[str, Reading]
+    """Per KPI, the reading nearest a moment (as `Store.reading_near`)."""
+
+
+@dataclass(frozen=True)
 class SlotRun:
     """The state of one (team, slot): the claim, and how it ended."""
 
@@ -246,7 +261,8 @@ def resolve_url(url: str, base_dir: Path) -> str:
 def make_engine(url: str) -> Engine:
     """An engine for ``url`` that hides known secrets in every string it writes; SQLite gets WAL and a busy timeout."""
     if url.startswith("sqlite"):
-        engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        # Named parameters: a value a statement uses in several places is converted and sent once.
+        engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False}, paramstyle="named")
 
         @sa.event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -287,6 +303,7 @@ class Store:
     def __init__(self, url: str) -> None:
         self.engine = make_engine(url)
         self._local = threading.local()
+        self._known = _KnownReadings(KNOWN_READINGS)
         with self.engine.connect() as conn:
             # One process at a time creates the tables (several may start at once).
             if conn.dialect.name == "sqlite":
@@ -399,27 +416,88 @@ class Store:
         local date). KPIs with no reading in those days are left out. One
         query, an index lookup per KPI and day however many readings a day has.
         """
-        today = to_utc(now).astimezone(zone).date()
-        dates = [today - timedelta(days=days - 1 - i) for i in range(days)]
-        bounds = [datetime.combine(d, time(0), zone).astimezone(UTC) for d in [*dates, today + timedelta(days=1)]]
-        spans = [(i, start, end) for i, (start, end) in enumerate(itertools.pairwise(bounds))]
-        rows = self._last_in_spans(team_id, spans, newest=True)
-        points: dict[str, list[Reading | None]] = {}
-        for day, reading in rows:
-            points.setdefault(reading.kpi_id, [None] * days)[day] = reading
-        return {kpi_id: list(zip(dates, series, strict=True)) for kpi_id, series in points.items()}
+        dates, spans = _day_spans(zone, days, now)
+        return _series(dates, self._last_in_spans(team_id, spans, newest=True))
 
     def reading_near(self, team_id: str, moment: datetime, within: timedelta = timedelta(days=1)) -> dict[str, Reading]:
         """Per KPI, the reading closest to ``moment`` among those at most ``within`` away from it."""
         moment = to_utc(moment)
         before = self._last_in_spans(team_id, [(0, moment - within, moment + _TICK)], newest=True)
         after = self._last_in_spans(team_id, [(1, moment + _TICK, moment + within + _TICK)], newest=False)
-        near: dict[str, Reading] = {}
-        for _, reading in before + after:
-            known = near.get(reading.kpi_id)
-            if known is None or abs(reading.taken_at - moment) < abs(known.taken_at - moment):
-                near[reading.kpi_id] = reading
-        return near
+        return _nearest(moment, [r for _, r in before], [r for _, r in after])
+
+    def card_history(
+        self,
+        team_id: str,
+        zone: ZoneInfo,
+        days: int,
+        now: datetime,
+        near: datetime,
+        post_before: datetime | None,
+        within: timedelta = timedelta(days=1),
+    ) -> CardHistory:
+        """Everything a team's card compares with, in one statement: each KPI's latest reading,
+        `daily_series` (``days`` local days up to ``now``), `reading_near` ``near`` and, unless
+        ``post_before`` is None, `last_post` before it; each the same as those methods give.
+
+        The statement names the readings by id; readings are never changed once written, so
+        those this process has loaded before are taken from memory (checked against their
+        stored time) and only the others are loaded, in a second statement.
+        """
+        dates, day_spans = _day_spans(zone, days, now)
+        near = to_utc(near)
+        # The spans' bounds: the days' midnights (each day ends where the next starts), then the week's three.
+        bounds = [start for _, start, _ in day_spans] + [day_spans[-1][2], near - within, near + _TICK]
+        params: dict[str, Any] = {"team_id": team_id, "near_end": near + within + _TICK}
+        params |= {f"bound_{n}": bound for n, bound in enumerate(bounds)}
+        if post_before is not None:
+            params["before"] = to_utc(post_before)
+        with self._connect() as conn:
+            rows = conn.execute(_history_query(days, post_before is not None), params).all()
+            found = self._load(conn, [(r.reading_id, r.raw) for r in rows if r.reading_id is not None])
+        latest: dict[str, Reading] = {}
+        in_days: list[tuple[int, Reading]] = []
+        before: list[Reading] = []
+        after: list[Reading] = []
+        posted: list[tuple[Reading, int]] = []
+        slot: datetime | None = None
+        for row in rows:
+            if row.span == _POST_SLOT:
+                slot = _utc(row.slot) if row.slot else None
+                continue
+            reading = found.get(row.reading_id)
+            if reading is None:  # deleted (retention) between the two statements
+                continue
+            if row.span == _LATEST_SPAN:
+                latest[reading.kpi_id] = reading
+            elif row.span == _POST_SPAN:
+                posted.append((reading, row.reading_id))
+            elif row.span < days:
+                in_days.append((row.span, reading))
+            else:
+                (before if row.span == days else after).append(reading)
+        posted.sort(key=lambda pair: (pair[0].taken_at, pair[1]))
+        return CardHistory(
+            latest=latest,
+            days=_series(dates, in_days),
+            post=(slot, {r.kpi_id: r for r, _ in posted}) if slot else None,
+            week=_nearest(near, before, after),
+        )
+
+    def _load(self, conn: Connection, wanted: list[tuple[int, Any]]) -> dict[int, Reading]:
+        """The readings of ids ``(id, stored time as the driver gives it)``: from memory, the rest in one query."""
+        found: dict[int, Reading] = {}
+        missing = []
+        for reading_id, raw in wanted:
+            reading = self._known.get(reading_id, raw)
+            if reading is None:
+                missing.append(reading_id)
+            else:
+                found[reading_id] = reading
+        if missing:
+            for row in conn.execute(_BY_ID, {"ids": sorted(set(missing))}):
+                found[row.id] = self._known.put(row.id, row.raw, _reading(row))
+        return found
 
     def _last_in_spans(
         self, team_id: str, spans: list[tuple[int, datetime, datetime]], *, newest: bool
@@ -741,6 +819,139 @@ _POST_READINGS = (
     .order_by(readings.c.taken_at, readings.c.id)
 )
 """The readings taken for one slot of a team."""
+_RAW_TIME = sa.type_coerce(readings.c.taken_at, sa.String()).label("raw")
+"""A reading's time as the driver gives it (no conversion): what tells a known reading is still the same."""
+_BY_ID = sa.select(readings, _RAW_TIME).where(readings.c.id.in_(sa.bindparam("ids", expanding=True)))
+"""Readings by id."""
+_LATEST_SPAN, _POST_SPAN, _POST_SLOT = -1, -2, -3
+"""Row kinds of `_history_query` besides its spans (0 .. days + 1)."""
+KNOWN_READINGS = 4096
+"""How many readings a store keeps in memory for `Store.card_history` (about 18 a KPI a team)."""
+
+
+class _KnownReadings:
+    """Readings already loaded, by id, least recently used dropped first; shared by a process's threads."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._readings: OrderedDict[int, tuple[Any, Reading]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, reading_id: int, raw: Any) -> Reading | None:
+        """The reading of ``reading_id`` if it is known with the stored time ``raw`` (else None)."""
+        with self._lock:
+            known = self._readings.get(reading_id)
+            if known is None or known[0] != raw:
+                return None
+            self._readings.move_to_end(reading_id)
+            return known[1]
+
+    def put(self, reading_id: int, raw: Any, reading: Reading) -> Reading:
+        """Remember ``reading`` (stored time ``raw``); returns it."""
+        with self._lock:
+            self._readings[reading_id] = (raw, reading)
+            self._readings.move_to_end(reading_id)
+            while len(self._readings) > self.size:
+                self._readings.popitem(last=False)
+        return reading
+
+
+def _day_spans(zone: ZoneInfo, days: int, now: datetime) -> tuple[list[date], list[tuple[int, datetime, datetime]]]:
+    """The ``days`` local dates up to ``now``'s, oldest first, and each one's span in UTC, numbered from 0."""
+    today = to_utc(now).astimezone(zone).date()
+    dates = [today - timedelta(days=days - 1 - i) for i in range(days)]
+    bounds = [datetime.combine(d, time(0), zone).astimezone(UTC) for d in [*dates, today + timedelta(days=1)]]
+    return dates, [(i, start, end) for i, (start, end) in enumerate(itertools.pairwise(bounds))]
+
+
+def _series(dates: list[date], found: list[tuple[int, Reading]]) -> dict[str, list[tuple[date, Reading | None]]]:
+    """Per KPI, one point a date: the reading found for that date's span, else None."""
+    points: dict[str, list[Reading | None]] = {}
+    for day, reading in found:
+        points.setdefault(reading.kpi_id, [None] * len(dates))[day] = reading
+    return {kpi_id: list(zip(dates, series, strict=True)) for kpi_id, series in points.items()}
+
+
+def _nearest(moment: datetime, before: list[Reading], after: list[Reading]) -> dict[str, Reading]:
+    """Per KPI, of the readings just before and just after ``moment``, the closer (before on a tie)."""
+    near: dict[str, Reading] = {}
+    for reading in before + after:
+        known = near.get(reading.kpi_id)
+        if known is None or abs(reading.taken_at - moment) < abs(known.taken_at - moment):
+            near[reading.kpi_id] = reading
+    return near
+
+
+@functools.lru_cache(maxsize=16)
+def _history_query(days: int, with_post: bool) -> sa.Select[Any] | sa.CompoundSelect[Any]:
+    """The statement of `Store.card_history` (built once for each form: only its parameters change).
+
+    One row a reading it names: ``span`` says which part of the card it is for
+    (a day 0 .. days - 1, days: just before the week's moment, days + 1: just
+    after, `_LATEST_SPAN`, `_POST_SPAN`), ``reading_id`` and ``raw`` its time;
+    with ``with_post``, one more row (`_POST_SLOT`) whose ``slot`` is the last post's (or NULL).
+    """
+    team_id = sa.bindparam("team_id", type_=sa.String())
+    kpis = sa.select(kpi_latest.c.kpi_id).where(kpi_latest.c.team_id == team_id).cte("kpis")
+    # LIMIT 1 OFFSET 0 written in the SQL: as parameters, SQLite's form would add two for every span.
+    one: sa.ColumnElement[int] = sa.literal_column("1")
+    zero: sa.ColumnElement[int] = sa.literal_column("0")
+    arms: list[sa.Select[Any]] = [
+        sa.select(
+            sa.literal_column(str(_LATEST_SPAN)).label("span"), kpi_latest.c.kpi_id, kpi_latest.c.reading_id
+        ).where(kpi_latest.c.team_id == team_id)
+    ]
+    time_type = readings.c.taken_at.type
+    bounds = [sa.bindparam(f"bound_{n}", type_=time_type) for n in range(days + 3)]
+    spans = [*itertools.pairwise(bounds[: days + 1]), (bounds[days + 1], bounds[days + 2])]
+    spans.append((bounds[days + 2], sa.bindparam("near_end", type_=time_type)))
+    for n, (start, end) in enumerate(spans):
+        # By time only, so the index gives the answer without sorting the span's readings.
+        order = readings.c.taken_at if n == days + 1 else readings.c.taken_at.desc()
+        reading_id = (
+            sa.select(readings.c.id)
+            .where(
+                readings.c.team_id == team_id,
+                readings.c.kpi_id == kpis.c.kpi_id,
+                readings.c.taken_at >= start,
+                readings.c.taken_at < end,
+            )
+            .order_by(order)
+            .limit(one)
+            .offset(zero)
+            .scalar_subquery()
+        )
+        arms.append(sa.select(sa.literal_column(str(n)), kpis.c.kpi_id, reading_id))
+    posted: list[sa.ColumnElement[Any]] = [sa.literal_column(f"'{o}'") for o in POSTED_OUTCOMES]  # no bind to expand
+    last_slot = (
+        sa.select(deliveries.c.slot_utc)
+        .where(
+            deliveries.c.team_id == team_id,
+            deliveries.c.slot_utc < sa.bindparam("before", type_=deliveries.c.slot_utc.type),
+            deliveries.c.outcome.in_(posted),
+        )
+        .order_by(deliveries.c.slot_utc.desc())
+        .limit(one)
+        .offset(zero)
+        .scalar_subquery()
+    )
+    if with_post:
+        arms.append(
+            sa.select(sa.literal_column(str(_POST_SPAN)), readings.c.kpi_id, readings.c.id).where(
+                readings.c.team_id == team_id, readings.c.slot_utc == last_slot
+            )
+        )
+    found = sa.union_all(*arms).cte("found")
+    named = sa.select(
+        found.c.span,
+        readings.c.id.label("reading_id"),
+        _RAW_TIME,
+        sa.cast(sa.null(), deliveries.c.slot_utc.type).label("slot"),
+    ).join(found, readings.c.id == found.c.reading_id)
+    if not with_post:
+        return named
+    slot_row = sa.select(sa.literal_column(str(_POST_SLOT)), sa.null(), sa.null(), last_slot)
+    return sa.union_all(named, slot_row)
 
 
 @functools.lru_cache(maxsize=16)

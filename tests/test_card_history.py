@@ -1,0 +1,216 @@
+"""A card's history in one statement: `Store.card_history` gives what the four separate queries give,
+readings already loaded are reused only while the store still names them, and a cached `/score` of
+a second worker shows a reading the first wrote after the second had loaded its history.
+
+Real SQLite files and PostgreSQL; the app through Flask's test client with signed tokens.
+"""
+
+import json
+import shutil
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+import sqlalchemy as sa
+import yaml
+
+from bot.chat.web import create_app
+from bot.config import DEMO_CONFIG, load_config
+from bot.demo import seed_history
+from bot.services import build_services
+from bot.store import POST, SCORE, Reading, Store
+from tests import payloads as p
+
+BERLIN = ZoneInfo("Europe/Berlin")
+NOW = datetime(2026, 11, 26, 15, 0, tzinfo=UTC)
+
+
+class Clock:
+    """A clock the test moves."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def reading(kpi: str, at: datetime, index: int, team: str = "alpha", **extra) -> Reading:
+    return Reading(team, kpi, at, extra.pop("origin", SCORE), {"High": index}, float(index), rows=index, **extra)
+
+
+def four_queries(store: Store, team: str, now: datetime, before: datetime | None):
+    """What a card compared with before `card_history`: four queries, each as the store answers it alone."""
+    post = store.last_post(team, before) if before else None
+    return (
+        store.latest_readings(team),
+        store.daily_series(team, BERLIN, 14, now),
+        post,
+        store.reading_near(team, now - timedelta(days=7)),
+    )
+
+
+def one_statement(store: Store, team: str, now: datetime, before: datetime | None):
+    found = store.card_history(team, BERLIN, 14, now, now - timedelta(days=7), before)
+    return found.latest, found.days, found.post, found.week
+
+
+class Statements:
+    """Counts the statements a store's engine runs."""
+
+    def __init__(self, store: Store) -> None:
+        self.count = 0
+        sa.event.listen(store.engine, "before_cursor_execute", self._seen)
+
+    def _seen(self, *_args) -> None:
+        self.count += 1
+
+
+@pytest.fixture
+def stores(store_url):
+    """Two stores on one database: two workers."""
+    opened = [Store(store_url), Store(store_url)]
+    yield opened
+    for store in opened:
+        store.engine.dispose()
+
+
+def history(store: Store) -> None:
+    """Three KPIs over 20 days: gaps, a post read twice (a retry), a failed later post, readings every
+    10 minutes around 7 days before NOW, and another team's readings in between."""
+    week = NOW - timedelta(days=7)
+    store.add_readings(
+        [reading(k, NOW - timedelta(days=d, hours=h), 10 * d + h) for k in "ab" for d in range(20) for h in (1, 5)]
+        + [reading("c", NOW - timedelta(days=d, hours=2), d) for d in range(0, 20, 3)]
+        + [reading("a", week + timedelta(minutes=m), 500 + m) for m in range(-30, 31, 10)]
+        + [reading("b", week - timedelta(minutes=5), 700), reading("b", week + timedelta(minutes=5), 701)]  # a tie
+        + [reading(k, NOW - timedelta(days=d), 900 + d, team="beta") for k in ("a", "b") for d in range(20)]
+    )
+    posted, failed = NOW - timedelta(days=2, hours=3), NOW - timedelta(hours=4)
+    store.add_readings([reading(k, posted + timedelta(seconds=5), 61, origin=POST, slot=posted) for k in "ab"])
+    store.add_readings([reading("a", posted + timedelta(minutes=3), 62, origin="retry", slot=posted)])
+    store.add_readings([reading("a", failed + timedelta(seconds=5), 63, origin=POST, slot=failed)])
+    store.record_delivery("alpha", posted, "log", "delivered", posted + timedelta(seconds=6))
+    store.record_delivery("alpha", failed, "log", "error", failed + timedelta(seconds=6))
+    store.record_delivery("gamma", posted, "log", "delivered", posted + timedelta(seconds=6))  # a post, no readings
+
+
+def test_card_history_is_what_the_four_queries_give(stores):
+    store, _ = stores
+    history(store)
+    for minutes in range(-70, 71, 5):  # the moment 7 days ago passes readings on both sides of it
+        now = NOW + timedelta(minutes=minutes)
+        for team in ("alpha", "beta", "gamma", "nobody"):
+            for before in (now, None, NOW - timedelta(days=2, hours=3)):
+                expected = four_queries(store, team, now, before)
+                assert one_statement(store, team, now, before) == expected, (team, minutes, before)
+    latest, days, post, week = one_statement(store, "alpha", NOW, NOW)
+    assert set(latest) == {"a", "b", "c"} and set(days) == {"a", "b", "c"}, "each KPI, not one for all"
+    assert post is not None and post[1]["a"].index == 62, "the post's last reading of the KPI (the retry)"
+    assert week["b"].index == 700, "a tie goes to the reading before"
+    assert one_statement(store, "gamma", NOW, NOW)[2] == (NOW - timedelta(days=2, hours=3), {})
+
+
+def test_known_readings_cost_no_second_statement_and_new_ones_are_loaded(stores):
+    store, other = stores
+    history(store)
+    statements = Statements(store)
+    one_statement(store, "alpha", NOW, NOW)
+    assert statements.count == 2, "the first time: the ids, then the readings"
+    before = statements.count
+    one_statement(store, "alpha", NOW + timedelta(seconds=30), NOW)
+    assert statements.count - before == 1, "then one statement"
+    other.add_readings([reading("a", NOW + timedelta(seconds=40), 77)])
+    latest = one_statement(store, "alpha", NOW + timedelta(seconds=50), NOW)[0]
+    assert latest["a"].index == 77, "another worker's new reading is seen at once"
+
+
+def test_readings_another_worker_prunes_are_gone_from_the_card(stores):
+    store, other = stores
+    history(store)
+    warm = one_statement(store, "alpha", NOW, NOW)
+    assert warm[3]["a"].index == 500
+    other.prune(NOW + timedelta(days=1), keep_days=7, batch=10_000)  # leaves a KPI's last reading of a UTC day
+    after = one_statement(store, "alpha", NOW, NOW)
+    assert after == four_queries(other, "alpha", NOW, NOW)
+    assert after[3]["a"].index == 530, "the reading 7 days ago was thinned: the nearest is the day's last now"
+
+
+# --- the app: two workers on one store -------------------------------------------------------------------
+
+
+def write_app_config(folder, certs_url: str) -> None:
+    """The demo configuration with request verification on, in ``folder``."""
+    for name in ("demo.yaml", "demo-issues.csv"):
+        shutil.copy(DEMO_CONFIG.parent / name, folder / name)
+    data = yaml.safe_load((folder / "demo.yaml").read_text())
+    data["chat"] = {"verify": True, "audience": "42", "certs_url": certs_url}
+    (folder / "demo.yaml").write_text(yaml.safe_dump(data))
+
+
+def send(client, body, auth):
+    response = client.post("/", data=json.dumps(body), headers=auth, content_type="application/json")
+    assert response.status_code == 200
+    return response.get_json()
+
+
+def index_text(message) -> str:
+    """The customer card's index widget (its left column)."""
+    left = message["cardsV2"][0]["card"]["sections"][1]["widgets"][0]["columns"]["columnItems"][0]
+    return left["widgets"][0]["decoratedText"]["topLabel"] + " " + left["widgets"][0]["decoratedText"]["text"]
+
+
+@pytest.fixture
+def workers(tmp_path, token_factory, store_url):
+    """Two app workers (each its own `Services`) on one store holding the demo's 60 days of history."""
+    write_app_config(tmp_path, token_factory.certs_url)
+    clock = Clock(NOW)
+    config = load_config(tmp_path / "demo.yaml")
+    built = [build_services(config, clock=clock, store_url=store_url) for _ in range(2)]
+    seed_history(built[0].store, config, NOW)
+    yield [create_app(services=s).test_client() for s in built], built, clock, tmp_path
+    for services in built:
+        services.store.engine.dispose()
+
+
+def test_a_cached_score_of_a_second_worker_shows_the_reading_the_first_wrote_after(workers, auth):
+    (first, second), _, clock, folder = workers
+    send(first, p.classic_slash(), auth)  # worker 1 reads the CSV and stores the reading
+    clock.now += timedelta(seconds=5)
+    shown = send(second, p.classic_slash(), auth)  # worker 2 loads the history and shows the stored reading
+    assert "read 5 s ago" in index_text(shown) and "<b>85</b>" in index_text(shown)
+    csv = folder / "demo-issues.csv"
+    lines = csv.read_text().splitlines()
+    critical = next(line for line in lines if ",customer," in line and ",Critical," in line and ",Open," in line)
+    csv.write_text("\n".join([*lines, critical.replace(critical.split(",")[0], "ISS-9999", 1)]) + "\n")
+    clock.now += timedelta(seconds=5)
+    refreshed = send(first, p.classic_click("customer"), auth)  # worker 1 reads again: one more critical issue
+    assert "<b>95</b>" in json.dumps(refreshed)
+    clock.now += timedelta(seconds=5)
+    again = send(second, p.classic_slash(), auth)
+    assert "read 5 s ago" in index_text(again) and "<b>95</b>" in index_text(again), "the new reading, not 85"
+
+
+def test_the_card_is_the_same_with_the_history_loaded_before_and_read_cold(workers, auth, store_url):
+    (first, second), _, clock, folder = workers
+    send(first, p.classic_slash(), auth)
+    for seconds in (5, 20, 45):
+        clock.now = NOW + timedelta(seconds=seconds)
+        for _ in range(2):
+            warm = send(second, p.classic_slash(), auth)  # the second time from the readings it loaded
+        cold_services = build_services(load_config(folder / "demo.yaml"), clock=clock, store_url=store_url)
+        cold = send(create_app(services=cold_services).test_client(), p.classic_slash(), auth)
+        cold_services.store.engine.dispose()
+        assert warm == cold
+        assert "vs last post" in json.dumps(warm) and "vs 7 days ago" in json.dumps(warm), "a card with a history"
+
+
+def test_a_reading_id_used_again_is_not_taken_for_the_reading_it_named_before(stores):
+    store, _ = stores
+    store.add_readings([reading("a", NOW - timedelta(hours=1), 1)])
+    assert one_statement(store, "alpha", NOW, NOW)[0]["a"].index == 1
+    with store.engine.begin() as conn:  # the newest row goes: SQLite gives its id to the next one
+        conn.execute(sa.text("DELETE FROM kpi_latest"))
+        conn.execute(sa.text("DELETE FROM readings"))
+    store.add_readings([reading("a", NOW - timedelta(minutes=30), 2)])
+    assert one_statement(store, "alpha", NOW, NOW)[0]["a"].index == 2
