@@ -6,7 +6,8 @@ retention leaves them (`--keep-days` in full, one a day before). Times the
 store's part of one card (latest readings, the 14-day series, the last post,
 the reading 7 days ago: one statement, and as four queries) and one retention
 pass, and prints the medians of several runs and the year/day ratio: the
-card's cost should not grow with the history. Usage: .venv/bin/python bench/bench_readings.py [--kpis 5] [--keep-days 30] [--runs 7]
+card's cost should not grow with the history.
+Usage: .venv/bin/python bench/bench_readings.py [--kpis 5] [--keep-days 30] [--runs 7]
 """
 
 from __future__ import annotations

@@ -433,13 +433,22 @@ def within_limits(message: Message) -> Message:
     The formatters shorten their own cards to fit; this is the guard every
     reply passes last. A message still too large is sent as its text alone, cut.
     """
-    clean: Message = _valid_unicode(message)
+    clean: Message = message if _is_valid_unicode(message) else _valid_unicode(message)
     size = message_bytes(clean)
     if size <= MAX_MESSAGE_BYTES:
         return clean
     log.warning("a reply of %d bytes is over Chat's limit: sending its text alone", size)
     text = str(clean.get("text") or "This answer is too long to show in Chat.")
     return {"text": user_text(text, (MAX_MESSAGE_BYTES - 100) // MAX_ESCAPED_CHAR_BYTES)}  # 100: the JSON around it
+
+
+def _is_valid_unicode(message: Message) -> bool:
+    """Whether no string in ``message`` (keys too) holds a lone surrogate: one pass in C, not a walk in Python."""
+    try:
+        json.dumps(message, ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _valid_unicode(value: Any) -> Any:

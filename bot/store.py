@@ -51,7 +51,7 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection, Dialect, Engine
 
 from bot.secrets import scrub
 
@@ -444,16 +444,20 @@ class Store:
         those this process has loaded before are taken from memory (checked against their
         stored time) and only the others are loaded, in a second statement.
         """
-        dates, day_spans = _day_spans(zone, days, now)
+        today = to_utc(now).astimezone(zone).date()
+        dates, _ = _local_days(zone, days, today)
+        sql = _history_sql(self.engine.dialect, days, post_before is not None)
+        to_driver, from_driver = _time_converters(self.engine.dialect)
         near = to_utc(near)
-        # The spans' bounds: the days' midnights (each day ends where the next starts), then the week's three.
-        bounds = [start for _, start, _ in day_spans] + [day_spans[-1][2], near - within, near + _TICK]
-        params: dict[str, Any] = {"team_id": team_id, "near_end": near + within + _TICK}
-        params |= {f"bound_{n}": bound for n, bound in enumerate(bounds)}
+        # bound_0 .. bound_days: the days' midnights (the same all day); then the spans around the week's moment.
+        times = {f"bound_{days + 1}": near - within, f"bound_{days + 2}": near + _TICK}
+        times["near_end"] = near + within + _TICK
         if post_before is not None:
-            params["before"] = to_utc(post_before)
+            times["before"] = to_utc(post_before)
+        params = _midnights(self.engine.dialect, zone, days, today) | {k: to_driver(v) for k, v in times.items()}
+        params["team_id"] = team_id
         with self._connect() as conn:
-            rows = conn.execute(_history_query(days, post_before is not None), params).all()
+            rows = conn.exec_driver_sql(sql, params).all()
             found = self._load(conn, [(r.reading_id, r.raw) for r in rows if r.reading_id is not None])
         latest: dict[str, Reading] = {}
         in_days: list[tuple[int, Reading]] = []
@@ -463,7 +467,7 @@ class Store:
         slot: datetime | None = None
         for row in rows:
             if row.span == _POST_SLOT:
-                slot = _utc(row.slot) if row.slot else None
+                slot = _utc(from_driver(row.slot)) if row.slot is not None else None
                 continue
             reading = found.get(row.reading_id)
             if reading is None:  # deleted (retention) between the two statements
@@ -823,6 +827,7 @@ _RAW_TIME = sa.type_coerce(readings.c.taken_at, sa.String()).label("raw")
 """A reading's time as the driver gives it (no conversion): what tells a known reading is still the same."""
 _BY_ID = sa.select(readings, _RAW_TIME).where(readings.c.id.in_(sa.bindparam("ids", expanding=True)))
 """Readings by id."""
+_Convert = Callable[[Any], Any]
 _LATEST_SPAN, _POST_SPAN, _POST_SLOT = -1, -2, -3
 """Row kinds of `_history_query` besides its spans (0 .. days + 1)."""
 KNOWN_READINGS = 4096
@@ -858,7 +863,12 @@ class _KnownReadings:
 
 def _day_spans(zone: ZoneInfo, days: int, now: datetime) -> tuple[list[date], list[tuple[int, datetime, datetime]]]:
     """The ``days`` local dates up to ``now``'s, oldest first, and each one's span in UTC, numbered from 0."""
-    today = to_utc(now).astimezone(zone).date()
+    return _local_days(zone, days, to_utc(now).astimezone(zone).date())
+
+
+@functools.lru_cache(maxsize=256)
+def _local_days(zone: ZoneInfo, days: int, today: date) -> tuple[list[date], list[tuple[int, datetime, datetime]]]:
+    """`_day_spans` for a local date (the same all day: worked out once a day and zone)."""
     dates = [today - timedelta(days=days - 1 - i) for i in range(days)]
     bounds = [datetime.combine(d, time(0), zone).astimezone(UTC) for d in [*dates, today + timedelta(days=1)]]
     return dates, [(i, start, end) for i, (start, end) in enumerate(itertools.pairwise(bounds))]
@@ -880,6 +890,38 @@ def _nearest(moment: datetime, before: list[Reading], after: list[Reading]) -> d
         if known is None or abs(reading.taken_at - moment) < abs(known.taken_at - moment):
             near[reading.kpi_id] = reading
     return near
+
+
+@functools.lru_cache(maxsize=16)
+def _history_sql(dialect: Dialect, days: int, with_post: bool) -> str:
+    """`_history_query` compiled for ``dialect`` once: it is then run as SQL text, without compiling or
+    caching it again (its times go to the driver through `_time_converters`)."""
+    sql = str(_history_query(days, with_post).compile(dialect=dialect))
+    if "POSTCOMPILE" in sql:
+        raise AssertionError("the statement has a parameter to expand at run time")
+    return sql
+
+
+@functools.lru_cache(maxsize=4)
+def _time_converters(dialect: Dialect) -> tuple[_Convert, _Convert]:
+    """How a stored time goes to ``dialect``'s driver and comes back from it, as SQLAlchemy converts it."""
+    time_type = readings.c.taken_at.type.dialect_impl(dialect)
+    to_driver = time_type.bind_processor(dialect) or _as_is
+    from_driver = time_type.result_processor(dialect, None) or _as_is
+    return to_driver, from_driver
+
+
+def _as_is(value: Any) -> Any:
+    return value
+
+
+@functools.lru_cache(maxsize=256)
+def _midnights(dialect: Dialect, zone: ZoneInfo, days: int, today: date) -> dict[str, Any]:
+    """The parameters bound_0 .. bound_days of `_history_query`, as ``dialect``'s driver takes them: the
+    local midnights that start and end the ``days`` days up to ``today`` (worked out once a day and zone)."""
+    _, spans = _local_days(zone, days, today)
+    to_driver = _time_converters(dialect)[0]
+    return {f"bound_{n}": to_driver(bound) for n, bound in enumerate([*(s for _, s, _ in spans), spans[-1][2]])}
 
 
 @functools.lru_cache(maxsize=16)
