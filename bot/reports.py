@@ -42,7 +42,7 @@ from bot.sources import (
     with_categories_of,
 )
 from bot.store import Reading, Store
-from scoring import KpiRule, KpiScore, Status, score_kpi, worst_status
+from scoring import KpiRule, KpiScore, Status, index_of, score_kpi, worst_status
 
 log = logging.getLogger(__name__)
 SPARK_DAYS = 14
@@ -129,7 +129,7 @@ def score_reading(
     rule = rule_of(kpi)
 
     def index(past: Mapping[str, int] | None) -> float | None:
-        return None if past is None else score_kpi(past, rule).index
+        return None if past is None else index_of(past, rule)
 
     return score_kpi(counts, rule, previous=index(previous), days=[index(d) for d in days], week_ago=index(week_ago))
 

@@ -9,9 +9,10 @@ from scoring.index import (
     KpiRule,
     KpiScore,
     Status,
+    index_of,
     score_kpi,
     sparkline,
     worst_status,
 )
 
-__all__ = ["CategoryLine", "KpiRule", "KpiScore", "Status", "score_kpi", "sparkline", "worst_status"]
+__all__ = ["CategoryLine", "KpiRule", "KpiScore", "Status", "index_of", "score_kpi", "sparkline", "worst_status"]

@@ -85,7 +85,7 @@ def score_kpi(
     oldest first, None for a day without one) the sparkline."""
     weighted = [CategoryLine(c, counts.get(c, 0), w) for c, w in sorted(rule.weights.items(), key=_heaviest)]
     extra = [CategoryLine(c, n, None) for c, n in sorted(counts.items()) if c not in rule.weights and n]
-    index = sum(line.points for line in weighted)
+    index = index_of(counts, rule)
     return KpiScore(
         index=index,
         status=judge(index, rule),
@@ -94,6 +94,11 @@ def score_kpi(
         sparkline=sparkline(days),
         week_change=None if week_ago is None else index - week_ago,
     )
+
+
+def index_of(counts: Mapping[str, int], rule: KpiRule) -> float:
+    """The index of ``counts`` alone, as `score_kpi` gives it (for past readings a card compares with)."""
+    return sum(counts.get(c, 0) * (w or 0) for c, w in sorted(rule.weights.items(), key=_heaviest))
 
 
 def _heaviest(item: tuple[str, float]) -> tuple[float, str]:

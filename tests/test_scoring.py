@@ -2,7 +2,7 @@
 
 import pytest
 
-from scoring import CategoryLine, KpiRule, Status, score_kpi, sparkline, worst_status
+from scoring import CategoryLine, KpiRule, Status, index_of, score_kpi, sparkline, worst_status
 from scoring.index import judge
 
 LOWER = KpiRule(weights={"Critical": 10, "Minor": 5}, target=20, warning=40, lower_is_better=True)
@@ -146,3 +146,14 @@ def test_worst_status(statuses, worst):
 def test_worst_status_ranks_each_pair_whatever_their_order(milder, worse):
     assert worst_status([milder, worse]) is worse
     assert worst_status([worse, milder]) is worse
+
+
+@pytest.mark.parametrize(
+    "counts",
+    [{}, {"Critical": 3}, {"Minor": 7, "Other": 4}, {"Critical": 1, "Minor": 2, "Trivial": 9, "Other": 5}],
+)
+def test_index_of_is_the_index_score_kpi_gives(counts):
+    fractional = KpiRule(weights={"Critical": 0.1, "Minor": 0.7, "Trivial": 0}, target=1, warning=2)
+    for rule in (LOWER, HIGHER, fractional):
+        assert index_of(counts, rule) == score_kpi(counts, rule).index
+    assert index_of({"Critical": 1, "Minor": 2, "Trivial": 9}, fractional) == 0.1 + 0.7 * 2
