@@ -329,7 +329,8 @@ def tick_part(args: argparse.Namespace, teams: list[Team], vtiger: StandIn, fold
         rows.append(
             Row(
                 "tick 2, all delivered",
-                f"{second.to_last_post:.2f} s; {second.states['delivered']} delivered",
+                f"{second.to_last_post:.2f} s; {second.states['delivered']} delivered; Vtiger calls in flight"
+                f" {second.calls.busy / second.calls.wall:.1f} on average, {second.calls.peak} at most",
                 "every team",
                 second.states["delivered"] == len(teams),
             )
