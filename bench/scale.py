@@ -729,7 +729,7 @@ def pg_part(args: argparse.Namespace, pg: PgSchemas, folder: Path) -> list[Row]:
     teams = generate(args.pg_teams, seed=args.seed + 1)
     vtiger = StandIn(teams, args.delay)
     rows: list[Row] = []
-    times: dict[int, float] = {}
+    rates: dict[int, float] = {}
     try:
         for processes in args.processes:
             url = pg.fresh()
@@ -755,7 +755,7 @@ def pg_part(args: argparse.Namespace, pg: PgSchemas, folder: Path) -> list[Row]:
             missing = len(teams) - len(run.posts)
             twice = sum(1 for n in run.posts.values() if n > 1)
             once = missing == 0 and twice == 0
-            times[processes] = run.to_last_post
+            rates[processes] = len(run.posts) / run.to_last_post if run.to_last_post else 0.0
             say(
                 f"    last post {run.to_last_post:.2f} s after go (processes done {run.to_exit:.2f} s);"
                 f" outcomes {dict(run.states)}; Spaces posted {len(run.posts)} of {len(teams)}, {twice} more than"
@@ -765,13 +765,15 @@ def pg_part(args: argparse.Namespace, pg: PgSchemas, folder: Path) -> list[Row]:
             say(f"      {run.cpu_line()}")
             if not once or set(run.states) != {"delivered"}:
                 say("      log: " + " | ".join(sorted({line[:160] for line in log.read_text().splitlines()})[:8]))
-            base = times[args.processes[0]]
+            base = rates[args.processes[0]]
+            left = ", ".join(f"{n} {state}" for state, n in run.states.items() if state != "delivered") or "none"
             rows.append(
                 Row(
                     f"{processes} tick process(es) at once, PostgreSQL, {len(teams)} teams",
-                    f"all posted in {run.to_last_post:.1f} s ({base / run.to_last_post:.2f}x the speed of"
-                    f" {args.processes[0]}); {missing} Spaces without a post, {twice} with more than one;"
-                    f" {run.calls.data} data calls",
+                    f"{len(run.posts)} of {len(teams)} posted, the last {run.to_last_post:.1f} s after go;"
+                    f" {rates[processes]:.1f} teams/s ({rates[processes] / base:.2f}x the rate of"
+                    f" {args.processes[0]}); {missing} Spaces without a post ({left}), {twice} with more than one;"
+                    f" {run.calls.data} data calls, {run.calls.login} login",
                     "every slot delivered exactly once",
                     once,
                 )
