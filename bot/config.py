@@ -250,7 +250,7 @@ class ScheduleSettings(StrictModel):
     grace_minutes: float = Field(default=60, gt=0)
     deadline_seconds: float = Field(default=100, gt=0)
     lease_seconds: float = Field(default=180, gt=0)
-    concurrency: int = Field(default=4, ge=1, le=32)
+    concurrency: int = Field(default=16, ge=1, le=32)
     pace_seconds: float = Field(default=1.0, ge=0)
     cron_audience: str | None = None
     cron_service_account: str | None = None
