@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from pydantic import ValidationError
 
 from bot.config import DEMO_CONFIG, load_config
 from bot.errors import ConfigError
@@ -112,6 +113,10 @@ def test_valid_config_and_env_substitution(tmp_path):
         ({"teams__0__name": "x" * 81}, "teams[0].name", "at most 80 characters"),
         ({"teams__0__kpis__0__name": ""}, "teams[0].kpis[0].name", "at least 1 character"),
         ({"teams": []}, "teams", "at least 1 item"),
+        ({"sources__crm__cache_seconds": -1}, "sources.crm.cache_seconds", "greater than or equal to 0"),
+        ({"sources__crm__cache_seconds": 86400.5}, "sources.crm.cache_seconds", "less than or equal to 86400"),
+        ({"sources__crm__max_concurrent": 0}, "sources.crm.max_concurrent", "greater than or equal to 1"),
+        ({"sources__crm__max_concurrent": 65}, "sources.crm.max_concurrent", "less than or equal to 64"),
     ],
 )
 def test_mistakes_name_the_key_path(tmp_path, changes, where, problem):
@@ -205,3 +210,24 @@ def test_a_merge_key_may_still_be_overridden(tmp_path):
     path = write(tmp_path, text)
     with pytest.raises(ConfigError, match=r"defaults: unknown key"):  # the override itself is accepted
         load_config(path)
+
+
+@pytest.mark.parametrize(("cache_seconds", "max_concurrent"), [(0, 1), (86400, 64)])
+def test_a_sources_cache_and_concurrency_take_their_documented_bounds(tmp_path, cache_seconds, max_concurrent):
+    data = broken(sources__crm__cache_seconds=cache_seconds, sources__crm__max_concurrent=max_concurrent)
+    source = load_config(write(tmp_path, data)).sources["crm"]
+    assert (source.cache_seconds, source.max_concurrent) == (cache_seconds, max_concurrent)
+
+
+def test_a_sources_cache_and_concurrency_default_to_the_documented_values(tmp_path):
+    source = load_config(write(tmp_path, broken())).sources["crm"]
+    assert (source.cache_seconds, source.max_concurrent) == (60, 8)
+
+
+def test_a_loaded_config_cannot_be_changed_by_the_code_that_reads_it(tmp_path):
+    config = load_config(write(tmp_path, broken()))
+    with pytest.raises(ValidationError, match="Instance is frozen"):
+        config.teams[0].kpis[0].target = 1000
+    with pytest.raises(ValidationError, match="Instance is frozen"):
+        config.sources["crm"].cache_seconds = 0
+    assert config.teams[0].kpis[0].target == 10

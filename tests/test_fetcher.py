@@ -112,7 +112,7 @@ def test_a_hung_source_does_not_hold_the_reads_of_teams_on_other_sources(tmp_pat
 
 
 def result() -> FetchResult:
-    return FetchResult(counts={"High": 1})
+    return FetchResult(counts={"High": 1}, plan="read", calls=1)
 
 
 def test_a_reads_budget_starts_when_it_starts_not_while_it_waits():

@@ -105,7 +105,7 @@ def test_object_of_counts(server: JsonServer, make_source: Callable[..., HttpSou
     server.body = {"data": {"counts": {"High": 3, "Low": 0, "": 2}}}
     result = fetch(make_source(), "data.counts")
     assert result.counts == {"High": 3, "Low": 0, NO_CATEGORY: 2}
-    assert (result.plan, result.calls) == ("read counts", 1)
+    assert (result.plan, result.calls, result.rows) == ("read counts", 1, None)  # no records read: no row count
 
 
 def test_list_of_records_grouped_by_category(server: JsonServer, make_source: Callable[..., HttpSource]) -> None:
@@ -121,7 +121,7 @@ def test_list_of_records_grouped_by_category(server: JsonServer, make_source: Ca
     }
     result = fetch(make_source(), "items[?state=='open']")
     assert result.counts == {"High": 2, NO_CATEGORY: 3}
-    assert result.details == {"rows": 5}
+    assert (result.details, result.rows) == ({"rows": 5}, 5)  # the row count stored with the reading
 
 
 def test_an_empty_list_or_object_is_a_real_zero(server: JsonServer, make_source: Callable[..., HttpSource]) -> None:

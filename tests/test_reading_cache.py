@@ -133,7 +133,11 @@ def test_refresh_and_an_old_reading_read_again(workers, fake, auth):
     assert "<b>50</b>" in index_widget(refreshed)["text"]
     assert "read" not in index_widget(refreshed)["topLabel"]
     queries = fake.count("query")
-    clock.now += timedelta(seconds=60)
+    clock.now += timedelta(seconds=59)
+    cached = send(first, p.classic_slash(), auth)
+    assert fake.count("query") == queries, "a reading 59 s old is shown at cache_seconds 60 (the default)"
+    assert index_widget(cached)["topLabel"] == "Index · read 59 s ago"
+    clock.now += timedelta(seconds=1)
     send(first, p.classic_slash(), auth)
     assert fake.count("query") > queries, "a reading 60 s old is not shown at cache_seconds 60"
     origins = [r.origin for r in services[0].store.recent_readings("support")]

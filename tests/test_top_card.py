@@ -38,7 +38,13 @@ ITEMS = (
 def kpi_report(i: int = 0, items=ITEMS, *, stale: str | None = None, new: int | None = 1, oldest_among=()):
     kpi = KPI.model_copy(update={"id": f"kpi-{i}", "name": f"KPI {i}"})
     fetch = FetchResult(
-        counts=COUNTS, items=tuple(items), oldest=NOW - timedelta(days=43), oldest_among=oldest_among, created_since=new
+        counts=COUNTS,
+        plan="page records",
+        calls=1,
+        items=tuple(items),
+        oldest=NOW - timedelta(days=43),
+        oldest_among=oldest_among,
+        created_since=new,
     )
     return KpiReport(
         kpi=kpi,

@@ -282,6 +282,69 @@ def test_top_zero_lists_nothing(tmp_path: Path) -> None:
     assert result.oldest == datetime(2026, 8, 1, tzinfo=UTC)
 
 
+def file_source(tmp_path: Path, text: str) -> FileSource:
+    (tmp_path / "issues.csv").write_text(text, encoding="utf-8")
+    return FileSource("demo", FileSettings(type="file", path="issues.csv"), tmp_path)
+
+
+def test_top_one_lists_the_single_heaviest_oldest_item(tmp_path: Path) -> None:
+    source = file_source(tmp_path, CSV)
+    query = FileQuery(where={"status": "Open"}, title="title", created="created")
+    result = source.fetch(query, "priority", Deadline.after(5), Wanted(top=1, weights=WEIGHTS))
+    assert [i.title for i in result.items] == ["Broken login"]  # of the two High ones, the older
+
+
+def test_items_alike_in_weight_and_age_are_listed_in_the_order_read(tmp_path: Path) -> None:
+    rows = ["id,title,priority,created", "1,Low one,Low,2026-09-01"]
+    rows += [f"{n},High {n},High,2026-10-01" for n in range(2, 7)]
+    source = file_source(tmp_path, "\n".join(rows) + "\n")
+    query = FileQuery(title="title", created="created")
+    result = source.fetch(query, "priority", Deadline.after(5), Wanted(top=3, weights=WEIGHTS))
+    assert [i.title for i in result.items] == ["High 2", "High 3", "High 4"]
+    undated = source.fetch(FileQuery(title="title"), "priority", Deadline.after(5), Wanted(top=2, weights=WEIGHTS))
+    assert [i.title for i in undated.items] == ["High 2", "High 3"]
+
+
+def test_unweighted_and_weight_zero_items_are_never_listed(tmp_path: Path) -> None:
+    source = file_source(tmp_path, "title,priority\nIgnored,Ignored\nSurprise,Surprise\nHeavy,High\n")
+    wanted = Wanted(top=3, weights={"High": 5, "Ignored": 0})
+    result = source.fetch(FileQuery(title="title"), "priority", Deadline.after(5), wanted)
+    assert [i.title for i in result.items] == ["Heavy"]
+    assert result.counts == {"Ignored": 1, "Surprise": 1, "High": 1}
+
+
+def test_an_item_created_at_the_previous_post_is_not_new(tmp_path: Path) -> None:
+    text = "priority,created\nHigh,2026-10-15T09:59:59Z\nHigh,2026-10-15T10:00:00Z\nLow,2026-10-15T10:00:01Z\n"
+    source = file_source(tmp_path, text)
+    post = datetime(2026, 10, 15, 10, 0, tzinfo=UTC)
+    result = source.fetch(FileQuery(created="created"), "priority", Deadline.after(5), Wanted(since=post))
+    assert result.created_since == 1
+    assert result.oldest == datetime(2026, 10, 15, 9, 59, 59, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    "link", ["ftp://files.example.com/A-1", "http:A-1", "mailto:team@example.com", "tracker.example.com/A-1", " "]
+)
+def test_only_http_and_https_addresses_become_links(tmp_path: Path, link: str) -> None:
+    source = file_source(tmp_path, f"title,priority,url\nBroken,High,{link}\nSlow,High,https://t.example.com/2\n")
+    query = FileQuery(title="title", link="url")
+    result = source.fetch(query, "priority", Deadline.after(5), Wanted(top=3, weights=WEIGHTS))
+    assert [(i.title, i.link) for i in result.items] == [("Broken", None), ("Slow", "https://t.example.com/2")]
+
+
+def test_vtiger_dates_the_items_when_only_the_top_is_asked(fake: FakeVtiger, make_source: MakeSource) -> None:
+    add_tasks(fake, ["Low", "High", "High"])
+    result = fetch(make_source(), tasks("page"), Wanted(top=1, weights=WEIGHTS))
+    assert [(i.title, i.created) for i in result.items] == [("High task 1", datetime(2026, 9, 1, 10, 0, tzinfo=UTC))]
+    assert result.created_since is None
+
+
+def test_vtiger_finds_the_oldest_when_only_the_oldest_is_asked(fake: FakeVtiger, make_source: MakeSource) -> None:
+    add_tasks(fake, ["Low", "High"])
+    result = fetch(make_source(), tasks("page"), Wanted(oldest=True))
+    assert (result.items, result.oldest) == ((), datetime(2026, 9, 1, 9, 0, tzinfo=UTC))
+
+
 # --- check ---------------------------------------------------------------------------------------
 
 

@@ -167,8 +167,8 @@ class FetchResult:
     """
 
     counts: dict[str, int]
-    plan: str = "read"
-    calls: int = 1
+    plan: str
+    calls: int
     details: dict[str, Any] = field(default_factory=dict)
     items: tuple[Item, ...] = ()
     oldest: datetime | None = None
