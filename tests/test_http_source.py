@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import socket
 import threading
 from collections.abc import Callable, Iterator
@@ -135,13 +136,27 @@ def test_top_level_list(server: JsonServer, make_source: Callable[..., HttpSourc
     assert fetch(make_source(), "@").counts == {"1": 2, "2": 1}
 
 
-@pytest.mark.parametrize("bad", [-1, "3", 2.5, True, None, [1]])
+@pytest.mark.parametrize(
+    ("bad", "kind"),
+    [(-1, "-1"), ("3", "text"), (2.5, "2.5"), (True, "true"), (None, "null"), ([1], "a list"), ({"n": 1}, "an object")],
+)
 def test_counts_must_be_non_negative_integers(
-    server: JsonServer, make_source: Callable[..., HttpSource], bad: object
+    server: JsonServer, make_source: Callable[..., HttpSource], bad: object, kind: str
 ) -> None:
     server.body = {"counts": {"High": 1, "Low": bad}}
-    with pytest.raises(SourceDataError, match=r"'Low'.* not a non-negative integer count"):
+    problem = f"metrics: counts['Low'] is not a non-negative integer count ({kind})"
+    with pytest.raises(SourceDataError, match=f"^{re.escape(problem)}$"):
         fetch(make_source(), "counts")
+
+
+def test_a_created_value_that_is_not_a_date_is_named_cut_to_40_characters(
+    server: JsonServer, make_source: Callable[..., HttpSource]
+) -> None:
+    server.body = {"items": [{"priority": "High", "opened": "sometime " * 10}]}
+    cut = ("sometime " * 10)[:40]
+    problem = f"metrics: item 1's 'opened' is {cut!r}, not an ISO 8601 date or time"
+    with pytest.raises(SourceDataError, match=f"^{re.escape(problem)}$"):
+        make_source().fetch(HttpQuery(path="items", created="opened"), "priority", Deadline.after(5))
 
 
 @pytest.mark.parametrize(

@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 import requests
@@ -92,6 +93,36 @@ def test_settings_normalise_url_and_hide_the_key() -> None:
         VtigerSettings.model_validate(
             {"type": "vtiger", "api": "soap", "url": "https://x", "username": "u", "access_key": "k"}
         )
+
+
+def test_settings_default_to_the_documented_values_and_are_bounded() -> None:
+    url = "https://crm.example.com/restapi/v1/vtiger/default/"
+    base = {"type": "vtiger", "url": url, "username": "u", "access_key": "k"}  # one character each is enough
+    settings = VtigerSettings.model_validate(base)
+    assert settings.url == "https://crm.example.com"
+    assert (settings.connect_timeout, settings.read_timeout, settings.requests_per_minute) == (3.05, 10, None)
+    assert (settings.throttle_retries, settings.describe_cache_seconds, settings.zone) == (3, 600, ZoneInfo("UTC"))
+    edges = {"connect_timeout": 60, "read_timeout": 120, "throttle_retries": 10, "requests_per_minute": 0.5}
+    assert VtigerSettings.model_validate(base | edges).model_dump(include=set(edges)) == edges
+    low = {"connect_timeout": 0.5, "read_timeout": 0.5, "throttle_retries": 0, "describe_cache_seconds": 0}
+    assert VtigerSettings.model_validate(base | low).model_dump(include=set(low)) == low
+    new_york = VtigerSettings.model_validate(base | {"crm_timezone": "America/New_York"})
+    assert (new_york.crm_timezone, new_york.zone) == ("America/New_York", ZoneInfo("America/New_York"))
+    for key, value, problem in [
+        ("username", "", "String should have at least 1 character"),
+        ("access_key", "", "Value should have at least 1 item after validation"),
+        ("connect_timeout", 0, "Input should be greater than 0"),
+        ("connect_timeout", 60.5, "Input should be less than or equal to 60"),
+        ("read_timeout", 0, "Input should be greater than 0"),
+        ("read_timeout", 120.5, "Input should be less than or equal to 120"),
+        ("requests_per_minute", 0, "Input should be greater than 0"),
+        ("throttle_retries", -1, "Input should be greater than or equal to 0"),
+        ("throttle_retries", 11, "Input should be less than or equal to 10"),
+        ("describe_cache_seconds", -1, "Input should be greater than or equal to 0"),
+        ("crm_timezone", "Mars/Olympus", "Value error, unknown IANA time zone 'Mars/Olympus'"),
+    ]:
+        with pytest.raises(ValidationError, match=f"{key}\n  {re.escape(problem)}"):
+            VtigerSettings.model_validate(base | {key: value})
 
 
 @pytest.mark.parametrize(
