@@ -144,6 +144,11 @@ def test_settings_default_to_the_documented_values_and_are_bounded() -> None:
         ("taskstatus = 'a\\b'", "backslash"),
         ("taskstatus = 'Open' AND", "ends in the middle"),
         ("1st = 'x'", "unexpected '1'"),
+        ("taskstatus = 'Open' taskpriority = 'High'", "expected AND or OR after a condition, found 'taskpriority'"),
+        ("taskstatus = 'Open', taskpriority = 'High'", "expected AND or OR after a condition, found ','"),
+        ("AND taskstatus = 'Open'", "expected a field name, found 'AND'"),
+        ("5 = 'x'", "expected a field name, found '5'"),
+        ("taskpriority = NULL", "NULL is not a value VTQL can compare with; use a quoted value"),
     ],
 )
 def test_filter_outside_the_subset_is_rejected_with_a_hint(filter: str, hint: str) -> None:
@@ -462,6 +467,20 @@ def test_count_plan_needs_a_picklist_category(fake: FakeVtiger, make_source: Mak
     with pytest.raises(SourceQueryError, match="needs 'subject' to be a picklist field"):
         fetch(source, tasks(plan="count"), category="subject")
     assert fetch(source, category="subject").counts == {"a": 2}
+
+
+def test_a_picklist_value_vtql_cannot_write_rules_out_the_count_plan(fake: FakeVtiger, make_source: MakeSource) -> None:
+    fake.picklists["Calendar"]["taskpriority"] = ["High", "Low\\Medium"]
+    fake.add("Calendar", 2, taskpriority="High")
+    fake.add("Calendar", 1, taskpriority="Low\\Medium")
+    source = make_source()
+    problem = (
+        "plan count needs 'taskpriority' to be a picklist field of Calendar with plain values; use plan auto or page"
+    )
+    with pytest.raises(SourceQueryError, match=f"^{re.escape(problem)}$"):
+        fetch(source, tasks(plan="count"))
+    result = fetch(source, tasks(plan="auto"))
+    assert (result.counts, result.plan) == ({"High": 2, "Low\\Medium": 1}, "page records")
 
 
 # --- unknown names ----------------------------------------------------------------------
