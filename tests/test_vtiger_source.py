@@ -874,6 +874,53 @@ def test_requests_per_minute_spaces_the_calls(fake: FakeVtiger, make_source: Mak
     assert time.monotonic() - started >= 0.38
 
 
+def test_requests_per_minute_beyond_the_deadline_names_the_wait(fake: FakeVtiger, make_source: MakeSource) -> None:
+    source = make_source("rest", requests_per_minute=2)  # one call per 30 s: the count waits for describe's slot
+    problem = "Vtiger's request quota allows the next call in 30 s, beyond the 5 s budget"
+    with pytest.raises(SourceUnavailable, match=f"^{re.escape(problem)}$"):
+        fetch(source, seconds=5)
+    assert fake.count() == 1
+
+
+def test_without_requests_per_minute_calls_go_back_to_back(fake: FakeVtiger, make_source: MakeSource) -> None:
+    seed_tasks(fake, high=1)
+    source = make_source("rest")
+    fetch(source)
+    for _ in range(3):  # each a call that would not fit in its budget after a pause of a second
+        assert fetch(source, seconds=0.9).counts == {"High": 1}
+
+
+@pytest.mark.parametrize("flood", [(1, 60.0), (0, -10.0)], ids=["one call left", "reset passed"])
+def test_flood_control_waits_only_when_the_quota_is_used_up(
+    fake: FakeVtiger, make_source: MakeSource, flood: tuple[int, float]
+) -> None:
+    seed_tasks(fake, high=1)
+    fake.flood = (flood[0], time.time() + flood[1])
+    source = make_source("rest")
+    for _ in range(3):
+        assert fetch(source, seconds=0.9).counts == {"High": 1}
+
+
+@pytest.mark.parametrize(
+    ("reset", "wait"),
+    [(7200.0, 3600), (1e9, 3600)],
+    ids=["an hour at most", "up to 1e9 the reset is in seconds, not a time"],
+)
+def test_flood_control_waits_an_hour_at_most(
+    fake: FakeVtiger, make_source: MakeSource, reset: float, wait: int
+) -> None:
+    fake.flood = (0, reset + time.time() if reset < 1e9 else reset)
+    problem = f"Vtiger's request quota allows the next call in {wait} s, beyond the 2 s budget"
+    with pytest.raises(SourceUnavailable, match=f"^{re.escape(problem)}$"):
+        fetch(make_source("rest"), seconds=2)
+
+
+def test_flood_control_reset_just_above_1e9_is_a_time_long_past(fake: FakeVtiger, make_source: MakeSource) -> None:
+    seed_tasks(fake, high=1)
+    fake.flood = (0, 1e9 + 1)  # 2001-09-09: no wait
+    assert fetch(make_source("rest"), seconds=2).counts == {"High": 1}
+
+
 # --- secrets ------------------------------------------------------------------------------------
 
 
