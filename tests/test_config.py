@@ -117,6 +117,7 @@ def test_valid_config_and_env_substitution(tmp_path):
         ({"sources__crm__cache_seconds": 86400.5}, "sources.crm.cache_seconds", "less than or equal to 86400"),
         ({"sources__crm__max_concurrent": 0}, "sources.crm.max_concurrent", "greater than or equal to 1"),
         ({"sources__crm__max_concurrent": 65}, "sources.crm.max_concurrent", "less than or equal to 64"),
+        ({"sources__crm__daily_call_limit": 0}, "sources.crm.daily_call_limit", "greater than or equal to 1"),
     ],
 )
 def test_mistakes_name_the_key_path(tmp_path, changes, where, problem):
@@ -215,8 +216,10 @@ def test_a_merge_key_may_still_be_overridden(tmp_path):
 @pytest.mark.parametrize(("cache_seconds", "max_concurrent"), [(0, 1), (86400, 64)])
 def test_a_sources_cache_and_concurrency_take_their_documented_bounds(tmp_path, cache_seconds, max_concurrent):
     data = broken(sources__crm__cache_seconds=cache_seconds, sources__crm__max_concurrent=max_concurrent)
+    data["sources"]["crm"]["daily_call_limit"] = max_concurrent  # at least 1 call a day
     source = load_config(write(tmp_path, data)).sources["crm"]
     assert (source.cache_seconds, source.max_concurrent) == (cache_seconds, max_concurrent)
+    assert source.daily_call_limit == max_concurrent
 
 
 def test_a_sources_cache_and_concurrency_default_to_the_documented_values(tmp_path):

@@ -25,6 +25,7 @@ from bot.errors import (
     SourceQueryError,
     SourceUnavailable,
 )
+from bot.secrets import MAX_ISSUED, register, scrub
 from bot.sources import SOURCE_TYPES
 from bot.sources.base import NO_CATEGORY, Deadline, FetchResult
 from bot.sources.vtiger import VtigerQuery, VtigerSettings, VtigerSource
@@ -744,6 +745,51 @@ def test_rest_403_without_envelope_is_an_auth_error(fake: FakeVtiger, make_sourc
         fetch(make_source("rest"))
 
 
+@pytest.mark.parametrize(
+    ("status", "body", "error", "problem"),
+    [
+        (299, b"", SourceDataError, "Vtiger answered describe with HTTP 299 and no error envelope"),
+        (
+            300,
+            b"",
+            SourceQueryError,
+            "Vtiger answered describe with a redirect (HTTP 300); set url to its final address",
+        ),
+        (
+            399,
+            b"",
+            SourceQueryError,
+            "Vtiger answered describe with a redirect (HTTP 399); set url to its final address",
+        ),
+        (400, b"", SourceDataError, "Vtiger answered describe with HTTP 400 and no error envelope"),
+        (401, b"Unauthorized", SourceAuthError, "Vtiger refused the access key for user 'scorebot' (HTTP 401)"),
+        (403, b'{"message": "Forbidden"}', SourceAuthError, "Vtiger refused describe for user 'scorebot' (HTTP 403)"),
+        (499, b"", SourceDataError, "Vtiger answered describe with HTTP 499 and no error envelope"),
+        (500, b"", SourceUnavailable, "Vtiger answered HTTP 500 to describe; try again later"),
+        (
+            201,
+            b'{"success": true, "result": {}}',
+            SourceDataError,
+            "Vtiger answered describe with HTTP 201 and no error code",
+        ),
+    ],
+)
+def test_each_http_status_has_its_error(
+    fake: FakeVtiger, make_source: MakeSource, status: int, body: bytes, error: type[SourceError], problem: str
+) -> None:
+    fake.inject("describe", body, status=status)
+    with pytest.raises(error, match=f"^{re.escape(problem)}$"):
+        fetch(make_source("rest"))
+
+
+def test_a_rest_error_answered_with_http_400_is_the_query_error_it_names(
+    fake: FakeVtiger, make_source: MakeSource
+) -> None:
+    fake.inject("query", error_body("QUERY_SYNTAX_ERROR"), status=400)
+    with pytest.raises(SourceQueryError, match=r"^Vtiger refused the query on Calendar \(QUERY_SYNTAX_ERROR\)$"):
+        fetch(make_source("rest"))
+
+
 def test_unknown_operation_is_an_empty_500_on_the_fake(fake: FakeVtiger) -> None:
     answer = requests.get(f"{fake.url}/webservice.php", params={"operation": "frobnicate"}, timeout=5)
     assert (answer.status_code, answer.content) == (500, b"")
@@ -756,9 +802,16 @@ def test_unknown_operation_is_an_empty_500_on_the_fake(fake: FakeVtiger) -> None
         ("getchallenge", {"result": {}}, SourceDataError, "envelope"),
         ("getchallenge", {"success": False}, SourceDataError, "no error code"),
         ("getchallenge", {"success": True, "result": {}}, SourceDataError, "no token"),
+        ("getchallenge", {"success": True, "result": {"token": ""}}, SourceDataError, "no token"),
+        ("getchallenge", {"success": True, "result": {"token": 7}}, SourceDataError, "no token"),
+        ("getchallenge", [{"success": True}], SourceDataError, r"^Vtiger answered getchallenge \(HTTP 200\) without"),
+        ("getchallenge", {"result": {}}, SourceDataError, r"^Vtiger answered getchallenge \(HTTP 200\) without"),
         ("login", error_body("ACCESSKEY_UNDEFINED"), SourceAuthError, "ACCESSKEY_UNDEFINED"),
         ("login", error_body("INVALID_AUTH_TOKEN"), SourceAuthError, "INVALID_AUTH_TOKEN"),
         ("login", {"success": True, "result": {"userId": "19x1"}}, SourceDataError, "no session"),
+        ("login", {"success": True, "result": {"sessionName": ""}}, SourceDataError, "no session"),
+        ("login", {"success": True, "result": {"sessionName": 7}}, SourceDataError, "no session"),
+        ("login", error_body("INVALID_SESSIONID"), SourceAuthError, r"refused the session for user 'scorebot' \("),
         (
             "query",
             error_body("QUERY_SYNTAX_ERROR", "Parsing failed"),
@@ -832,6 +885,26 @@ def test_429_then_success_within_the_deadline(fake: FakeVtiger, make_source: Mak
     assert time.monotonic() - started >= 0.95
     assert result.calls == 3  # describe twice (429, then 200), one query (one short page)
     assert fake.count("describe") == 2
+
+
+def test_a_429_wait_is_logged_for_the_operator(
+    fake: FakeVtiger, make_source: MakeSource, caplog: pytest.LogCaptureFixture
+) -> None:
+    seed_tasks(fake, high=1)
+    fake.throttle, fake.retry_after = 1, "1"
+    with caplog.at_level(logging.INFO, logger="bot.sources.vtiger_api"):
+        assert fetch(make_source("rest")).counts == {"High": 1}
+    assert "Vtiger throttled a request (HTTP 429); retrying in 1.0 s" in caplog.messages
+
+
+def test_429_without_retry_after_backs_off_half_a_second_then_doubling(
+    fake: FakeVtiger, make_source: MakeSource
+) -> None:
+    fake.throttle = 100  # waits of 0.5 s and 1 s fit in 2 s; the next, 2 s, would not
+    problem = "Vtiger is throttling requests (HTTP 429); gave up after 3 tries within the 2 s budget"
+    with pytest.raises(SourceUnavailable, match=f"^{re.escape(problem)}$"):
+        fetch(make_source("rest"), seconds=2)
+    assert fake.count() == 3
 
 
 def test_429_asking_for_more_than_the_deadline_fails_at_once(fake: FakeVtiger, make_source: MakeSource) -> None:
@@ -945,6 +1018,17 @@ def test_no_secret_reaches_logs_or_messages(
     for text in (caplog.text, *messages):
         for secret in secrets:
             assert secret not in text
+
+
+def test_a_session_is_hidden_until_enough_newer_sessions_are_issued(fake: FakeVtiger, make_source: MakeSource) -> None:
+    """Sessions come and go in a long-running process: each is hidden like a secret, but only the latest
+    `MAX_ISSUED` issued values are kept, so the list of hidden values stays bounded."""
+    fetch(make_source())
+    (session,) = {s.session for s in fake.seen if s.session}
+    assert scrub(f"session {session}") == "session ***"
+    for number in range(MAX_ISSUED):  # sessions issued since, by this source or another
+        register(f"a-later-session-{number:04d}", issued=True)
+    assert scrub(f"session {session}") == f"session {session}"
 
 
 def test_md5_login_key_is_what_the_fake_checks(fake: FakeVtiger) -> None:

@@ -200,7 +200,7 @@ class Transport:
             asked = f", asked to wait {seconds(exc.retry_after)} s" if exc.retry_after is not None else ""
             raise SourceUnavailable(
                 f"Vtiger is throttling requests (HTTP 429{asked}); gave up after "
-                f"{retrying.statistics.get('attempt_number', 1)} tries within the {seconds(calls.budget)} s budget"
+                f"{retrying.statistics['attempt_number']} tries within the {seconds(calls.budget)} s budget"
             ) from None
 
 
