@@ -560,6 +560,33 @@ def test_close_releases_the_kept_alive_connection() -> None:
         fake.close()
 
 
+def test_up_to_32_connections_are_kept_for_the_next_calls() -> None:
+    """40 reads at once open 40 connections; when they end, 32 stay open for the next calls, 8 are closed."""
+    fake = FakeVtiger(keep_alive=True)
+    seed_tasks(fake, high=1)
+    settings = {"type": "vtiger", "api": "rest", "url": fake.url, "username": fake.username}
+    source = VtigerSource("crm", VtigerSettings.model_validate({**settings, "access_key": fake.access_key}), Path())
+    try:
+        fetch(source)  # describe is cached: each read below is queries only
+        fake.hold_queries()
+        reads = [threading.Thread(target=fetch, args=(source,)) for _ in range(40)]
+        for read in reads:
+            read.start()
+        end = time.monotonic() + 10
+        while fake.holding < 40:
+            assert time.monotonic() < end, f"only {fake.holding} reads reached Vtiger"
+            threading.Event().wait(0.005)
+        fake.release()
+        for read in reads:
+            read.join(10)
+        for number in range(8):
+            assert fake.connections_closed.acquire(timeout=5), f"only {number} connections were closed"
+        assert not fake.connections_closed.acquire(timeout=0.5), "more than 8 connections were closed"
+    finally:
+        source.close()
+        fake.close()
+
+
 def test_category_must_be_a_field_name(make_source: MakeSource) -> None:
     with pytest.raises(SourceQueryError, match="not a Vtiger field name"):
         fetch(make_source(), category="taskpriority FROM Users;")

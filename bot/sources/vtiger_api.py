@@ -106,8 +106,9 @@ class Transport:
         self.settings = settings
         self.username = settings.username
         self.http = requests.Session()
-        self.http.mount("http://", HTTPAdapter(pool_maxsize=32))
-        self.http.mount("https://", HTTPAdapter(pool_maxsize=32))
+        adapter = HTTPAdapter(pool_maxsize=32)  # connections kept open for the next calls, per host
+        self.http.mount("http://", adapter)
+        self.http.mount("https://", adapter)
         self.pace = Pace(settings.requests_per_minute)
         self.timeouts = (settings.connect_timeout, settings.read_timeout)
 
