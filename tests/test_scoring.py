@@ -157,3 +157,9 @@ def test_index_of_is_the_index_score_kpi_gives(counts):
     for rule in (LOWER, HIGHER, fractional):
         assert index_of(counts, rule) == score_kpi(counts, rule).index
     assert index_of({"Critical": 1, "Minor": 2, "Trivial": 9}, fractional) == 0.1 + 0.7 * 2
+
+
+def test_a_weighted_category_without_items_is_listed_with_zero():
+    score = score_kpi({"Critical": 1}, LOWER)
+    assert score.breakdown == (CategoryLine("Critical", 1, 10), CategoryLine("Minor", 0, 5))
+    assert (score.index, score.total_count) == (10, 1)
