@@ -858,6 +858,12 @@ def test_unknown_operation_is_an_empty_500_on_the_fake(fake: FakeVtiger) -> None
         ("query", {"success": True, "result": []}, SourceDataError, "not a count"),
         ("query", {"success": True, "result": [{"count": "1"}] * 101}, SourceDataError, "101 rows .* more than 100"),
         ("describe", {"success": True, "result": {"name": "Calendar"}}, SourceDataError, "no field list"),
+        (
+            "describe",
+            error_body("RECORD_NOT_FOUND"),
+            SourceQueryError,
+            r"^Vtiger refused the describe on Calendar \(RECORD_NOT_FOUND\)$",  # not "has no module": not ACCESS_DENIED
+        ),
     ],
 )
 def test_each_failure_has_its_type(
