@@ -163,3 +163,14 @@ def test_a_weighted_category_without_items_is_listed_with_zero():
     score = score_kpi({"Critical": 1}, LOWER)
     assert score.breakdown == (CategoryLine("Critical", 1, 10), CategoryLine("Minor", 0, 5))
     assert (score.index, score.total_count) == (10, 1)
+
+
+def test_each_line_of_the_breakdown_gives_its_part_of_the_index():
+    rule = KpiRule(weights={"Critical": 10, "Ignored": 0}, target=5, warning=10)
+    score = score_kpi({"Critical": 2, "Ignored": 7, "Surprise": 3}, rule)
+    assert [(line.category, line.points) for line in score.breakdown] == [
+        ("Critical", 20),
+        ("Ignored", 0),  # weighted 0
+        ("Surprise", 0),  # unweighted
+    ]
+    assert sum(line.points for line in score.breakdown) == score.index
