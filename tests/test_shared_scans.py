@@ -17,6 +17,7 @@ import yaml
 
 from bot.__main__ import cmd_check
 from bot.config import load_config
+from bot.errors import SourceDataError
 from bot.schedule.tick import Scheduler
 from bot.services import build_services
 from bot.sources.base import Deadline, Wanted
@@ -248,7 +249,7 @@ def test_the_tick_reads_teams_together_from_the_first_tick_of_a_fresh_process(tm
     fresh = build_services(config, clock=clock, store_url=store)  # another process: only the store is shared
     cold, counts_cold = tick(fresh)
 
-    assert len(alone) == 6  # nothing known: each of 6 KPIs reads its first page, which is all there is
+    assert len(alone) == 3  # nothing known: a team's two KPIs share a probe, its first page, all there is
     assert len(warm) == 2  # 3 teams, 6 KPIs, 205 open rows: one scan of 2 pages
     assert cold == warm
     assert counts_warm == counts_alone == counts_cold
@@ -308,3 +309,31 @@ def test_check_prints_each_kpis_plan_the_ticks_calls_and_the_busiest_day_against
     day = f"busiest of the next 7 days 2026-11-15: 120 calls (average 120); daily_call_limit {limit}"
     assert (f"WARN source crm: {day}: over the limit" in out) is over
     assert (f"     {day} (sign-in and describe not counted)" in out) is not over
+
+
+def test_kpis_of_one_filter_read_for_the_first_time_share_one_page_or_are_read_alone_after_a_full_one(
+    fake: FakeVtiger,
+) -> None:
+    seed(fake)
+    fake.add("HelpDesk", 120, assigned_user_id="20x7", ticketstatus="Open", ticketpriorities="High")
+    source = make_source(fake)
+    small = [(query("alpha"), "ticketpriorities"), (query("alpha"), "ticketseverities")]
+    big_query = VtigerQuery.model_validate({"module": "HelpDesk", "filter": f"{OPEN} AND assigned_user_id = '20x7'"})
+    big = [(big_query, "ticketpriorities"), (big_query, "ticketseverities")]
+
+    [probe] = source.plan_scans(small)
+    assert (probe.members, probe.calls, probe.alone) == ((0, 1), 1, 2)
+    before = fake.count("query")
+    finishers = source.scan(probe, small, Deadline.after(5))
+    assert fake.count("query") - before == 1
+    assert finishers[0](WANTED).counts == make_source(fake).fetch(*small[0], Deadline.after(5), WANTED).counts
+
+    [probe] = source.plan_scans(big)
+    before = fake.count("query")
+    with pytest.raises(SourceDataError, match=r"^the records of HelpDesk filled more than one page$"):
+        source.scan(probe, big, Deadline.after(5))
+    result = source.fetch(*big[0], Deadline.after(5), WANTED)  # known now to be larger: counted first
+    assert result.counts == {"High": 120}
+    assert fake.queries()[before + 1].startswith("SELECT count(*) FROM HelpDesk")
+    # 120 rows known: from now on one scan of 2 pages, against count(*) and then 2 pages for each KPI
+    assert [(p.calls, p.alone) for p in source.plan_scans(big)] == [(2, 6)]

@@ -644,6 +644,21 @@ def test_wrong_access_key(fake: FakeVtiger, make_source: MakeSource, api: str) -
     assert "not-the-key" not in str(caught.value)
     if api == "webservice":
         assert str(caught.value).endswith("(INVALID_USER_CREDENTIALS)")
+        assert (fake.count("getchallenge"), fake.count("login")) == (3, 3)  # a wrong key is refused every time
+
+
+def test_a_login_whose_challenge_another_client_replaced_is_tried_again(
+    fake: FakeVtiger, make_source: MakeSource
+) -> None:
+    """Vtiger 8.2 keeps one challenge token a user: two processes logging in at once as one user can make
+    the first one's key wrong. A fresh challenge and login then succeed."""
+    seed_tasks(fake, high=2)
+    source, other = make_source(), make_source()
+    fake.rival_challenges = 1
+
+    assert fetch(source).counts == {"High": 2}
+    assert (fake.count("getchallenge"), fake.count("login")) == (2, 2)
+    assert fetch(other).counts == {"High": 2}
 
 
 def test_unknown_user(fake: FakeVtiger, make_source: MakeSource) -> None:

@@ -217,17 +217,20 @@ class VtigerSource:
         ``=``/``IN`` value ("team = X"), are read together: the common filter with that field ``IN`` every
         member's values, paged, each row given to the members whose values it matches as Vtiger's ``=``
         compares. A scan's cost is counted from the members' last row counts, against what each would cost
-        alone: its cheaper plan, as ``auto`` chooses it. A read whose row count is not known yet, an
-        explicit ``count`` plan and an ``OR`` filter are read alone.
+        alone: its cheaper plan, as ``auto`` chooses it. Reads of one filter whose row count is not known
+        yet share a probe: its first page, which answers them all when it is short (else each is read
+        alone, as one known to be larger). An explicit ``count`` plan and an ``OR`` filter are read alone.
         """
         classes: dict[_Class, list[int]] = {}
-        for at, (query, category) in enumerate(reads):
+        for at, (query, _) in enumerate(reads):
             where = query.condition
-            known = (query.module, query.filter, category) in self._last_rows
-            if known and query.plan != "count" and (where.joiner == "AND" or len(where.conditions) < 2):
+            if query.plan != "count" and (where.joiner == "AND" or len(where.conditions) < 2):
                 classes.setdefault((query.module, query.title, frozenset(where.conditions)), []).append(at)
+        rows = {c: self._rows_of(reads, ats) for c, ats in classes.items()}
         splits: dict[tuple[str, str | None, frozenset[Condition], str], list[_Class]] = {}
         for module, title, conditions in classes:
+            if rows[(module, title, conditions)] is None:
+                continue
             for condition in conditions:
                 if condition.op in ("=", "IN"):
                     key = (module, title, conditions - {condition}, condition.field)
@@ -242,9 +245,21 @@ class VtigerSource:
                 taken.update(c for c, ats in group if ats[0] in planned)
                 plans += found
         for c, ats in classes.items():
-            if c not in taken and len(ats) > 1:
+            if c in taken or len(ats) < 2:
+                continue
+            if rows[c] is None:
+                where = Filter(tuple(sorted(c[2], key=repr)))
+                plans.append(
+                    _Scan(tuple(ats), 1, len(ats), c[0], c[1], where, None, tuple((at, None) for at in ats), True)
+                )
+            else:
                 plans += self._chunk(reads, [(c, ats)], c[2], None)
         return plans
+
+    def _rows_of(self, reads: Sequence[tuple[VtigerQuery, str]], members: list[int]) -> int | None:
+        """The last row count of a filter (whichever category its reads count by), None if never read."""
+        known = [self._last_rows[key] for key in map(_row_key, (reads[at] for at in members)) if key in self._last_rows]
+        return max(known, default=None)
 
     def _chunk(
         self,
@@ -258,7 +273,7 @@ class VtigerSource:
         chunks: list[list[tuple[_Class, list[int]]]] = [[]]
         rows_in = [0]
         for c, ats in group:
-            rows = max(self._last_rows[_row_key(reads[at])] for at in ats)
+            rows = self._rows_of(reads, ats) or 0
             if rows > limit:
                 continue
             if rows_in[-1] + rows > limit:
@@ -290,10 +305,10 @@ class VtigerSource:
 
     def calls_alone(self, query: VtigerQuery, category: str) -> int:
         """What ``fetch`` would cost for this read, by its last row count (login and describe left out); a
-        read whose row count is not known counts its total first: one call more."""
+        read whose row count is not known, at least its first page."""
         rows = self._last_rows.get((query.module, query.filter, category))
         if rows is None:
-            return 2
+            return 1  # the first page: all of it when it is short
         pages = rows // PAGE + 1
         module = self._modules.get(query.module)
         values = module.picklists.get(category) if module else None
@@ -327,6 +342,10 @@ class VtigerSource:
             offset += len(page)
             if len(page) < PAGE:
                 break
+            if plan.probe:  # more than a page: each member is read alone, as one known to be larger
+                for at in plan.members:
+                    self._last_rows[_row_key(reads[at])] = PAGE
+                raise SourceDataError(f"the records of {plan.module} filled more than one page")
         how = f"shared scan of {len(plan.members)} KPIs: {_pages(pages)}"
         return {at: self._finisher(reads[at], module, titles, rows[at], how, calls.count, plan) for at in plan.members}
 
@@ -575,6 +594,8 @@ class _Scan(ScanPlan):
     where: Filter
     split: str | None
     routes: tuple[tuple[int, frozenset[str] | None], ...]
+    probe: bool = False
+    """Row counts unknown: the first page only, or none (more than one page: the members are read alone)."""
 
 
 def _row_key(read: tuple[VtigerQuery, str]) -> tuple[str, str, str]:

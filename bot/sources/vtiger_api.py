@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import random
 import threading
 import time
 from collections.abc import Iterator
@@ -44,6 +45,15 @@ SERVICE = "Vtiger"
 
 class UnknownModule(SourceQueryError):
     """Vtiger does not know the module, or the user may not read it."""
+
+
+class KeyRefused(SourceAuthError):
+    """Vtiger refused the login's access key (INVALID_USER_CREDENTIALS)."""
+
+
+LOGIN_TRIES = 3
+"""Logins tried with a fresh challenge each: Vtiger 8.2 keeps one challenge token a user, so another process's
+getchallenge between ours and our login makes our key wrong; a really wrong key is refused every time."""
 
 
 class SessionRefused(Exception):
@@ -163,7 +173,7 @@ class Transport:
                 return SessionRefused(code)
             return SourceAuthError(f"Vtiger refused the session for {user} ({code})")
         if code == "INVALID_USER_CREDENTIALS":
-            return SourceAuthError(f"Vtiger refused the access key for {user} ({code})")
+            return KeyRefused(f"Vtiger refused the access key for {user} ({code})")
         if code in {"ACCESSKEY_UNDEFINED", "INVALID_AUTH_TOKEN"}:
             return SourceAuthError(f"Vtiger refused the login of {user} ({code}); check username and access_key")
         if code == "ACCESS_DENIED" and op == "getchallenge":
@@ -294,6 +304,15 @@ class Webservice:
             self._lock.release()
 
     def _login(self, calls: Calls) -> str:
+        for attempt in range(1, LOGIN_TRIES):
+            try:
+                return self._login_once(calls)
+            except KeyRefused:
+                log.info("Vtiger refused the login (another client may have asked for a challenge); trying again")
+                time.sleep(min(random.uniform(0, 0.2 * attempt), calls.deadline.remaining()))  # noqa: S311 (jitter)
+        return self._login_once(calls)
+
+    def _login_once(self, calls: Calls) -> str:
         username = self.transport.username
         challenge = self.transport.call(
             "GET", self.url, calls, op="getchallenge", params={"operation": "getchallenge", "username": username}

@@ -11,7 +11,8 @@ text ``YYYY-MM-DD HH:MM:SS`` it is, which sorts and compares by time),
 ``labelFields`` in ``describe``, HTTP 500 with an empty body for an
 unknown operation, slow answers (``delay``), and on the REST side Basic auth,
 HTTP 429 (``throttle``, ``retry_after``) and ``X-FloodControl-*`` headers
-(``flood``); ``hold_queries`` keeps every query waiting until ``release``
+(``flood``); one challenge token a user, replaced by each getchallenge (``rival_challenges``
+plays another client asking in between); ``hold_queries`` keeps every query waiting until ``release``
 (``held`` is set when the first one arrives, ``holding`` counts those
 waiting). Every request is recorded in ``seen``; ``inject`` queues canned
 answers for an operation. With ``echo_secrets`` set, every query is refused
@@ -127,6 +128,9 @@ class FakeVtiger:
         self.retry_after: str | None = None
         self.flood: tuple[int, float] | None = None
         self.echo_secrets = False
+        self.rival_challenges = 0
+        """How many of the next getchallenge answers another client's getchallenge follows at once, replacing
+        the token (8.2 keeps one a user), so a login with the answered token is refused."""
         self.echoed: list[str] = []
         self._tokens: dict[str, tuple[str, float]] = {}
         self._canned: dict[str, deque[tuple[int, dict[str, str], bytes]]] = {}
@@ -297,6 +301,9 @@ class FakeVtiger:
         token = secrets.token_hex(8)
         with self._lock:
             self._tokens[username] = (token, self.clock() + self.token_ttl)
+            if self.rival_challenges > 0:
+                self.rival_challenges -= 1
+                self._tokens[username] = (secrets.token_hex(8), self.clock() + self.token_ttl)
         now = int(time.time())
         return {"token": token, "serverTime": now, "expireTime": now + int(self.token_ttl)}
 
