@@ -337,3 +337,116 @@ def test_kpis_of_one_filter_read_for_the_first_time_share_one_page_or_are_read_a
     assert fake.queries()[before + 1].startswith("SELECT count(*) FROM HelpDesk")
     # 120 rows known: from now on one scan of 2 pages, against count(*) and then 2 pages for each KPI
     assert [(p.calls, p.alone) for p in source.plan_scans(big)] == [(2, 6)]
+def described(fake: FakeVtiger) -> VtigerSource:
+    """A source that has described HelpDesk (it knows the picklists, so it prices the count plan), as a
+    process has after its first read."""
+    source = make_source(fake)
+    closed = VtigerQuery.model_validate({"module": "HelpDesk", "filter": "ticketstatus = 'Closed'"})
+    source.fetch(closed, "ticketpriorities", Deadline.after(5))
+    return source
+
+
+def team_reads(source: VtigerSource, rows: list[int | tuple[int, str]]) -> list[tuple[VtigerQuery, str]]:
+    """One read of ticket priorities per team (user 20xN), with its last row count; a (rows, category) entry
+    is another KPI of the previous entry's team."""
+    reads = []
+    team = -1
+    for entry in rows:
+        count, category = entry if isinstance(entry, tuple) else (entry, "ticketpriorities")
+        team += not isinstance(entry, tuple)
+        q = VtigerQuery.model_validate({"module": "HelpDesk", "filter": f"{OPEN} AND assigned_user_id = '20x{team}'"})
+        source.seed_rows(q, category, count)
+        reads.append((q, category))
+    return reads
+
+
+# Alone, a read costs one call under 100 rows; from 100 rows, count(*) and then the cheaper of the 4 values
+# (+ the card's 2 extras) and the pages: 100-199 rows 3 calls, 200-299 rows 4. A scan holds at most 299 rows
+# (3 pages; 300 rows would take a 4th page to prove the 3rd was the last).
+@pytest.mark.parametrize(
+    ("rows", "plans"),
+    [
+        ([40, 40], [((0, 1), 1, 2)]),  # two teams
+        ([100, 100, 99], [((0, 1, 2), 3, 7)]),  # 299 rows: one scan
+        ([100, 100, 100], [((0, 1), 3, 6)]),  # 300 rows: the third is read alone
+        ([299, 0], [((0, 1), 3, 5)]),
+        ([400, 40, 40], [((1, 2), 1, 2)]),  # too big for any scan: read alone, the others still shared
+        ([200, 200, 99], [((1, 2), 3, 5)]),
+        ([200, 200, 100], []),  # 200 + 100 rows: a 4th page; each read alone
+        ([90, 90, 90, 40, 40], [((3, 4), 1, 2)]),  # 270 rows cost 3 calls either way; the next scan is worth it
+        ([250, 200], []),  # one read is no scan, though its 3 pages cost less than its count plan's 4 calls
+        ([250, 40], [((0, 1), 3, 5)]),
+        ([40, (250, "ticketseverities"), 40], [((0, 1, 2), 3, 6)]),  # a team's largest row count counts
+    ],
+)
+def test_scans_are_cut_at_299_rows_and_planned_only_where_they_save_calls(
+    fake: FakeVtiger, rows: list[int | tuple[int, str]], plans: list[tuple[tuple[int, ...], int, int]]
+) -> None:
+    source = described(fake)
+    reads = team_reads(source, rows)
+
+    assert [(p.members, p.calls, p.alone) for p in source.plan_scans(reads)] == plans
+    source.close()
+
+
+def test_or_filters_and_count_plans_are_read_alone_and_unknown_reads_are_priced_with_their_count(
+    fake: FakeVtiger,
+) -> None:
+    source = described(fake)
+    either = VtigerQuery.model_validate(
+        {"module": "HelpDesk", "filter": "assigned_user_id = '20x1' OR assigned_user_id = '20x2'"}
+    )
+    counted = VtigerQuery.model_validate({"module": "HelpDesk", "filter": FILTERS["alpha"], "plan": "count"})
+    reads = [(q, category) for q in (either, counted) for category in ("ticketpriorities", "ticketseverities")]
+    for q, category in reads:
+        source.seed_rows(q, category, 30)
+
+    assert source.plan_scans(reads) == []  # a scan ANDs its filter's conditions; OR would be lost
+    # a read never made yet: its first page, or count(*) and more; priced as 2 calls
+    assert source.calls_alone(query("beta"), "ticketpriorities") == 2
+    source.close()
+
+
+def test_a_picklist_with_a_value_vtql_cannot_write_is_priced_as_pages(fake: FakeVtiger) -> None:
+    fake.picklists["HelpDesk"]["ticketpriorities"].append("Back\\slash")  # no count(*) can name it
+    source = described(fake)
+    reads = team_reads(source, [100, 100, 99])
+
+    assert [(p.members, p.calls, p.alone) for p in source.plan_scans(reads)] == [((0, 1, 2), 3, 5)]
+    source.close()
+
+
+def test_the_tick_claims_four_teams_a_thread_and_shares_scans_within_each_batch(
+    tmp_path: Path, fake: FakeVtiger
+) -> None:
+    seed(fake)
+    groups = ["20x1", "20x2", "20x3", "20x4", "20x9"]  # open rows: 36, 56, 32, 24, 40
+    path = write_config(tmp_path, fake)
+    data = yaml.safe_load(path.read_text())
+    [kpi, _] = data["teams"][0]["kpis"]
+    data["teams"] = [
+        {
+            "id": f"team{n}",
+            "name": f"team{n}",
+            "schedule": "* 9 * * *",
+            "deliver": [{"type": "log"}],
+            "kpis": [kpi | {"count": {"module": "HelpDesk", "filter": f"{OPEN} AND assigned_user_id = '{group}'"}}],
+        }
+        for n, group in enumerate(groups)
+    ]
+    data["schedule"] = {"concurrency": 1}  # one thread: batches of 4 teams
+    path.write_text(yaml.safe_dump(data))
+    now = datetime(2026, 11, 9, 9, 0, 5, tzinfo=UTC)
+    services = build_services(load_config(path), clock=lambda: now, store_url=f"sqlite:///{tmp_path / 'store.db'}")
+    scheduler = Scheduler(services)
+    scheduler.tick(now)  # learns each KPI's row count
+    now += timedelta(minutes=1)
+    before = len(fake.queries())
+
+    result = scheduler.tick(now)
+
+    assert [o.state for o in result.outcomes] == ["delivered"] * 5
+    plans = [services.store.latest_readings(f"team{n}")["priority"].plan for n in range(5)]
+    # the first 4 teams (148 rows) in one scan of 2 pages; the 5th, claimed after them, reads alone
+    assert plans == ["shared scan of 4 KPIs: 2 pages"] * 4 + ["page records"]
+    assert len(fake.queries()) - before == 3

@@ -7,9 +7,12 @@ import logging
 import os
 import re
 import socket
+import subprocess
+import sys
 import threading
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -23,9 +26,11 @@ from bot.schedule.route import create_tick_blueprint
 from bot.schedule.templates import validate_templates
 from bot.schedule.tick import Scheduler, start_background_ticker
 from bot.services import build_services
+from bot.store import metadata
 from tests.fakes.chat import FakeChat, write_config
 from tests.tokens import bearer
 
+REPO = Path(__file__).resolve().parent.parent
 T0 = datetime(2026, 11, 9, 9, 0, 30, tzinfo=UTC)
 EVERY_5_FROM_0905 = "5-55/5 9 * * *"  # nothing due yet at T0
 SECRET = "TOPSECRET-4c1d"
@@ -471,6 +476,34 @@ def test_the_tick_route_answers_500_without_the_error_text(tmp_path, fake, caplo
     assert SECRET not in caplog.text + response.get_data(as_text=True)
 
 
+def test_a_tick_removes_at_most_5000_old_rows_a_table_and_logs_what_it_removed(tmp_path, fake, caplog):
+    scheduler, clock = setup(tmp_path, fake, {"alpha": [{"type": "log"}]}, schedule=EVERY_5_FROM_0905)
+    store = scheduler.services.store
+    outbox = {t.name: t for t in metadata.sorted_tables}["outbox"]
+    old = T0 - timedelta(days=500)  # keep_days is 400
+    with store.engine.begin() as conn:
+        conn.execute(
+            outbox.insert(),
+            [
+                {"team_id": "alpha", "slot_utc": old + timedelta(minutes=n), "created_at": old, "message": "{}"}
+                for n in range(5001)
+            ],
+        )
+
+    def left() -> int:
+        with store.engine.connect() as conn:
+            return conn.execute(sa.select(sa.func.count()).select_from(outbox)).scalar_one()
+
+    caplog.set_level(logging.INFO, logger="bot.schedule.tick")
+    assert tick(scheduler, clock, T0).outcomes == []  # nothing due: the tick only prunes
+    assert left() == 1
+    assert "retention: removed 5000 outbox" in caplog.messages
+    caplog.clear()
+    tick(scheduler, clock, at("09:01:00"))
+    assert left() == 0
+    assert "retention: removed 1 outbox" in caplog.messages
+
+
 # --- serve's in-process ticker -----------------------------------------------------------------
 
 
@@ -524,6 +557,30 @@ def test_the_background_ticker_survives_a_failing_tick_and_logs_no_error_text(tm
     assert len(calls) >= 2  # a failed tick does not stop the next
     assert "scheduler tick failed: RuntimeError" in caplog.text
     assert SECRET not in caplog.text
+
+
+def test_the_background_ticker_does_not_keep_the_process_alive(tmp_path, fake):
+    """serve's ticker runs beside the server: when the server's main thread ends, the process ends too, though
+    the ticker still waits for its next tick (an hour away)."""
+    path = write_config(
+        tmp_path, fake, {"alpha": [{"type": "log"}]}, tick_seconds=3600, team_options={"alpha": {"schedule": None}}
+    )
+    code = (
+        "import sys, threading; from bot.config import load_config; from bot.services import build_services; "
+        "from bot.schedule.tick import start_background_ticker; "
+        "start_background_ticker(build_services(load_config(sys.argv[1]), store_url=sys.argv[2]), threading.Event()); "
+        "print('started', flush=True)"
+    )
+    command = [sys.executable, "-c", code, str(path), f"sqlite:///{tmp_path / 'store.db'}"]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    with subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as run:
+        try:
+            out, err = run.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            run.kill()
+            out, err = run.communicate()
+            pytest.fail(f"the process outlived its main thread by a minute: {out!r} {err[-300:]!r}")
+    assert (run.returncode, out) == (0, "started\n"), err[-300:]
 
 
 # --- python -m bot tick / send / history / schedule --------------------------------------------
