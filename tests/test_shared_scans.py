@@ -450,3 +450,12 @@ def test_the_tick_claims_four_teams_a_thread_and_shares_scans_within_each_batch(
     # the first 4 teams (148 rows) in one scan of 2 pages; the 5th, claimed after them, reads alone
     assert plans == ["shared scan of 4 KPIs: 2 pages"] * 4 + ["page records"]
     assert len(fake.queries()) - before == 3
+
+
+def test_a_large_read_alone_is_priced_as_its_count_plan_with_the_cards_two_queries(fake: FakeVtiger) -> None:
+    source = described(fake)
+    [(q, category)] = team_reads(source, [1000])
+
+    # what `check` adds up for a tick: count(*), 4 values, the top items and the new items; not 11 pages
+    assert source.calls_alone(q, category) == 7
+    source.close()

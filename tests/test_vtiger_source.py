@@ -9,6 +9,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -27,7 +28,7 @@ from bot.errors import (
 )
 from bot.secrets import MAX_ISSUED, register, scrub
 from bot.sources import SOURCE_TYPES
-from bot.sources.base import NO_CATEGORY, Deadline, FetchResult
+from bot.sources.base import NO_CATEGORY, Deadline, FetchResult, Wanted
 from bot.sources.vtiger import VtigerQuery, VtigerSettings, VtigerSource
 from bot.sources.vtiger_vtql import Condition
 from tests.fakes.vtiger import SESSION_ERRORS, FakeVtiger, error_body
@@ -1248,3 +1249,36 @@ def test_a_kpi_read_for_the_first_time_reads_one_page_first(
     again = fetch(source)  # the row count is known now: no first page spent
     assert again.counts == result.counts
     assert fake.count("query") - queries == (1 if rows < 100 else queries - 1)
+
+
+@pytest.mark.parametrize(
+    ("top", "since", "rows", "plan", "queries"),
+    [
+        (3, True, 450, "page records", 6),  # 3 values + the top and the new items' queries: 5, as many as 5 pages
+        (1, False, 350, "page records", 5),  # 3 values + the top query: 4, as many as 4 pages
+        (1, False, 450, "count(*) per category", 5),  # 4 against 5 pages: count(*), 3 values, the top query
+    ],
+)
+def test_auto_counts_what_a_cards_extra_queries_cost_against_the_pages(
+    fake: FakeVtiger, make_source: MakeSource, top: int, since: bool, rows: int, plan: str, queries: int
+) -> None:
+    fake.add("Calendar", rows, taskpriority="Low")
+    source = make_source()
+    source.seed_rows(tasks(), "taskpriority", 100)  # more than one page: the total is counted first
+    wanted = Wanted(top=top, weights={"Low": 1}, since=datetime(2020, 1, 1, tzinfo=UTC) if since else None)
+
+    result = source.fetch(tasks(), "taskpriority", Deadline.after(5), wanted)
+
+    assert (result.plan, result.counts, fake.count("query")) == (plan, {"Low": rows}, queries)
+
+
+@pytest.mark.parametrize(("since", "created_since"), [(datetime(2020, 1, 1, tzinfo=UTC), 0), (None, None)])
+def test_a_kpi_that_emptied_counts_no_new_items_only_when_asked(
+    fake: FakeVtiger, make_source: MakeSource, since: datetime | None, created_since: int | None
+) -> None:
+    source = make_source()
+    source.seed_rows(tasks(), "taskpriority", 150)  # it had more than a page; now there is nothing
+
+    result = source.fetch(tasks(), "taskpriority", Deadline.after(5), Wanted(since=since))
+
+    assert (result.counts, result.created_since, fake.count("query")) == ({}, created_since, 1)
