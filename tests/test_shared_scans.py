@@ -459,3 +459,20 @@ def test_a_large_read_alone_is_priced_as_its_count_plan_with_the_cards_two_queri
     # what `check` adds up for a tick: count(*), 4 values, the top items and the new items; not 11 pages
     assert source.calls_alone(q, category) == 7
     source.close()
+
+
+def test_a_filter_that_could_join_two_scans_joins_the_larger(fake: FakeVtiger) -> None:
+    source = described(fake)
+    filters = [
+        "ticketstatus = 'Closed' AND assigned_user_id = '20x1'",
+        "ticketstatus = 'Open' AND assigned_user_id = '20x1'",  # shares user 20x1 with the first, status with the rest
+        "ticketstatus = 'Open' AND assigned_user_id = '20x2'",
+        "ticketstatus = 'Open' AND assigned_user_id = '20x3'",
+    ]
+    reads = [(VtigerQuery.model_validate({"module": "HelpDesk", "filter": f}), "ticketpriorities") for f in filters]
+    for q, category in reads:
+        source.seed_rows(q, category, 30)
+
+    # open tickets of three users in one scan; the closed ones of 20x1 read alone
+    assert [(p.members, p.calls, p.alone) for p in source.plan_scans(reads)] == [((1, 2, 3), 1, 3)]
+    source.close()
