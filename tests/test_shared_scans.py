@@ -476,3 +476,25 @@ def test_a_filter_that_could_join_two_scans_joins_the_larger(fake: FakeVtiger) -
     # open tickets of three users in one scan; the closed ones of 20x1 read alone
     assert [(p.members, p.calls, p.alone) for p in source.plan_scans(reads)] == [((1, 2, 3), 1, 3)]
     source.close()
+
+
+def test_a_shared_scan_names_each_category_by_its_picklist_spelling(fake: FakeVtiger) -> None:
+    for group in ("20x0", "20x1"):
+        for priority in ("high", "HIGH ", "High", "normal"):  # the first row read spells it in lower case
+            fake.add(
+                "HelpDesk",
+                1,
+                assigned_user_id=group,
+                ticketstatus="Open",
+                ticketpriorities=priority,
+                ticket_title="t",
+                createdtime="2026-10-01 10:00:00",
+            )
+    source = described(fake)
+    reads = team_reads(source, [4, 4])
+
+    [plan] = source.plan_scans(reads)
+    finishers = source.scan(plan, reads, Deadline.after(5))
+
+    assert [finishers[at](Wanted()).counts for at in plan.members] == [{"High": 3, "Normal": 1}] * 2
+    source.close()

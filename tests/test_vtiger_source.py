@@ -1282,3 +1282,17 @@ def test_a_kpi_that_emptied_counts_no_new_items_only_when_asked(
     result = source.fetch(tasks(), "taskpriority", Deadline.after(5), Wanted(since=since))
 
     assert (result.counts, result.created_since, fake.count("query")) == ({}, created_since, 1)
+
+
+@pytest.mark.parametrize(("top", "listed"), [(2, ["High", "High"]), (0, [])])
+def test_the_count_plan_lists_the_heaviest_items_only_when_the_card_asks(
+    fake: FakeVtiger, make_source: MakeSource, top: int, listed: list[str]
+) -> None:
+    seed_tasks(fake, high=150, low=150)
+    wanted = Wanted(top=top, weights={"High": 5, "Low": 1})
+
+    result = make_source().fetch(tasks(plan="count"), "taskpriority", Deadline.after(5), wanted)
+
+    assert result.counts == {"High": 150, "Low": 150}
+    assert [item.category for item in result.items] == listed
+    assert fake.count("query") == 4 + (top > 0)  # count(*), 3 values, and the top items' query when asked
