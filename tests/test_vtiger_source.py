@@ -1296,3 +1296,31 @@ def test_the_count_plan_lists_the_heaviest_items_only_when_the_card_asks(
     assert result.counts == {"High": 150, "Low": 150}
     assert [item.category for item in result.items] == listed
     assert fake.count("query") == 4 + (top > 0)  # count(*), 3 values, and the top items' query when asked
+
+
+def test_the_count_plan_lists_no_items_of_a_weighted_empty_category(fake: FakeVtiger, make_source: MakeSource) -> None:
+    seed_tasks(fake, high=150, empty=150)  # VTQL cannot select the empty ones by their category
+    wanted = Wanted(top=2, weights={NO_CATEGORY: 10, "High": 5})
+
+    result = make_source().fetch(tasks(plan="count"), "taskpriority", Deadline.after(5), wanted)
+
+    assert result.counts == {"High": 150, NO_CATEGORY: 150}
+    assert [item.category for item in result.items] == ["High", "High"]
+
+
+@pytest.mark.parametrize(
+    ("weights", "high", "low", "asked"),
+    [
+        # one High item, fewer than top: still the unweighted Low ones are never asked for
+        ({"High": 5}, 1, 50, "taskpriority IN ('High') ORDER BY createdtime LIMIT 3;"),
+        ({"High": 5, "Low": 5}, 150, 150, "taskpriority IN ('High','Low') ORDER BY createdtime LIMIT 3;"),  # one weight
+    ],
+)
+def test_the_top_items_query_asks_for_the_heaviest_weighted_categories(
+    fake: FakeVtiger, make_source: MakeSource, weights: dict[str, float], high: int, low: int, asked: str
+) -> None:
+    seed_tasks(fake, high=high, low=low)
+
+    make_source().fetch(tasks(plan="count"), "taskpriority", Deadline.after(5), Wanted(top=3, weights=weights))
+
+    assert fake.queries()[-1].endswith(f" WHERE {asked}")
