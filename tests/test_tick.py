@@ -791,10 +791,6 @@ def test_a_slot_waits_for_the_longest_retry_after_of_its_targets(tmp_path, fake)
     found = re.search(r"not retried before (\S+) \(Retry-After\)$", detail)
     assert found, detail
     assert at("09:03:05") <= datetime.fromisoformat(found.group(1)) <= at("09:03:05") + took
-    when = re.search(r"not retried before (\S+) \(Retry-After\)$", detail)
-    assert when, detail
-    # 120 s after the attempt, which on a loaded machine may come a few seconds into the tick
-    assert at("09:03:05") <= datetime.fromisoformat(when[1]) < at("09:03:35"), detail
 
 
 def test_cli_tick_names_the_teams_the_deadline_came_before_and_exits_3(tmp_path, fake, capsys):
