@@ -1314,6 +1314,10 @@ def test_the_count_plan_lists_no_items_of_a_weighted_empty_category(fake: FakeVt
         # one High item, fewer than top: still the unweighted Low ones are never asked for
         ({"High": 5}, 1, 50, "taskpriority IN ('High') ORDER BY createdtime LIMIT 3;"),
         ({"High": 5, "Low": 5}, 150, 150, "taskpriority IN ('High','Low') ORDER BY createdtime LIMIT 3;"),  # one weight
+        # High holds exactly top: no other weight joins
+        ({"High": 5, "Low": 1}, 3, 10, "taskpriority IN ('High') ORDER BY createdtime LIMIT 3;"),
+        # High holds fewer than top: Low joins, and both are read (4 rows) to rank them here
+        ({"High": 5, "Low": 1}, 2, 2, "taskpriority IN ('High','Low') ORDER BY createdtime LIMIT 4;"),
     ],
 )
 def test_the_top_items_query_asks_for_the_heaviest_weighted_categories(
