@@ -500,3 +500,16 @@ def test_a_shared_scan_names_each_category_by_its_picklist_spelling(fake: FakeVt
 
     assert [finishers[at](Wanted()).counts for at in plan.members] == [{"High": 3, "Normal": 1}] * 2
     source.close()
+
+
+def test_a_read_never_made_or_read_alone_does_not_stop_the_others_being_planned(fake: FakeVtiger) -> None:
+    source = described(fake)
+    unknown = VtigerQuery.model_validate({"module": "HelpDesk", "filter": f"{OPEN} AND assigned_user_id = '20x5'"})
+    teams = [(unknown, "ticketpriorities"), *team_reads(source, [0, 40, 40])[1:]]  # 20x1 and 20x2: 40 rows each
+    assert [(p.members, p.calls, p.alone) for p in source.plan_scans(teams)] == [((1, 2), 1, 2)]
+
+    closed = VtigerQuery.model_validate({"module": "HelpDesk", "filter": "ticketstatus = 'Closed'"})
+    source.seed_rows(closed, "ticketseverities", 40)
+    one_team = [(closed, "ticketseverities"), *team_reads(source, [40, (40, "ticketseverities")])]
+    assert [(p.members, p.calls, p.alone) for p in source.plan_scans(one_team)] == [((1, 2), 1, 2)]
+    source.close()
