@@ -1328,3 +1328,62 @@ def test_the_top_items_query_asks_for_the_heaviest_weighted_categories(
     make_source().fetch(tasks(plan="count"), "taskpriority", Deadline.after(5), Wanted(top=3, weights=weights))
 
     assert fake.queries()[-1].endswith(f" WHERE {asked}")
+
+
+# --- the count plan's top items at their boundaries -------------------------------------------------
+
+
+def top_items(source: VtigerSource, top: int = 3) -> FetchResult:
+    wanted = Wanted(top=top, weights={"High": 10, "Low": 5}, oldest=True)
+    return source.fetch(tasks(plan="count"), "taskpriority", Deadline.after(5), wanted)
+
+
+def test_heavier_tiers_of_exactly_100_items_are_all_listed_with_the_next(
+    fake: FakeVtiger, make_source: MakeSource
+) -> None:
+    fake.add("Calendar", 2, taskpriority="High", createdtime="2026-11-02 10:00:00")
+    fake.add("Calendar", 98, taskpriority="Low", createdtime="2026-11-01 10:00:00")
+
+    result = top_items(make_source())  # 2 High < top 3: Low joins; 100 items in all, one query can list them
+
+    assert [item.category for item in result.items] == ["High", "High", "Low"]
+    assert fake.queries()[-1].endswith("taskpriority IN ('High','Low') ORDER BY createdtime LIMIT 100;")
+
+
+def test_over_100_items_only_the_heavier_tiers_are_listed_and_asked_for(
+    fake: FakeVtiger, make_source: MakeSource
+) -> None:
+    fake.add("Calendar", 1, taskpriority="High", createdtime="2026-11-02 10:00:00")
+    fake.add("Calendar", 1, taskpriority="Medium", createdtime="2026-11-03 10:00:00")
+    fake.add("Calendar", 150, taskpriority="Low", createdtime="2026-11-01 10:00:00")
+    wanted = Wanted(top=3, weights={"High": 10, "Medium": 7, "Low": 5}, oldest=True)
+
+    result = make_source().fetch(tasks(plan="count"), "taskpriority", Deadline.after(5), wanted)
+
+    # High and Medium hold 2 < top 3, Low would make 152 > 100: the two heavier tiers' 2 items, all of them
+    assert [item.category for item in result.items] == ["High", "Medium"]
+    assert fake.queries()[-1].endswith("taskpriority IN ('High','Medium') ORDER BY createdtime LIMIT 2;")
+    assert result.oldest_among == ("High", "Medium")
+
+
+def test_the_oldest_among_every_category_is_named_as_the_oldest_of_all(
+    fake: FakeVtiger, make_source: MakeSource
+) -> None:
+    fake.add("Calendar", 120, taskpriority="High", createdtime="2026-11-02 10:00:00")
+
+    result = top_items(make_source())  # every category with items is among those listed
+
+    assert result.oldest_among == ()
+    assert result.oldest is not None
+
+
+def test_an_item_whose_creation_time_is_not_a_time_is_a_data_error_quoting_40_characters(
+    fake: FakeVtiger, make_source: MakeSource
+) -> None:
+    fake.add("Calendar", 1, taskpriority="High", createdtime="not a time " * 5)
+    wanted = Wanted(oldest=True)
+    with pytest.raises(
+        SourceDataError,
+        match=r"^Vtiger's Calendar\.createdtime holds 'not a time not a time not a time not a t', not a date and time$",
+    ):
+        make_source().fetch(tasks(plan="page"), "taskpriority", Deadline.after(5), wanted)
