@@ -141,10 +141,14 @@ def test_reads_are_grouped_only_when_that_takes_fewer_calls(fake: FakeVtiger) ->
         source.seed_rows(q, category, 60)
     assert source.plan_scans(one_each) == []  # 120 rows: 2 pages, as many as two reads of one page
 
+    empty = make_source(fake)
     for q, category in one_each:
-        source.seed_rows(q, category, 0)
+        empty.seed_rows(q, category, 0)
+    # two empty teams: one call (one short page) for both, against one each
+    assert [(p.calls, p.alone) for p in empty.plan_scans(one_each)] == [(1, 2)]
     fresh = make_source(fake)  # a read with no known row count is read alone, to learn it
     assert fresh.plan_scans(one_each) == []
+    empty.close()
     source.close()
     fresh.close()
 
