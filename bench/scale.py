@@ -136,6 +136,24 @@ class Load:
     errors: int = 0
     stale: int = 0
     elapsed: float = 0.0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def record(self, latency: float, ok: bool, stale: bool) -> None:
+        """One answered request (from any thread)."""
+        with self._lock:
+            self.latencies.append(latency)
+            self.errors += not ok
+            self.stale += stale
+
+    def run(self, targets: list[Callable[[], None]], start: float) -> Load:
+        """Run each of ``targets`` in a thread of its own until all end; this load, timed from ``start``."""
+        threads = [threading.Thread(target=target) for target in targets]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        self.elapsed = time.perf_counter() - start
+        return self
 
     def pct(self, p: float) -> float:
         """The ``p``-th percentile (nearest rank), in ms."""
@@ -440,7 +458,7 @@ def open_loop(scorer: Scorer, teams: int, rate: float, seconds: float, seed: int
     while at < start + seconds:
         arrivals.append((at, rng.randrange(teams)))
         at += rng.expovariate(rate)
-    load, lock, taken = Load(), threading.Lock(), itertools.count()
+    load, taken = Load(), itertools.count()
 
     def worker() -> None:
         while (index := next(taken)) < len(arrivals):
@@ -448,23 +466,14 @@ def open_loop(scorer: Scorer, teams: int, rate: float, seconds: float, seed: int
             if (wait := arrival - time.perf_counter()) > 0:
                 time.sleep(wait)
             ok, stale = scorer.send(team)
-            with lock:
-                load.latencies.append(time.perf_counter() - arrival)
-                load.errors += not ok
-                load.stale += stale
+            load.record(time.perf_counter() - arrival, ok, stale)
 
-    threads = [threading.Thread(target=worker) for _ in range(workers)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    load.elapsed = time.perf_counter() - start
-    return load
+    return load.run([worker] * workers, start)
 
 
 def closed_loop(scorer: Scorer, teams: int, clients: int, seconds: float, seed: int) -> Load:
     """``clients`` clients, each sending its next request when its last one is answered, for ``seconds``."""
-    load, lock = Load(), threading.Lock()
+    load = Load()
     start = time.perf_counter()
     stop = start + seconds
 
@@ -473,18 +482,9 @@ def closed_loop(scorer: Scorer, teams: int, clients: int, seconds: float, seed: 
         while time.perf_counter() < stop:
             sent = time.perf_counter()
             ok, stale = scorer.send(rng.randrange(teams))
-            with lock:
-                load.latencies.append(time.perf_counter() - sent)
-                load.errors += not ok
-                load.stale += stale
+            load.record(time.perf_counter() - sent, ok, stale)
 
-    threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    load.elapsed = time.perf_counter() - start
-    return load
+    return load.run([functools.partial(client, n) for n in range(clients)], start)
 
 
 @dataclass
@@ -622,25 +622,16 @@ def score_part(
 
 def closed_loop_once(scorer: Scorer, teams: int, clients: int = 16) -> Load:
     """Every team asked once, ``clients`` at a time."""
-    load, lock, taken = Load(), threading.Lock(), itertools.count()
+    load, taken = Load(), itertools.count()
     start = time.perf_counter()
 
     def client() -> None:
         while (index := next(taken)) < teams:
             sent = time.perf_counter()
             ok, stale = scorer.send(index)
-            with lock:
-                load.latencies.append(time.perf_counter() - sent)
-                load.errors += not ok
-                load.stale += stale
+            load.record(time.perf_counter() - sent, ok, stale)
 
-    threads = [threading.Thread(target=client) for _ in range(clients)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    load.elapsed = time.perf_counter() - start
-    return load
+    return load.run([client] * clients, start)
 
 
 # --- where a cached /score's CPU goes ------------------------------------------------------------------------------
