@@ -762,6 +762,32 @@ def test_dry_run_after_a_pause_says_what_the_tick_then_does(tmp_path, fake, caps
     ]
 
 
+def test_dry_run_counts_a_pending_slot_between_one_and_two_grace_periods_old(tmp_path, fake, capsys):
+    teams = {"alpha": [{"type": "webhook", "url": fake.webhook_url("A")}]}
+    scheduler, clock = setup(tmp_path, fake, teams, schedule=EVERY_5_FROM_0905)  # grace is 10 minutes
+    tick(scheduler, clock, T0)
+    (tmp_path / "alpha.csv").rename(tmp_path / "alpha.csv.away")
+    assert states(tick(scheduler, clock, at("09:05:30"))) == [("alpha", "09:05", "pending")]
+    (tmp_path / "alpha.csv.away").rename(tmp_path / "alpha.csv")
+    clock.now = at("09:17:00")  # 09:05 is 12 minutes old: past its grace period, not yet given up
+    capsys.readouterr()
+
+    assert run_cli(scheduler.services, "tick", "--now", "2026-11-09T09:17:00Z", "--dry-run") == 0
+
+    out = capsys.readouterr().out
+    assert "alpha: would claim 2026-11-09T09:15:00+00:00 and post it (last attempt at messageId" in out
+    assert (
+        "alpha: would record 2 older slots superseded once it is posted"
+        " (2026-11-09T09:05:00+00:00 … 2026-11-09T09:10:00+00:00)" in out
+    )
+    result = tick(scheduler, clock, at("09:17:00"))
+    assert states(result) == [
+        ("alpha", "09:05", "superseded"),
+        ("alpha", "09:10", "superseded"),
+        ("alpha", "09:15", "delivered"),
+    ]
+
+
 def test_a_failing_target_does_not_hold_back_the_next_one(tmp_path, fake):
     teams = {"alpha": [{"type": "chat_api", "space": "spaces/B"}, {"type": "webhook", "url": fake.webhook_url("A")}]}
     fake.answer("spaces/B", (500, {}), (500, {}), (500, {}))

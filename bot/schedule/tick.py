@@ -158,12 +158,12 @@ class TickResult:
 
 @dataclass
 class _Opened:
-    """A team after the tick's first pass: the outcomes so far, and the slot it claimed (with its catch-up)."""
+    """A team after the tick's first pass: the outcomes so far, and the slot it claimed with its catch-up
+    (None: nothing to work)."""
 
     team: TeamConfig
     outcomes: list[SlotOutcome]
-    claim: Claim | None = None
-    catchup: Catchup | None = None
+    claimed: tuple[Claim, Catchup] | None = None
 
 
 @dataclass(frozen=True)
@@ -212,7 +212,7 @@ class Scheduler:
                 work: list[Future[list[SlotOutcome]]] = []
                 for first in range(0, len(teams), size):
                     opened = list(pool.map(lambda team: self._team(team, clock), teams[first : first + size]))
-                    scans = self._prefetch([o.team for o in opened if o.claim])
+                    scans = self._prefetch([o.team for o in opened if o.claimed])
                     work += [pool.submit(self._work, o, clock, scans.get(o.team.id)) for o in opened]
                 for done in work:
                     result.outcomes.extend(done.result())
@@ -287,13 +287,13 @@ class Scheduler:
         claim = Claim(store, team.id, catchup.work, self.owner, self.settings.lease_seconds, clock.now)
         if not claim.take():
             return _Opened(team, outcomes)  # another tick got there first
-        return _Opened(team, outcomes, claim, catchup)
+        return _Opened(team, outcomes, (claim, catchup))
 
     def _work(self, opened: _Opened, clock: _Clock, scans: Mapping[str, ScanShare] | None) -> list[SlotOutcome]:
         """The claimed slot read, posted and recorded; the older slots it stands for superseded."""
-        team, claim, catchup = opened.team, opened.claim, opened.catchup
-        if claim is None or catchup is None:
+        if opened.claimed is None:
             return opened.outcomes
+        team, (claim, catchup) = opened.team, opened.claimed
         if clock.deadline.expired():
             log.warning("team %s: tick deadline reached; slot %s stays for the next tick", team.id, claim.slot)
             if not claim.give_back():
