@@ -111,8 +111,10 @@ def test_no_where_counts_every_record(tmp_path):
     ("content", "reason"),
     [
         (json.dumps({"id": "1"}), "issues.json must hold a JSON list of records"),
-        (json.dumps([{"id": "1", "status": "Open", "priority": "Low"}, ["not", "a", "record"]]),
-         "issues.json must hold a JSON list of records"),
+        (
+            json.dumps([{"id": "1", "status": "Open", "priority": "Low"}, ["not", "a", "record"]]),
+            "issues.json must hold a JSON list of records",
+        ),
         ('[{"id": 1,', "issues.json is not valid JSON (line 1)"),
     ],
 )
