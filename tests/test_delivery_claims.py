@@ -8,6 +8,7 @@ import pytest
 import sqlalchemy as sa
 
 from bot.config import load_config
+from bot.schedule.claim import Claim, ClaimLost
 from bot.schedule.delivery import Delivery
 from bot.schedule.tick import Scheduler
 from bot.services import build_services
@@ -78,6 +79,19 @@ def test_webhook_posts_carry_message_and_request_ids_and_a_409_counts_as_already
         assert [d.outcome for d in scheduler.services.store.deliveries("alpha")] == ["already"]
     finally:
         fake.close()
+
+
+def test_a_slot_another_tick_claimed_is_not_taken_and_not_renewed(tmp_path):
+    store = Store(f"sqlite:///{tmp_path / 's.db'}")
+    first, second = (Claim(store, "alpha", SLOT, owner, 60, lambda: SLOT + timedelta(seconds=5)) for owner in "AB")
+
+    assert (first.take(), first.attempt) == (True, 1)
+    assert (second.take(), second.attempt) == (False, 0)
+    with pytest.raises(ClaimLost, match=r"^claim on alpha 2026-11-09T09:01:00\+00:00 lost: the lease ran out$"):
+        second.keep()
+    assert first.keep() == 60
+    [run] = store.slot_runs("alpha")
+    assert (run.state, run.claimed_by, run.attempts) == ("claimed", "A", 1)
 
 
 def test_a_claim_taken_over_during_a_retry_wait_stops_the_send_and_is_reported_lost(tmp_path, fake):
