@@ -55,9 +55,9 @@ def plan(due: Sequence[datetime], runs: Mapping[datetime, SlotRun], now: datetim
     ``cutoff`` is ``now`` minus the grace period.
     """
     unfinished = [run for run in runs.values() if run.state in UNFINISHED]
-    held = [run for run in unfinished if run.claimed_until and run.claimed_until >= now]
+    held = next((run for run in unfinished if run.claimed_until and run.claimed_until >= now), None)
     if held:
-        return Catchup(wait_reason=f"slot {held[0].slot.isoformat()} is being worked by another tick")
+        return Catchup(wait_reason=f"slot {held.slot.isoformat()} is being worked by another tick")
     retry_at = max((run.retry_at for run in unfinished if run.retry_at and run.retry_at > now), default=None)
     if retry_at:
         return Catchup(wait_reason=f"waiting until {retry_at.isoformat()} (Retry-After)")
