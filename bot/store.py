@@ -729,11 +729,6 @@ class Store:
             )
             return result.rowcount == 1
 
-    def expire(self, team_id: str, before: datetime, now: datetime, detail: str) -> int:
-        """Close unfinished, unleased slots at or before ``before`` as missed; return how many."""
-        with self.engine.begin() as conn:
-            return _expire(conn, team_id, before, now, detail)
-
     def slot_runs(
         self, team_id: str, *, since: datetime | None = None, until: datetime | None = None, limit: int = 100
     ) -> list[SlotRun]:

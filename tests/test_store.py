@@ -54,6 +54,7 @@ def test_a_claim_is_exclusive_until_its_lease_runs_out(store):
     lease = T0 + timedelta(seconds=5)
     assert store.claim("alpha", SLOT, "one", T0, lease)
     assert not store.claim("alpha", SLOT, "two", T0 + timedelta(seconds=4), lease)
+    assert not store.claim("alpha", SLOT, "two", lease, lease + timedelta(seconds=5))  # the lease's last moment
     # "one" died: after the lease, "two" takes the slot over; "one" can no longer act on it.
     assert store.claim("alpha", SLOT, "two", T0 + timedelta(seconds=6), T0 + timedelta(seconds=11))
     assert not store.renew("alpha", SLOT, "one", T0 + timedelta(seconds=20))
@@ -70,6 +71,17 @@ def test_a_released_slot_is_claimable_at_once(store):
     [run] = store.slot_runs("alpha")
     assert (run.state, run.detail) == ("pending", "could not refresh: source down")
     assert store.claim("alpha", SLOT, "two", T0, T0 + timedelta(minutes=3))
+
+
+def test_a_slot_given_back_with_a_retry_after_is_claimable_from_that_moment_on(store):
+    retry_at = T0 + timedelta(seconds=60)
+    assert store.claim("alpha", SLOT, "one", T0, T0 + timedelta(minutes=3))
+    assert store.release("alpha", SLOT, "one", T0, "429 from the Space", retry_at)
+
+    assert store.claim("alpha", SLOT, "two", retry_at - timedelta(microseconds=1), T0 + timedelta(minutes=5)) == 0
+    assert store.claim("alpha", SLOT, "two", retry_at, T0 + timedelta(minutes=5)) == 2
+    [run] = store.slot_runs("alpha")
+    assert (run.state, run.claimed_by, run.retry_at) == ("claimed", "two", None)
 
 
 def test_only_one_of_many_simultaneous_claimers_wins(store):
