@@ -72,6 +72,21 @@ def test_429_then_success_posts_once_after_the_advertised_wait(tmp_path, fake, k
     assert [d.outcome for d in scheduler.services.store.deliveries("alpha")] == ["delivered"]
 
 
+def test_a_webhook_off_the_chat_form_is_named_by_a_hash_of_its_url_never_by_its_key(tmp_path, fake):
+    url = f"{fake.url}hooks/alpha?key=hook-key-91d2&token=hook-token-7e40"  # not /v1/spaces/…/messages
+    scheduler = make_scheduler(tmp_path, fake, {"alpha": [{"type": "webhook", "url": url}]})
+
+    result = first_slot(scheduler)
+
+    assert states(result) == {"alpha": "failed"}  # the fake knows no such path: 404
+    [record] = scheduler.services.store.deliveries("alpha")
+    assert re.fullmatch(r"webhook:webhook-[0-9a-f]{12}", record.target)
+    assert record.outcome == "rejected"
+    assert record.detail.startswith(f"webhook to {record.target.removeprefix('webhook:')}: ")
+    stored = f"{record} {result.outcomes}"
+    assert "hook-key-91d2" not in stored and "hook-token-7e40" not in stored and "hooks/alpha" not in stored
+
+
 def test_server_errors_are_retried_with_backoff(tmp_path, fake):
     fake.answer("spaces/A", (500, {}), (503, {}))
     scheduler = make_scheduler(tmp_path, fake, {"alpha": [{"type": "webhook", "url": fake.webhook_url("A")}]})
