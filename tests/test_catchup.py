@@ -31,7 +31,9 @@ def make(tmp_path, fake, store_url, schedule, deliver=None, **settings):
     path = write_config(tmp_path, fake, {"alpha": deliver}, schedule=schedule, **settings)
     clock = Clock(T0)
     services = build_services(load_config(path), clock=clock, store_url=store_url)
-    delivery = Delivery(services.config.chat, services.store, clock, base_dir=tmp_path, backoff_seconds=0.01)
+    delivery = Delivery(
+        services.config.chat, services.store, clock, base_dir=tmp_path, backoff_seconds=0.01, pace_seconds=1.0
+    )
     return Scheduler(services, delivery=delivery), clock
 
 

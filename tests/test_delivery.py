@@ -4,6 +4,7 @@ pacing, message ids."""
 import itertools
 import json
 import logging
+import random
 import re
 import socket
 import time
@@ -12,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.config import WebhookTarget, load_config
+from bot.config import ChatApiTarget, WebhookTarget, load_config
 from bot.errors import DeliveryError
 from bot.http_headers import retry_after_seconds
 from bot.schedule.delivery import Delivery, Post, manual_message_id, message_id
@@ -85,6 +86,25 @@ def test_a_webhook_off_the_chat_form_is_named_by_a_hash_of_its_url_never_by_its_
     assert record.detail.startswith(f"webhook to {record.target.removeprefix('webhook:')}: ")
     stored = f"{record} {result.outcomes}"
     assert "hook-key-91d2" not in stored and "hook-token-7e40" not in stored and "hooks/alpha" not in stored
+
+
+def test_a_space_failing_every_time_gets_6_tries_with_backoff_doubling_from_1_s(tmp_path, fake, monkeypatch):
+    monkeypatch.setattr(random, "uniform", lambda low, high: high)  # the jitter at its top: the window itself
+    fake.answer("spaces/A", *[(500, {})] * 7)
+    services = build_services(
+        load_config(write_config(tmp_path, fake, {"alpha": [{"type": "chat_api", "space": "spaces/A"}]}))
+    )
+    waits: list[float] = []
+    delivery = Delivery(
+        services.config.chat, services.store, services.clock, pace_seconds=0, base_dir=tmp_path, sleep=waits.append
+    )
+    post = Post("alpha", SLOT, {"text": "x"}, message_id("alpha", SLOT))
+
+    with pytest.raises(DeliveryError, match=r"^Chat API post to spaces/A: HTTP 500 \(SCRIPTED\)$"):
+        delivery.send(ChatApiTarget(type="chat_api", space="spaces/A"), post, Deadline.after(60))
+
+    assert len(fake.posts("spaces/A")) == 6
+    assert waits == [1, 2, 4, 8, 16]
 
 
 def test_server_errors_are_retried_with_backoff(tmp_path, fake):

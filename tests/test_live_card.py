@@ -45,7 +45,9 @@ class Clock:
 def make_scheduler(tmp_path, fake, clock, deliver=(LIVE_TARGET,), owner=None, **settings):
     path = write_config(tmp_path, fake, {"alpha": list(deliver)}, **settings)
     services = build_services(load_config(path), clock=clock)
-    delivery = Delivery(services.config.chat, services.store, clock, base_dir=tmp_path, backoff_seconds=0.01)
+    delivery = Delivery(
+        services.config.chat, services.store, clock, base_dir=tmp_path, backoff_seconds=0.01, pace_seconds=1.0
+    )
     return Scheduler(services, delivery=delivery, owner=owner)
 
 
@@ -151,7 +153,7 @@ def test_two_ticks_at_once_leave_one_message(tmp_path, fake):
     first = make_scheduler(tmp_path, fake, clock, owner="one")
     second = Scheduler(
         build_services(first.services.config, clock=clock),
-        delivery=Delivery(first.services.config.chat, first.services.store, clock, base_dir=tmp_path),
+        delivery=Delivery(first.services.config.chat, first.services.store, clock, base_dir=tmp_path, pace_seconds=1.0),
         owner="two",
     )
     tick(first, clock, 0)

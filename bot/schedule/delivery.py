@@ -177,8 +177,8 @@ class Delivery:
         store: Store,
         clock: Callable[[], datetime],
         *,
+        pace_seconds: float,
         base_dir: Path | None = None,
-        pace_seconds: float = 1.0,
         backoff_seconds: float = 1.0,
         max_attempts: int = 6,
         timeout_seconds: float = 10.0,
@@ -189,7 +189,7 @@ class Delivery:
         self.clock = clock
         self.base_dir = base_dir or Path.cwd()
         self.pacer = Pacer(pace_seconds, sleep=sleep)
-        self.backoff = tenacity.wait_random_exponential(multiplier=backoff_seconds, max=60)
+        self.backoff = tenacity.wait_random_exponential(multiplier=backoff_seconds)  # up to 1, 2, 4, 8, 16 s
         self.max_attempts = max_attempts
         self.timeout_seconds = timeout_seconds
         self.sleep = sleep
