@@ -88,8 +88,8 @@ def test_a_webhook_off_the_chat_form_is_named_by_a_hash_of_its_url_never_by_its_
     assert "hook-key-91d2" not in stored and "hook-token-7e40" not in stored and "hooks/alpha" not in stored
 
 
-def test_a_space_failing_every_time_gets_6_tries_with_backoff_doubling_from_1_s(tmp_path, fake, monkeypatch):
-    monkeypatch.setattr(random, "uniform", lambda low, high: high)  # the jitter at its top: the window itself
+def test_a_space_failing_every_time_gets_6_tries_with_backoff_windows_doubling_from_1_s(tmp_path, fake, monkeypatch):
+    monkeypatch.setattr(random, "uniform", lambda low, high: (low + high) / 2)  # each wait mid-window
     fake.answer("spaces/A", *[(500, {})] * 7)
     services = build_services(
         load_config(write_config(tmp_path, fake, {"alpha": [{"type": "chat_api", "space": "spaces/A"}]}))
@@ -104,7 +104,24 @@ def test_a_space_failing_every_time_gets_6_tries_with_backoff_doubling_from_1_s(
         delivery.send(ChatApiTarget(type="chat_api", space="spaces/A"), post, Deadline.after(60))
 
     assert len(fake.posts("spaces/A")) == 6
-    assert waits == [1, 2, 4, 8, 16]
+    assert waits == [0.5, 1, 2, 4, 8]  # no wait stretched to a floor when no Retry-After came
+
+
+@pytest.mark.parametrize(("lease_left", "timeout"), [(0.3, 0.3), (0.02, 0.1)])
+def test_a_requests_timeout_is_cut_to_the_claims_lease_but_never_below_a_tenth_of_a_second(
+    tmp_path, fake, lease_left, timeout
+):
+    fake.slow("spaces/A", 0.6)
+    services = build_services(load_config(write_config(tmp_path, fake, {"alpha": []})))
+    delivery = Delivery(services.config.chat, services.store, services.clock, pace_seconds=0, max_attempts=1)
+    target = WebhookTarget(type="webhook", url=fake.webhook_url("A"))
+    post = Post("alpha", SLOT, {"text": "x"}, message_id("alpha", SLOT))
+
+    started = time.monotonic()
+    with pytest.raises(DeliveryError, match=r"^webhook to spaces/A: ReadTimeout$"):
+        delivery.send(target, post, Deadline.after(30), lambda: lease_left)
+
+    assert time.monotonic() - started >= timeout  # given up before the answer came (0.6 s), not sooner
 
 
 def test_server_errors_are_retried_with_backoff(tmp_path, fake):
