@@ -124,6 +124,22 @@ def test_a_requests_timeout_is_cut_to_the_claims_lease_but_never_below_a_tenth_o
     assert time.monotonic() - started >= timeout  # given up before the answer came (0.6 s), not sooner
 
 
+def test_a_chat_api_request_that_timed_out_is_retried_and_finds_its_message_there(tmp_path, fake):
+    hang = fake.hang("spaces/A", landed=True)  # the first request's message is stored; its answer never comes
+    config = load_config(write_config(tmp_path, fake, {"alpha": [{"type": "chat_api", "space": "spaces/A"}]}))
+    services = build_services(config)
+    delivery = Delivery(
+        config.chat, services.store, services.clock, pace_seconds=0, base_dir=tmp_path, backoff_seconds=0.01
+    )
+    post = Post("alpha", SLOT, {"text": "x"}, message_id("alpha", SLOT))
+
+    sent = delivery.send(config.teams[0].deliver[0], post, Deadline.after(30), lambda: 0.2)
+    hang.release.set()
+
+    assert sent.already is True  # the retry was answered 409: the first request had landed
+    assert (len(fake.posts("spaces/A")), len(fake.messages("spaces/A"))) == (2, 1)
+
+
 def test_server_errors_are_retried_with_backoff(tmp_path, fake):
     fake.answer("spaces/A", (500, {}), (503, {}))
     scheduler = make_scheduler(tmp_path, fake, {"alpha": [{"type": "webhook", "url": fake.webhook_url("A")}]})
