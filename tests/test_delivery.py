@@ -149,6 +149,17 @@ def test_server_errors_are_retried_with_backoff(tmp_path, fake):
     assert len(fake.messages("spaces/A")) == 1
 
 
+@pytest.mark.parametrize(
+    ("status", "posts", "state"), [(428, 1, "failed"), (429, 2, "delivered"), (499, 1, "failed"), (500, 2, "delivered")]
+)
+def test_429_and_5xx_are_retried_other_errors_are_not(tmp_path, fake, status, posts, state):
+    fake.answer("spaces/A", (status, {}))
+    scheduler = make_scheduler(tmp_path, fake, {"alpha": [{"type": "webhook", "url": fake.webhook_url("A")}]})
+
+    assert states(first_slot(scheduler)) == {"alpha": state}
+    assert len(fake.posts("spaces/A")) == posts
+
+
 def test_a_deleted_webhook_is_reported_and_the_other_teams_still_get_theirs(tmp_path, fake, caplog):
     fake.always("spaces/GONE", 404)
     teams = {
