@@ -31,7 +31,7 @@ from html import escape
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bot.config import Config, TeamConfig
+from bot.config import MAX_TOP_ITEMS, Config, TeamConfig
 from bot.overview import KpiGlance, TeamGlance
 from bot.reports import SPARK_DAYS, KpiReport, TeamReport
 from bot.sources import FetchResult
@@ -49,8 +49,7 @@ STATUS_LOOK = {
     Status.UNKNOWN: ("⚪", "No data", "#5f6368"),
 }
 MAX_CATEGORY_LINES = 25
-MAX_ITEMS = 10
-SHORTER = ((MAX_CATEGORY_LINES, MAX_ITEMS), (10, MAX_ITEMS), (3, MAX_ITEMS), (3, 2), (3, 1), (0, 1), (0, 0))
+SHORTER = ((MAX_CATEGORY_LINES, MAX_TOP_ITEMS), (10, MAX_TOP_ITEMS), (3, MAX_TOP_ITEMS), (3, 2), (3, 1), (0, 1), (0, 0))
 """(category lines, top items) a KPI shows, as a card is shortened to fit Chat's size limit."""
 MAX_CARD_WIDGETS = 100
 MAX_CATEGORY_NAME = 80
