@@ -149,6 +149,17 @@ def test_server_errors_are_retried_with_backoff(tmp_path, fake):
     assert len(fake.messages("spaces/A")) == 1
 
 
+@pytest.mark.parametrize(("kind", "detail"), [("UNAVAILABLE", "HTTP 503 (UNAVAILABLE)"), ("see key=k-51", "HTTP 503")])
+def test_a_failures_kind_is_reported_only_when_it_is_a_status_word(tmp_path, fake, kind, detail):
+    fake.always("spaces/A", 503)
+    fake.scripted_status = kind
+    scheduler = make_scheduler(tmp_path, fake, {"alpha": [{"type": "chat_api", "space": "spaces/A"}]})
+
+    result = first_slot(scheduler)
+
+    assert [o.detail for o in result.outcomes] == [f"Chat API post to spaces/A: {detail}"]
+
+
 @pytest.mark.parametrize(
     ("status", "posts", "state"), [(428, 1, "failed"), (429, 2, "delivered"), (499, 1, "failed"), (500, 2, "delivered")]
 )

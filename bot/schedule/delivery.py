@@ -91,7 +91,6 @@ class Sent:
     """A delivered post; ``already`` when the Chat API had it from an earlier attempt (409)."""
 
     already: bool = False
-    name: str | None = None
 
 
 def message_id(team_id: str, slot: datetime) -> str:
@@ -255,7 +254,7 @@ class Delivery:
             message_summary(post.message),
             post.team_id,
         )
-        return Sent(name="outbox")
+        return Sent()
 
     def _webhook(self, target: WebhookTarget, post: Post, gate: Gate) -> Sent:
         where = f"webhook to {space_of(target)}"
@@ -278,7 +277,7 @@ class Delivery:
             log.info("%s: %s was already there (409)", where, post.message_id)
             return Sent(already=True)
         if response.ok:
-            return Sent(name=_json_field(response.text, "name"))
+            return Sent()
         reason = _error_status(response.text)
         raise self._failure(where, response.status_code, response.headers.get("Retry-After"), reason)
 
@@ -298,7 +297,7 @@ class Delivery:
         try:
             self._fresh_token(credentials)
             http = httplib2.Http(timeout=self._turn(target, gate))
-            result = request.execute(http=google_auth_httplib2.AuthorizedHttp(credentials, http=http))
+            request.execute(http=google_auth_httplib2.AuthorizedHttp(credentials, http=http))
         except HttpError as exc:
             if exc.resp.status == 409 and post.live:
                 # Two creates of the same live card raced; the next attempt finds it and updates it.
@@ -316,7 +315,7 @@ class Delivery:
             raise DeliveryError(f"{where}: {type(exc).__name__}", retryable=True) from None
         finally:
             register(getattr(credentials, "token", None), issued=True)  # the access token, once issued
-        return Sent(name=result.get("name") if isinstance(result, dict) else None)
+        return Sent()
 
     def _fresh_token(self, credentials: Any) -> None:
         """Fetch an access token now if the credentials have none valid, so the request itself is not delayed."""

@@ -103,6 +103,8 @@ class FakeChat:
         self._hangs: dict[str, _Hang] = {}
         self._echo: set[str] = set()
         self.echoed: list[str] = []
+        self.scripted_status = "SCRIPTED"
+        """The ``error.status`` of scripted error answers."""
         self._lock = threading.Lock()
         self._counter = 0
         self._server = LoopbackServer(_handler(self), self)
@@ -236,7 +238,7 @@ class FakeChat:
             scripted = (self._always[space], {})
         if scripted is not None:
             status, headers = scripted
-            return status, headers, {"error": {"code": status, "message": "scripted", "status": "SCRIPTED"}}
+            return status, headers, {"error": {"code": status, "message": "scripted", "status": self.scripted_status}}
         if received.method == "PATCH":
             status, body = self._patch(space, received.path.rsplit("/", 1)[1], received.query, received.body)
         else:
