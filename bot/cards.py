@@ -81,7 +81,7 @@ def team_message(
     instead of the text sparkline. With more widgets than Chat allows, the
     index and target stand one under the other instead of in columns; then
     breakdowns (25 categories a KPI, then 10, 3, none) and item lists (all,
-    then 1, none) are shortened, and last the charts dropped, until the
+    then 2, 1, none) are shortened, and last the charts dropped, until the
     message fits Chat's size limit.
     """
     for charts in [images, {}] if images else [{}]:
