@@ -788,6 +788,22 @@ def test_dry_run_counts_a_pending_slot_between_one_and_two_grace_periods_old(tmp
     ]
 
 
+def test_a_slot_waits_until_every_kpi_is_read_not_just_one(tmp_path, fake):
+    kpi = {"name": "Open issues", "count": {"where": {"status": "Open"}}, "category": "priority"}
+    kpi |= {"weights": {"High": 5, "Low": 1}, "target": 20, "warning": 40}
+    kpis = [kpi | {"id": "open", "source": "alpha"}, kpi | {"id": "other", "name": "Other issues", "source": "beta"}]
+    teams = {"alpha": [{"type": "webhook", "url": fake.webhook_url("A")}], "beta": []}
+    scheduler, clock = setup(tmp_path, fake, teams, team_options={"alpha": {"kpis": kpis}})
+    tick(scheduler, clock, T0)
+    (tmp_path / "beta.csv").unlink()  # one of alpha's two sources is down
+
+    result = tick(scheduler, clock, at("09:01:05"))
+
+    assert states(result) == [("alpha", "09:01", "pending")]
+    assert details(result)[("alpha", "09:01")].startswith("could not refresh: ")
+    assert fake.posts() == []
+
+
 def test_a_failing_target_does_not_hold_back_the_next_one(tmp_path, fake):
     teams = {"alpha": [{"type": "chat_api", "space": "spaces/B"}, {"type": "webhook", "url": fake.webhook_url("A")}]}
     fake.answer("spaces/B", (500, {}), (500, {}), (500, {}))
