@@ -740,19 +740,24 @@ def test_a_worked_slot_names_the_host_and_process_that_worked_it(tmp_path, fake)
     assert other.owner != scheduler.owner  # two schedulers in one process are two claimants
 
 
-def test_dry_run_after_a_pause_says_what_the_tick_then_does(tmp_path, fake, capsys):
+def dry_run_after_a_pending_0905(tmp_path, fake, capsys, hhmmss):
+    """Leave the 09:05 slot pending (its source down), then print a dry run at ``hhmmss`` (no tick since)."""
     teams = {"alpha": [{"type": "webhook", "url": fake.webhook_url("A")}]}
     scheduler, clock = setup(tmp_path, fake, teams, schedule=EVERY_5_FROM_0905)  # grace is 10 minutes
     tick(scheduler, clock, T0)
     (tmp_path / "alpha.csv").rename(tmp_path / "alpha.csv.away")
     assert states(tick(scheduler, clock, at("09:05:30"))) == [("alpha", "09:05", "pending")]
     (tmp_path / "alpha.csv.away").rename(tmp_path / "alpha.csv")
-    clock.now = at("09:27:00")  # no tick for 21 minutes: 09:05 is more than two grace periods old
+    clock.now = at(hhmmss)
     capsys.readouterr()
+    assert run_cli(scheduler.services, "tick", "--now", f"2026-11-09T{hhmmss}Z", "--dry-run") == 0
+    return scheduler, clock, capsys.readouterr().out
 
-    assert run_cli(scheduler.services, "tick", "--now", "2026-11-09T09:27:00Z", "--dry-run") == 0
 
-    out = capsys.readouterr().out
+def test_dry_run_after_a_pause_says_what_the_tick_then_does(tmp_path, fake, capsys):
+    # No tick for 21 minutes: 09:05 is more than two grace periods old.
+    scheduler, clock, out = dry_run_after_a_pending_0905(tmp_path, fake, capsys, "09:27:00")
+
     assert "alpha: would claim 2026-11-09T09:25:00+00:00 and post it (messageId" in out
     assert "alpha: would record 1 older slots superseded once it is posted (2026-11-09T09:20:00+00:00)" in out
     result = tick(scheduler, clock, at("09:27:00"))
@@ -763,18 +768,9 @@ def test_dry_run_after_a_pause_says_what_the_tick_then_does(tmp_path, fake, caps
 
 
 def test_dry_run_counts_a_pending_slot_between_one_and_two_grace_periods_old(tmp_path, fake, capsys):
-    teams = {"alpha": [{"type": "webhook", "url": fake.webhook_url("A")}]}
-    scheduler, clock = setup(tmp_path, fake, teams, schedule=EVERY_5_FROM_0905)  # grace is 10 minutes
-    tick(scheduler, clock, T0)
-    (tmp_path / "alpha.csv").rename(tmp_path / "alpha.csv.away")
-    assert states(tick(scheduler, clock, at("09:05:30"))) == [("alpha", "09:05", "pending")]
-    (tmp_path / "alpha.csv.away").rename(tmp_path / "alpha.csv")
-    clock.now = at("09:17:00")  # 09:05 is 12 minutes old: past its grace period, not yet given up
-    capsys.readouterr()
+    # 09:05 is 12 minutes old: past its grace period, not yet given up.
+    scheduler, clock, out = dry_run_after_a_pending_0905(tmp_path, fake, capsys, "09:17:00")
 
-    assert run_cli(scheduler.services, "tick", "--now", "2026-11-09T09:17:00Z", "--dry-run") == 0
-
-    out = capsys.readouterr().out
     assert "alpha: would claim 2026-11-09T09:15:00+00:00 and post it (last attempt at messageId" in out
     assert (
         "alpha: would record 2 older slots superseded once it is posted"
