@@ -138,8 +138,8 @@ def compare(
     team: TeamConfig, kpi: KpiConfig, counts: Mapping[str, int], shown_day: date, history: TeamHistory, today: date
 ) -> KpiReport:
     """The score of ``counts`` (read on local day ``shown_day``) against ``history``; as_of not yet set."""
-    series = history.days.get(kpi.id) or [(today - timedelta(days=SPARK_DAYS - 1 - i), None) for i in range(SPARK_DAYS)]
-    days: list[Mapping[str, int] | None] = [r.counts if r else None for _, r in series]
+    series = history.days.get(kpi.id, [])
+    days: list[Mapping[str, int] | None] = [r.counts if r else None for _, r in series] or [None] * SPARK_DAYS
     if shown_day == today:
         days[-1] = counts
     posted = history.post[1].get(kpi.id) if history.post and team.schedule else None
