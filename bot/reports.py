@@ -142,10 +142,11 @@ def compare(
     days: list[Mapping[str, int] | None] = [r.counts if r else None for _, r in series] or [None] * SPARK_DAYS
     if shown_day == today:
         days[-1] = counts
-    posted = history.post[1].get(kpi.id) if history.post and team.schedule else None
-    if history.post and posted:
+    posted_at, post = history.post if history.post and team.schedule else (None, {})
+    posted = post.get(kpi.id)
+    if posted:
         previous: Reading | None = posted
-        previous_at: datetime | None = history.post[0]
+        previous_at: datetime | None = posted_at
     else:
         earlier = [r for d, r in series if r and d < shown_day]
         previous = earlier[-1] if earlier else None

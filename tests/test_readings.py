@@ -314,6 +314,20 @@ def test_a_week_of_history_adds_the_change_against_7_days_ago(tmp_path, fake):
     assert "14 days ······▁▂▃▅·▇█▁" in text, "Oct 26-31 and Nov 5 without a reading"
 
 
+def test_a_reading_under_7_days_old_is_not_taken_for_7_days_ago(tmp_path, fake):
+    config = load_config(write_config(tmp_path, fake, {"alpha": [{"type": "log"}]}, timezone="Europe/Berlin"))
+    clock = Clock(berlin(2, 6))
+    services = build_services(config, clock=clock, store_url=f"sqlite:///{tmp_path / 'store.db'}")
+    write_alpha(tmp_path, high=4, low=0)
+    services.report(config.teams[0], SCORE)  # the first reading: 6 days and 13 hours before the card
+    clock.now = berlin(8, 19)
+
+    report = services.report(config.teams[0], SCORE, record=False)
+
+    assert report.kpis[0].score.week_change is None
+    assert "7 days ago" not in message_as_text(team_message(report, refresh_function=None))
+
+
 def test_a_card_asks_the_store_a_fixed_number_of_queries_however_many_kpis(tmp_path, fake):
     def statements_for(kpis: int) -> int:
         folder = tmp_path / f"kpis-{kpis}"
