@@ -84,6 +84,21 @@ def test_a_slot_given_back_with_a_retry_after_is_claimable_from_that_moment_on(s
     assert (run.state, run.claimed_by, run.retry_at) == ("claimed", "two", None)
 
 
+def test_a_slot_given_back_unstarted_is_as_it_was_before_the_claim(store):
+    later = SLOT + timedelta(minutes=1)
+    assert store.claim("alpha", SLOT, "one", T0, T0 + timedelta(minutes=3)) == 1
+    assert store.release("alpha", SLOT, "one", T0, "could not refresh: source down")
+    assert store.claim("alpha", SLOT, "two", T0, T0 + timedelta(minutes=3)) == 2
+    assert store.claim("alpha", later, "two", T0, T0 + timedelta(minutes=3)) == 1
+
+    assert store.unclaim("alpha", SLOT, "two") and store.unclaim("alpha", later, "two")
+
+    [run] = store.slot_runs("alpha")  # the new slot is gone, as if never claimed
+    assert (run.slot, run.state, run.attempts, run.claimed_by) == (SLOT, "pending", 1, None)
+    assert store.claim("alpha", SLOT, "three", T0, T0 + timedelta(minutes=3)) == 2
+    assert not store.unclaim("alpha", SLOT, "two")  # no longer two's
+
+
 def test_only_one_of_many_simultaneous_claimers_wins(store):
     barrier = threading.Barrier(8)
     wins = []
