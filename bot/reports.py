@@ -188,15 +188,14 @@ class Reporter:
         clock: Callable[[], datetime],
         budget_seconds: float,
         *,
-        cache_seconds: Mapping[str, float] | None = None,
-        max_concurrent: Mapping[str, int] | None = None,
+        cache_seconds: Mapping[str, float],
+        max_concurrent: Mapping[str, int],
     ) -> None:
         self.sources = sources
         self.store = store
         self.clock = clock
-        self.cache_seconds = {name: (cache_seconds or {}).get(name, 0.0) for name in sources}
-        limits = {name: (max_concurrent or {}).get(name, 8) for name in sources}
-        self.fetcher = Fetcher(limits, budget_seconds)
+        self.cache_seconds = dict(cache_seconds)
+        self.fetcher = Fetcher(max_concurrent, budget_seconds)
         self._seeded_teams: set[str] = set()
         self._last_fetch: dict[tuple[str, str], tuple[datetime, FetchResult]] = {}
         """Per (team, KPI), the read behind the last reading this process stored (its items, for the cache)."""

@@ -59,6 +59,14 @@ def test_fresh_reads_are_stored_and_give_change_and_trend(demo):
     assert [r.origin for r in services.store.recent_readings("security")] == ["score"] * 3
 
 
+def test_a_card_read_through_the_services_gives_the_age_of_the_oldest_open_item(demo):
+    services, _, _ = demo
+    report = services.report(services.config.team("security"), SCORE, record=False)
+
+    message = str(team_message(report, refresh_function=None))
+    assert "oldest: 85 d" in message  # ISS-0001, open since 2026-09-02; the clock says 2026-11-26 15:00
+
+
 def test_a_failing_source_shows_the_last_value_marked_stale(demo):
     services, clock, tmp_path = demo
     team = services.config.team("customer")
