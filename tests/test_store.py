@@ -99,6 +99,23 @@ def test_a_slot_given_back_unstarted_is_as_it_was_before_the_claim(store):
     assert not store.unclaim("alpha", SLOT, "two")  # no longer two's
 
 
+def test_unfinished_slots_are_closed_as_missed_from_the_cutoff_on_unless_still_held(store):
+    held_until = T0 + timedelta(minutes=30)
+    assert store.claim("alpha", SLOT, "one", T0, T0 + timedelta(minutes=3))
+    assert store.release("alpha", SLOT, "one", T0, "could not refresh: source down")
+    assert store.claim("beta", SLOT, "one", T0, held_until)  # a process still at work on it
+
+    def open_team(team_id, now):
+        return store.open_team(team_id, now, lambda mark: [], "", SLOT, "not completed within the grace period")
+
+    assert open_team("alpha", held_until)[:2] == ([], 1)  # the slot is exactly at the cutoff
+    assert open_team("beta", held_until)[:2] == ([], 0)  # its lease's last moment: still held
+    assert open_team("beta", held_until + timedelta(microseconds=1))[:2] == ([], 1)
+    assert [(run.state, run.detail) for team in ("alpha", "beta") for run in store.slot_runs(team)] == [
+        ("missed", "not completed within the grace period")
+    ] * 2
+
+
 def test_only_one_of_many_simultaneous_claimers_wins(store):
     barrier = threading.Barrier(8)
     wins = []
