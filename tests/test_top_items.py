@@ -470,7 +470,7 @@ def test_new_items_are_counted_since_the_previous_post_across_zones(fake: FakeVt
     kpi = report.kpis[0]
     assert kpi.fetch is not None and kpi.fetch.created_since == 2
     text = message_as_text(team_message(report, refresh_function=None))
-    assert "2 new since last post today 09:00" in text
+    assert "oldest High: 3 h · 2 new since last post today 09:00" in text  # the oldest of the heaviest
     link = f"{fake.url}/index.php?module=Calendar&view=Detail&record="
     top = [line.strip("│ ") for line in text.splitlines() if "(High, " in line and line.startswith("│")]
     assert top == [
