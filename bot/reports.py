@@ -206,9 +206,9 @@ class Reporter:
         zone: str,
         origin: str,
         *,
-        record: bool = True,
+        record: bool,
         slot: datetime | None = None,
-        cached: bool = False,
+        cached: bool,
         scans: Mapping[str, ScanShare] | None = None,
     ) -> TeamReport:
         """Read every KPI of ``team`` within the budget, concurrently, and compare with its history.
