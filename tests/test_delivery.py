@@ -45,6 +45,14 @@ def make_scheduler(tmp_path, fake, teams, delivery_options=None, **settings):
     return Scheduler(services, delivery=delivery)
 
 
+def delivery_alone(tmp_path, fake, deliver, **options):
+    """A Delivery without pacing on a one-team config (``deliver``: alpha's targets), and a post of SLOT."""
+    config = load_config(write_config(tmp_path, fake, {"alpha": deliver}))
+    services = build_services(config)
+    delivery = Delivery(config.chat, services.store, services.clock, pace_seconds=0, base_dir=tmp_path, **options)
+    return delivery, Post("alpha", SLOT, {"text": "x"}, message_id("alpha", SLOT)), config
+
+
 def first_slot(scheduler):
     """Tick once to start the schedule, then at 09:01:30 when the 09:01 slot is due."""
     assert scheduler.tick(T0).outcomes == []
@@ -91,14 +99,8 @@ def test_a_webhook_off_the_chat_form_is_named_by_a_hash_of_its_url_never_by_its_
 def test_a_space_failing_every_time_gets_6_tries_with_backoff_windows_doubling_from_1_s(tmp_path, fake, monkeypatch):
     monkeypatch.setattr(random, "uniform", lambda low, high: (low + high) / 2)  # each wait mid-window
     fake.answer("spaces/A", *[(500, {})] * 7)
-    services = build_services(
-        load_config(write_config(tmp_path, fake, {"alpha": [{"type": "chat_api", "space": "spaces/A"}]}))
-    )
     waits: list[float] = []
-    delivery = Delivery(
-        services.config.chat, services.store, services.clock, pace_seconds=0, base_dir=tmp_path, sleep=waits.append
-    )
-    post = Post("alpha", SLOT, {"text": "x"}, message_id("alpha", SLOT))
+    delivery, post, _ = delivery_alone(tmp_path, fake, [], sleep=waits.append)
 
     with pytest.raises(DeliveryError, match=r"^Chat API post to spaces/A: HTTP 500 \(SCRIPTED\)$"):
         delivery.send(ChatApiTarget(type="chat_api", space="spaces/A"), post, Deadline.after(60))
@@ -112,10 +114,8 @@ def test_a_requests_timeout_is_cut_to_the_claims_lease_but_never_below_a_tenth_o
     tmp_path, fake, lease_left, timeout
 ):
     fake.slow("spaces/A", 0.6)
-    services = build_services(load_config(write_config(tmp_path, fake, {"alpha": []})))
-    delivery = Delivery(services.config.chat, services.store, services.clock, pace_seconds=0, max_attempts=1)
+    delivery, post, _ = delivery_alone(tmp_path, fake, [], max_attempts=1)
     target = WebhookTarget(type="webhook", url=fake.webhook_url("A"))
-    post = Post("alpha", SLOT, {"text": "x"}, message_id("alpha", SLOT))
 
     started = time.monotonic()
     with pytest.raises(DeliveryError, match=r"^webhook to spaces/A: ReadTimeout$"):
@@ -126,12 +126,8 @@ def test_a_requests_timeout_is_cut_to_the_claims_lease_but_never_below_a_tenth_o
 
 def test_a_chat_api_request_that_timed_out_is_retried_and_finds_its_message_there(tmp_path, fake):
     hang = fake.hang("spaces/A", landed=True)  # the first request's message is stored; its answer never comes
-    config = load_config(write_config(tmp_path, fake, {"alpha": [{"type": "chat_api", "space": "spaces/A"}]}))
-    services = build_services(config)
-    delivery = Delivery(
-        config.chat, services.store, services.clock, pace_seconds=0, base_dir=tmp_path, backoff_seconds=0.01
-    )
-    post = Post("alpha", SLOT, {"text": "x"}, message_id("alpha", SLOT))
+    deliver = [{"type": "chat_api", "space": "spaces/A"}]
+    delivery, post, config = delivery_alone(tmp_path, fake, deliver, backoff_seconds=0.01)
 
     sent = delivery.send(config.teams[0].deliver[0], post, Deadline.after(30), lambda: 0.2)
     hang.release.set()
