@@ -150,6 +150,34 @@ def test_the_status_pages_load_clean_with_every_chart_at_phone_and_desktop_width
     assert shot.stat().st_size > 10_000
 
 
+def chart_sizes(driver):
+    """Each chart's shown size (inside its border) and its PNG's own size, in CSS pixels."""
+    return driver.execute_script(
+        "return Array.from(document.querySelectorAll('img.chart')).map(i => ({shown: [i.clientWidth, i.clientHeight],"
+        " natural: [i.naturalWidth, i.naturalHeight], room: i.parentElement.clientWidth}))"
+    )
+
+
+@pytest.mark.parametrize("path", ["/status", "/status/customer"])
+def test_charts_show_at_their_own_size_on_a_wide_window_and_shrink_to_fit_a_narrow_one(browser, loopback_site, path):
+    set_width(browser, 1280)
+    load(browser, loopback_site.url + path)
+    wide = chart_sizes(browser)
+    set_width(browser, 390)
+    state = load(browser, loopback_site.url + path)
+    narrow = chart_sizes(browser)
+
+    assert wide and len(wide) == len(narrow)
+    for chart in wide + narrow:  # its own size when there is room, else the room (inside a 1 px border)
+        assert chart["natural"] == [600, 270]
+        width = min(600, chart["room"] - 2)
+        assert chart["shown"] == [width, round(width * 270 / 600)], chart
+    if path == "/status/customer":  # one column: a wide window has room for the whole chart
+        assert wide[0]["room"] > 602 and wide[0]["shown"] == wide[0]["natural"], wide
+    assert all(chart["shown"][0] < 600 for chart in narrow), narrow
+    assert state["scrollWidth"] <= state["clientWidth"]
+
+
 def test_off_refuses_the_browser(browser, tmp_path):
     site = serve(tmp_path, status={"access": "off"})
     try:
