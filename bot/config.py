@@ -26,6 +26,7 @@ from croniter import CroniterError, croniter
 from pydantic import AfterValidator, BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from bot import secrets
+from bot.alert_settings import AlertSettings, merged
 from bot.errors import ConfigError
 from bot.sources import SOURCE_TYPES
 from bot.sources.base import SourceSettings, StrictModel
@@ -206,6 +207,8 @@ class TeamConfig(StrictModel):
     deliver: list[DeliveryTarget] = Field(default_factory=list)
     template: str | None = None
     on_failure: Literal["post_stale", "skip"] = "post_stale"
+    alerts: AlertSettings | None = None
+    """Alerts between posts; none without the block (after loading: laid over the top-level defaults)."""
     kpis: list[KpiConfig] = Field(min_length=1, max_length=MAX_KPIS_PER_TEAM)
 
     @field_validator("id")
@@ -323,6 +326,8 @@ class Config(StrictModel):
     public_url: str | None = None
     charts: ChartSettings = Field(default_factory=ChartSettings)
     status: StatusSettings = Field(default_factory=StatusSettings)
+    alerts: AlertSettings | None = None
+    """Defaults for the teams' ``alerts`` blocks (alerts nothing by itself)."""
     sources: dict[str, Any]
     teams: list[TeamConfig] = Field(min_length=1)
     path: Path | None = None
@@ -460,6 +465,7 @@ def load_config(path: str | os.PathLike[str] | None = None, env: Mapping[str, st
         raise ConfigError(_describe(file, exc, ())) from None
     sources = {name: _source_settings(file, name, block) for name, block in config.sources.items()}
     teams = [_resolve_queries(file, i, team, sources) for i, team in enumerate(config.teams)]
+    teams = [_resolve_alerts(file, i, team, config.alerts) for i, team in enumerate(teams)]
     config = config.model_copy(update={"sources": sources, "teams": teams})
     _register_secrets(file, config, ())
     return config
@@ -531,6 +537,36 @@ def _resolve_queries(file: Path, index: int, team: TeamConfig, sources: dict[str
             raise ConfigError(_describe(file, exc, (*where, "count"))) from None
         kpis.append(kpi.model_copy(update={"count": query}))
     return team.model_copy(update={"kpis": kpis})
+
+
+def _resolve_alerts(file: Path, index: int, team: TeamConfig, defaults: AlertSettings | None) -> TeamConfig:
+    """The team's ``alerts`` block over the top-level defaults, checked against the team's KPIs."""
+    if team.alerts is None:
+        return team
+    where: tuple[str | int, ...] = ("teams", index, "alerts")
+    try:
+        settings = merged(defaults, team.alerts)
+    except ValidationError as exc:
+        raise ConfigError(_describe(file, exc, where)) from None
+    if not isinstance(settings.recover_at, str):
+        for kpi in team.kpis:
+            line = kpi.target if settings.alert_on_warning else kpi.warning
+            worse = settings.recover_at > line if kpi.lower_is_better else settings.recover_at < line
+            if worse:
+                raise ConfigError(
+                    f"{file}: {_dotted((*where, 'recover_at'))}: {settings.recover_at:g} is past the line "
+                    f"KPI {kpi.id!r} alerts at ({line:g}), so an alert could end while still alerting: "
+                    f"use a value at or "
+                    f"{'below' if kpi.lower_is_better else 'above'} {line:g}, or target"
+                )
+    known = {category.casefold(): category for kpi in team.kpis for category in kpi.weights}
+    for category in settings.new_items:
+        if category.strip().casefold() not in known:
+            raise ConfigError(
+                f"{file}: {_dotted((*where, 'new_items'))}: {category!r} is not a weighted category of the team's "
+                f"KPIs (weighted: {', '.join(sorted(known.values()))})"
+            )
+    return team.model_copy(update={"alerts": settings})
 
 
 def _fill_env(node: Any, env: Mapping[str, str], file: Path, where: tuple[str | int, ...]) -> Any:
