@@ -5,6 +5,6 @@ be switched off here. A bad configuration stops the server with one clear
 line (secrets hidden) instead of a traceback.
 """
 
-from bot.chat.web import create_app_or_exit
+from bot.app import create_app_or_exit
 
 app = create_app_or_exit()

@@ -28,8 +28,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bot.cards import overview_message
 from bot.config import load_config
+from bot.context import Services
 from bot.overview import overview
-from bot.services import Services, build_services
+from bot.services import build_services
 from bot.store import SCORE, Reading
 
 TEAMS, KPIS, DAYS, RUNS = 250, 3, 14, 5

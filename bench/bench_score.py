@@ -28,7 +28,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bot.chat.web import create_app
+from bot.app import create_app
 from bot.config import CHAT_ISSUER, DEMO_CONFIG, load_config
 from bot.demo import seed_history
 from bot.services import build_services

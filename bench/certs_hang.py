@@ -25,9 +25,9 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bot.chat.verify import FETCH_TIMEOUT_SECONDS
-from bot.chat.web import create_app
+from bot.app import create_app
 from bot.config import DEMO_CONFIG, load_config
+from bot.google_tokens import FETCH_TIMEOUT_SECONDS
 from bot.services import build_services
 from tests import payloads
 from tests.tokens import TokenFactory

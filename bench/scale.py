@@ -73,7 +73,7 @@ import requests
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.scale_data import KPIS, MODULE, Calls, StandIn, Team, generate, minimum_calls, write_config
-from bot.chat.web import create_app
+from bot.app import create_app
 from bot.config import CHAT_ISSUER, load_config
 from bot.services import build_services
 from tests import payloads

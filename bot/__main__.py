@@ -30,6 +30,7 @@ from bot.callplan import DAYS, daily_calls, tick_calls
 from bot.card_text import message_as_text
 from bot.cards import items_line, overview_message, overview_page_size, team_message
 from bot.config import DEMO_CONFIG, ChartSettings, Config, check_public_url, is_loopback, load_config
+from bot.context import Services
 from bot.demo import DEMO_DAYS, current_counts, seed_history
 from bot.errors import ConfigError, ScorebotError, SourceError
 from bot.logs import setup_logging
@@ -39,7 +40,7 @@ from bot.reports import rule_of, wanted_of
 from bot.schedule.cli import add_commands
 from bot.schedule.tick import start_background_ticker
 from bot.secrets import scrubbed_output
-from bot.services import Services, build_services
+from bot.services import build_services
 from bot.sources import Deadline, with_categories_of
 from bot.store import SCORE
 from scoring import score_kpi
@@ -52,7 +53,7 @@ def cmd_serve(args: argparse.Namespace, services: Services) -> int:
     """Run the Chat app with Werkzeug's threaded server; exit 2 at once if the address cannot be listened on."""
     from werkzeug.serving import make_server, select_address_family
 
-    from bot.chat.web import create_app
+    from bot.app import create_app
 
     config = services.config
     if not config.chat.verify:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from bot.config import Config, KpiConfig, TeamConfig
-from bot.schedule.slots import slots_between
+from bot.slots import slots_between
 from bot.sources import ScanPlan, ScansTogether, Source
 
 DAYS = 7

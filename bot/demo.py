@@ -19,11 +19,11 @@ from datetime import date, datetime, time, timedelta
 from croniter import croniter
 
 from bot.config import Config, KpiConfig, TeamConfig, iter_kpis
+from bot.context import Services
+from bot.delivery import target_key
 from bot.errors import SourceError
 from bot.reports import rule_of
-from bot.schedule.delivery import target_key
-from bot.schedule.slots import slot_instant
-from bot.services import Services
+from bot.slots import slot_instant
 from bot.sources import Deadline, fold_onto
 from bot.store import DELIVERED, FAILED, POST, SCORE, Reading, Store, to_utc
 from scoring import score_kpi

@@ -1,64 +1,34 @@
-"""The app's services, built once from the configuration and passed to handlers.
+"""Composition: the app's services (`bot.context.Services`), built once from the configuration.
 
-Time, the store and the sources come in from here, so tests replace them by
-building Services with their own values rather than by patching.
+This module sits above the faces (chat, schedule, pages) and the handlers: it
+wires the store, the sources, delivery and the clock's handler together, and
+validates the post templates, so that nothing below has to import upwards.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 import sqlalchemy as sa
 
-from bot.config import Config, TeamConfig
+from bot.config import Config
+from bot.context import Services
+from bot.delivery import Delivery
 from bot.errors import ConfigError
-from bot.reports import Reporter, ScanShare, TeamReport
-from bot.schedule.delivery import Delivery
+from bot.reports import Reporter
 from bot.schedule.templates import validate_templates
 from bot.secrets import register
-from bot.sources import Source, build_source
+from bot.sources import build_source
 from bot.store import Store, resolve_url
+from handlers import scheduled
 
 
 def utc_now() -> datetime:
     """The current time in UTC (the production clock)."""
     return datetime.now(UTC)
-
-
-@dataclass
-class Services:
-    """Everything a handler, the scheduler or the CLI needs besides the event."""
-
-    config: Config
-    store: Store
-    sources: dict[str, Source]
-    reporter: Reporter
-    clock: Callable[[], datetime]
-    delivery: Delivery
-    """Posts outside the tick: a Refresh click's update of a live card."""
-
-    def report(
-        self,
-        team: TeamConfig,
-        origin: str,
-        *,
-        record: bool = True,
-        slot: datetime | None = None,
-        cached: bool = False,
-        scans: Mapping[str, ScanShare] | None = None,
-    ) -> TeamReport:
-        """Read the team's KPIs now (the path shared by /score, Refresh, schedules, preview and send).
-
-        ``origin`` is who asks (``bot.store.POST``, ``SCORE``, ...); ``record`` False writes nothing;
-        ``cached`` shows a stored reading younger than its source's ``cache_seconds`` instead (``/score``);
-        ``scans``: the team's parts of scans `Reporter.prefetch` started for several teams (the tick).
-        """
-        zone = self.config.zone(team).key
-        return self.reporter.report(team, zone, origin, record=record, slot=slot, cached=cached, scans=scans)
 
 
 def open_store(url: str, where: str) -> Store:
@@ -125,4 +95,12 @@ def build_services(config: Config, clock: Callable[[], datetime] = utc_now, stor
         max_concurrent={name: settings.max_concurrent for name, settings in config.sources.items()},
     )
     delivery = Delivery(config.chat, store, clock, base_dir=base, pace_seconds=config.schedule.pace_seconds)
-    return Services(config=config, store=store, sources=sources, reporter=reporter, clock=clock, delivery=delivery)
+    return Services(
+        config=config,
+        store=store,
+        sources=sources,
+        reporter=reporter,
+        clock=clock,
+        delivery=delivery,
+        scheduled_post=scheduled.handle,
+    )

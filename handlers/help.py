@@ -5,7 +5,7 @@ from __future__ import annotations
 from bot.cards import help_message
 from bot.chat.events import ChatEvent
 from bot.chat.replies import Reply
-from bot.services import Services
+from bot.context import Services
 
 
 def handle(event: ChatEvent, services: Services) -> Reply | None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from bot.cards import help_message, overview_message, team_message, with_overview_button
 from bot.chat.events import ChatEvent
 from bot.chat.replies import Reply
+from bot.context import Services
 from bot.overview import overview
 from bot.pages.links import card_images
-from bot.services import Services
 from bot.store import SCORE
 
 

@@ -8,10 +8,10 @@ from bot.cards import Message, help_message, team_message
 from bot.chat.events import ChatEvent
 from bot.chat.replies import Reply
 from bot.config import TeamConfig
+from bot.context import Services
+from bot.delivery import Post, live_message_id
 from bot.errors import DeliveryError
 from bot.pages.links import card_images
-from bot.schedule.delivery import Post, live_message_id
-from bot.services import Services
 from bot.store import REFRESH
 
 log = logging.getLogger(__name__)

@@ -6,7 +6,7 @@ import logging
 
 from bot.chat.events import ChatEvent
 from bot.chat.replies import Reply
-from bot.services import Services
+from bot.context import Services
 
 log = logging.getLogger(__name__)
 

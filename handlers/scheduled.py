@@ -6,10 +6,10 @@ from datetime import datetime
 
 from bot.cards import Message, plain_text, team_message
 from bot.config import TeamConfig
+from bot.context import Services
 from bot.pages.links import card_images
 from bot.reports import TeamReport
 from bot.schedule.templates import render_text
-from bot.services import Services
 
 
 def handle(

@@ -2,23 +2,14 @@
 
 from __future__ import annotations
 
-import re
-
 from bot.cards import help_message, team_message, user_text
-from bot.chat.events import ChatEvent, Kind
+from bot.chat.events import ChatEvent, Kind, mention_words
 from bot.chat.replies import Reply
 from bot.config import COMMAND_WORDS
+from bot.context import Services
 from bot.pages.links import card_images
-from bot.services import Services
 from bot.store import SCORE
 from handlers import overview
-
-WORD = re.compile(r"[a-z0-9-]+")
-
-
-def mention_words(text: str) -> list[str]:
-    """The lowercase words of a message, punctuation dropped ("what's the score?" → ..., "score")."""
-    return WORD.findall(text.lower())
 
 
 def handle(event: ChatEvent, services: Services) -> Reply:

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from google.auth import crypt, jwt
 
-from bot.pages.access import IAP_ISSUER
+from bot.google_tokens import IAP_ISSUER
 from tests.fakes.loopback import LoopbackServer
 
 AUDIENCE = "/projects/123456789012/apps/scorebot-test"

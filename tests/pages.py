@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from bot.chat.web import create_app
+from bot.app import create_app
 from bot.config import Config, load_config
 from bot.demo import seed_history
 from bot.services import build_services

@@ -14,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 import yaml
 
-from bot.chat.web import create_app
+from bot.app import create_app
 from bot.config import DEMO_CONFIG, load_config
 from bot.demo import seed_history
 from bot.services import build_services

@@ -7,8 +7,8 @@ import pytest
 import sqlalchemy as sa
 
 from bot.config import load_config
+from bot.delivery import Delivery
 from bot.schedule.catchup import plan
-from bot.schedule.delivery import Delivery
 from bot.schedule.tick import Scheduler
 from bot.services import build_services
 from bot.store import SlotRun, metadata

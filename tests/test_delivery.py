@@ -14,9 +14,9 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from bot.config import ChatApiTarget, WebhookTarget, load_config
+from bot.delivery import Delivery, Post, manual_message_id, message_id
 from bot.errors import DeliveryError
 from bot.http_headers import retry_after_seconds
-from bot.schedule.delivery import Delivery, Post, manual_message_id, message_id
 from bot.schedule.tick import Scheduler
 from bot.services import build_services
 from bot.sources import Deadline

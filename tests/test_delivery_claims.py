@@ -8,8 +8,8 @@ import pytest
 import sqlalchemy as sa
 
 from bot.config import load_config
+from bot.delivery import Delivery
 from bot.schedule.claim import Claim, ClaimLost
-from bot.schedule.delivery import Delivery
 from bot.schedule.tick import Scheduler
 from bot.services import build_services
 from bot.store import Store, metadata

@@ -9,10 +9,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.chat.web import create_app
+from bot.app import create_app
 from bot.config import load_config
+from bot.delivery import Delivery, live_message_id
 from bot.errors import ConfigError
-from bot.schedule.delivery import Delivery, live_message_id
 from bot.schedule.tick import Scheduler
 from bot.services import build_services
 from tests import payloads as p

@@ -67,7 +67,7 @@ def test_secrets_in_prose_are_redacted_too():
 def test_no_field_can_forge_a_log_line_or_make_a_huge_one():
     from io import StringIO
 
-    from bot.chat.web import create_app
+    from bot.app import create_app
     from bot.config import load_config
     from bot.logs import MAX_FIELD
     from bot.services import build_services

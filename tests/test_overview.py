@@ -9,8 +9,8 @@ import pytest
 import yaml
 
 from bot.__main__ import main
+from bot.app import create_app
 from bot.cards import MAX_MESSAGE_BYTES, message_bytes, widget_count
-from bot.chat.web import create_app
 from bot.config import DEMO_CONFIG, load_config
 from bot.errors import ConfigError
 from bot.services import build_services

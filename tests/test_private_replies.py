@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from bot.chat.web import create_app
+from bot.app import create_app
 from bot.config import CHAT_ISSUER
 from bot.services import build_services
 from tests import payloads as p

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import yaml
 
-from bot.chat.web import create_app
+from bot.app import create_app
 from bot.config import load_config
 from bot.services import build_services
 from bot.store import POST, REFRESH, SCORE

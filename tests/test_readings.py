@@ -14,9 +14,9 @@ import sqlalchemy as sa
 import yaml
 
 from bot.__main__ import main
+from bot.app import create_app
 from bot.card_text import message_as_text
 from bot.cards import team_message
-from bot.chat.web import create_app
 from bot.config import DEMO_CONFIG, load_config
 from bot.errors import ConfigError
 from bot.schedule.tick import Scheduler

@@ -10,7 +10,7 @@ import time
 import pytest
 import yaml
 
-from bot.chat.web import create_app
+from bot.app import create_app
 from bot.config import load_config
 from bot.services import build_services
 from tests import payloads as p

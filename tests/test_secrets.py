@@ -23,7 +23,7 @@ import pytest
 import yaml
 
 from bot.__main__ import main
-from bot.chat.web import create_app
+from bot.app import create_app
 from bot.config import load_config
 from bot.secrets import MIN_LENGTH, SecretRegistry, register, register_private_key, scrub
 from bot.services import build_services

@@ -4,8 +4,8 @@ import logging
 
 import pytest
 
-from bot.chat.verify import CertCache, CertsUnavailable
 from bot.config import StatusSettings
+from bot.google_tokens import CertCache, CertsUnavailable
 from bot.pages.access import IAP_HEADER, AccessDenied, check_access
 from tests.iap import AUDIENCE, IapKeys
 from tests.pages import unverified_app

@@ -19,9 +19,9 @@ import sqlalchemy as sa
 from flask import Flask
 
 from bot.config import load_config
+from bot.delivery import Delivery
 from bot.errors import ConfigError
 from bot.schedule.cli import add_commands, parse_instant
-from bot.schedule.delivery import Delivery
 from bot.schedule.route import create_tick_blueprint
 from bot.schedule.templates import validate_templates
 from bot.schedule.tick import Scheduler, start_background_ticker

@@ -8,9 +8,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from bot.chat.verify import FAILED_FETCH_PAUSE_SECONDS, CertsUnavailable, verify_chat_token, verify_google_oidc
 from bot.config import CHAT_ISSUER
 from bot.errors import VerificationError
+from bot.google_tokens import FAILED_FETCH_PAUSE_SECONDS, CertsUnavailable, verify_chat_token, verify_google_oidc
 from tests.tokens import ADDON_SERVICE_ACCOUNT, GOOGLE_ISSUER, bearer, signing_key
 
 PROJECT = "123456789012"

@@ -1,7 +1,7 @@
 """The Chat app through Flask's test client, with tokens signed by a key the test made.
 
 Every request below carries a token verified by the production code path
-(bot/chat/verify.py) against certificates served on 127.0.0.1.
+(bot/google_tokens.py) against certificates served on 127.0.0.1.
 """
 
 import json
@@ -13,10 +13,10 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import yaml
 
-from bot.chat.verify import CertCache
-from bot.chat.web import create_app
+from bot.app import create_app
 from bot.config import CHAT_ISSUER, DEMO_CONFIG, load_config
 from bot.errors import ConfigError
+from bot.google_tokens import CertCache
 from bot.services import build_services
 from tests import payloads as p
 from tests.chat_schema import validate_addon_response, validate_message

@@ -4,7 +4,7 @@ A `TokenFactory` owns locally generated RSA keys, serves their self-signed
 certificates as ``{kid: PEM certificate}`` (the shape of Google's certificate
 URLs) from a loopback HTTP server, and signs JWTs with them. Point
 ``chat.certs_url`` (or a `CertCache`) at ``factory.certs_url`` and
-`bot.chat.verify` checks the tokens exactly as it checks Google's.
+`bot.google_tokens` checks the tokens exactly as it checks Google's.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 from google.auth import crypt, jwt
 
-from bot.chat.verify import CertCache
 from bot.config import CHAT_ISSUER, ChatSettings
+from bot.google_tokens import CertCache
 from tests.fakes.loopback import LoopbackServer
 
 GOOGLE_ISSUER = "https://accounts.google.com"

@@ -1,31 +1,19 @@
-"""The routing table: (event kind, command or action) → handler."""
+"""Routing: (event kind, command or action) → handler, through the table the app gives (`handlers.ROUTES`)."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
-from bot.chat.events import ChatEvent, Kind
+from bot.chat.events import ChatEvent, Kind, mention_words
 from bot.chat.replies import Reply
-from bot.services import Services
-from handlers import added, help, overview, refresh, removed, score
-from handlers.score import mention_words
+from bot.context import Services
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[ChatEvent, Services], Reply | None]
-
-ROUTES: dict[tuple[Kind, str], Handler] = {
-    (Kind.COMMAND, "score"): score.handle,
-    (Kind.COMMAND, "*"): help.handle,
-    (Kind.MESSAGE, "score"): score.handle,
-    (Kind.MESSAGE, "*"): help.handle,
-    (Kind.CLICK, "refresh"): refresh.handle,
-    (Kind.CLICK, "overview"): overview.handle_page,
-    (Kind.CLICK, "overview-team"): overview.handle_team,
-    (Kind.ADDED, "*"): added.handle,
-    (Kind.REMOVED, "*"): removed.handle,
-}
+Routes = Mapping[tuple[Kind, str], Handler]
+"""The handler table: a kind with ``"*"`` answers every name of that kind that has no entry of its own."""
 
 
 def route_key(event: ChatEvent, services: Services) -> tuple[Kind, str]:
@@ -41,10 +29,10 @@ def route_key(event: ChatEvent, services: Services) -> tuple[Kind, str]:
     return event.kind, name
 
 
-def dispatch(event: ChatEvent, services: Services) -> Reply | None:
-    """Run the handler for ``event``; unknown events are logged and answered with nothing."""
+def dispatch(event: ChatEvent, services: Services, routes: Routes) -> Reply | None:
+    """Run the handler ``routes`` has for ``event``; unknown events are logged and answered with nothing."""
     kind, name = route_key(event, services)
-    handler = ROUTES.get((kind, name)) or ROUTES.get((kind, "*"))
+    handler = routes.get((kind, name)) or routes.get((kind, "*"))
     if handler is None:
         log.info("ignored event %s (%s %s) in %s", event.raw_type, kind, name or "-", event.space)
         return None

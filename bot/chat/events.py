@@ -6,9 +6,17 @@ was seen to send (numbers as floats or strings, missing keys, extra keys).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
+
+WORD = re.compile(r"[a-z0-9-]+")
+
+
+def mention_words(text: str) -> list[str]:
+    """The lowercase words of a message, punctuation dropped ("what's the score?" → ..., "score")."""
+    return WORD.findall(text.lower())
 
 
 class Kind(StrEnum):

@@ -18,10 +18,10 @@ from flask import Blueprint, Response, abort, request
 from werkzeug.exceptions import NotFound
 
 from bot.config import Config, TeamConfig
+from bot.context import Services
 from bot.pages.chart import ChartSpec, render_png
 from bot.pages.links import ChartLinkError, check
 from bot.pages.series import day_end, points, team_series
-from bot.services import Services
 
 log = logging.getLogger(__name__)
 CACHE_ENTRIES = 512

@@ -16,15 +16,15 @@ from zoneinfo import ZoneInfo
 
 from flask import Blueprint, Response, abort, render_template, request
 
-from bot.chat.verify import CertCache, CertsUnavailable
 from bot.config import Config, TeamConfig
+from bot.context import Services
+from bot.delivery import target_key
+from bot.google_tokens import CertCache, CertsUnavailable
 from bot.pages.access import AccessDenied, check_access
 from bot.pages.links import STATUS_LINK_LIFETIME, chart_paths
 from bot.pages.series import DaySeries, points, team_series
 from bot.reports import rule_of
-from bot.schedule.delivery import target_key
-from bot.schedule.slots import next_slots
-from bot.services import Services
+from bot.slots import next_slots
 from bot.store import CLAIMED, FAILED, PENDING, DeliveryRecord, Reading, SlotRun
 from scoring import KpiScore, Status, score_kpi, worst_status
 

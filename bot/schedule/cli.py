@@ -19,11 +19,11 @@ from typing import Any
 
 from bot.card_text import message_as_text, message_summary
 from bot.config import TeamConfig
+from bot.context import Services
+from bot.delivery import manual_message_id, message_id, target_key
 from bot.errors import DeliveryError
-from bot.schedule.delivery import manual_message_id, message_id, target_key
-from bot.schedule.slots import next_slots
 from bot.schedule.tick import ERROR, Scheduler, TeamPlan
-from bot.services import Services
+from bot.slots import next_slots
 from bot.sources import Deadline
 from bot.store import FAILED, SEND, to_utc
 

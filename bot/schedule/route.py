@@ -20,11 +20,11 @@ from collections.abc import Mapping
 
 from flask import Blueprint, Response, jsonify, request
 
-from bot.chat.verify import CertCache, CertsUnavailable, verify_google_oidc
 from bot.config import GOOGLE_OIDC_CERTS_URL, ScheduleSettings
+from bot.context import Services
 from bot.errors import VerificationError
+from bot.google_tokens import CertCache, CertsUnavailable, verify_google_oidc
 from bot.schedule.tick import Scheduler
-from bot.services import Services
 
 log = logging.getLogger(__name__)
 

@@ -66,15 +66,15 @@ from datetime import datetime, timedelta
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.config import ChatApiTarget, DeliveryTarget, LogTarget, TeamConfig, WebhookTarget
+from bot.context import Services
+from bot.delivery import Delivery, Post, live_message_id, message_id, target_key
 from bot.errors import DeliveryError, ScorebotError
 from bot.reports import ScanShare, TeamReport
 from bot.schedule.catchup import Catchup
 from bot.schedule.catchup import plan as plan_catchup
 from bot.schedule.claim import Claim, ClaimLost
-from bot.schedule.delivery import Delivery, Post, live_message_id, message_id, target_key
-from bot.schedule.slots import slots_between
 from bot.schedule.templates import thread_key
-from bot.services import Services
+from bot.slots import slots_between
 from bot.sources import Deadline
 from bot.store import (
     CONCLUDED,
@@ -91,7 +91,6 @@ from bot.store import (
     TeamMark,
     to_utc,
 )
-from handlers import scheduled
 
 log = logging.getLogger(__name__)
 
@@ -443,7 +442,7 @@ class Scheduler:
         """The post of ``report`` for ``team``'s ``slot`` to ``target`` (webhooks get no Refresh button);
         to a live Chat API target, the update of the period's live card."""
         refresh = None if isinstance(target, WebhookTarget) else self.services.config.chat.button_function
-        message = scheduled.handle(self.services, team, slot, report, refresh_function=refresh)
+        message = self.services.scheduled_post(self.services, team, slot, report, refresh_function=refresh)
         thread = None if isinstance(target, LogTarget) else target.thread
         slot_local = slot.astimezone(self.services.config.zone(team))
         key = thread_key(thread, team.id, slot_local) if thread else None

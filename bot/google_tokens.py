@@ -1,6 +1,9 @@
-"""Checking that a request really comes from Google Chat (or Cloud Scheduler).
+"""Google's tokens, checked: Chat's requests, Cloud Scheduler's OIDC token, Identity-Aware Proxy's assertion.
 
-Every request carries ``Authorization: Bearer <JWT>``. Which token it is
+One module below every face: Chat (`bot.chat`), the tick's route
+(`bot.schedule`) and the status page (`bot.pages`) each call it.
+
+Every Chat request carries ``Authorization: Bearer <JWT>``. Which token it is
 depends on the app's "Authentication Audience" (``chat.audience_type``):
 
 - ``project_number``: self-signed by ``chat@system.gserviceaccount.com``;
@@ -11,15 +14,17 @@ depends on the app's "Authentication Audience" (``chat.audience_type``):
   exactly the configured add-on service account and ``email_verified`` true.
 
 Cloud Scheduler's OIDC token on the tick endpoint is checked by the same code
-(`verify_google_oidc`). The certificates come from a `CertCache`, which parses
-each into a ``google.auth.crypt`` verifier once, when the set is fetched (not
-on every request); the signature is checked with that verifier, then the
-claims here: ``iat``/``exp`` (with 30 s of clock skew), audience, ``nbf`` and
-the token's lifetime (at most an hour, as Google issues them).
+(`verify_google_oidc`); IAP's ES256 assertion by `verify_iap`, through
+google-auth. The certificates come from a `CertCache`, which parses each into
+a ``google.auth.crypt`` verifier once, when the set is fetched (not on every
+request); the signature is checked with that verifier, then the claims here:
+``iat``/``exp`` (with 30 s of clock skew), audience, ``nbf`` and the token's
+lifetime (at most an hour, as Google issues them).
 
 What the caller should answer:
 
-    VerificationError       401: the request did not prove where it came from
+    VerificationError       401 (403 on the tick and the status page): the
+                            request did not prove where it came from
     └── CertsUnavailable    503: the signing certificates could not be fetched,
                             so nothing can be verified right now (Google retries)
 
@@ -44,6 +49,7 @@ from google.auth import exceptions as google_exceptions
 from bot.config import CHAT_ISSUER, ChatSettings
 from bot.errors import VerificationError
 
+IAP_ISSUER = "https://cloud.google.com/iap"
 GOOGLE_ISSUERS = frozenset({"https://accounts.google.com", "accounts.google.com"})
 CLOCK_SKEW_SECONDS = 30
 MAX_TOKEN_LIFETIME_SECONDS = 3600
@@ -261,6 +267,32 @@ def _verify(
     return claims
 
 
+def verify_iap(token: str, audience: str, keys: CertCache) -> dict[str, Any]:
+    """The claims of a valid IAP assertion (ES256 JWT) for ``audience``, its keys from ``keys``.
+
+    Raises `VerificationError` (answer 403) or `CertsUnavailable` (answer 503).
+    """
+    try:
+        header = _jwt_header(token)
+    except (google_exceptions.GoogleAuthError, ValueError, TypeError):
+        raise VerificationError("malformed IAP assertion: not a JSON Web Token") from None
+    if header.get("alg") != "ES256":
+        raise VerificationError(
+            f"IAP assertion: unexpected algorithm {_show(header.get('alg'))} (IAP signs with ES256)"
+        )
+    kid = header.get("kid")
+    key = keys.get(kid) if isinstance(kid, str) and kid else None
+    if key is None:
+        raise VerificationError(f"IAP assertion: unknown key id {_show(kid)}")
+    try:
+        claims = dict(_jwt_decode(token, certs={kid: key}, audience=audience, clock_skew_in_seconds=CLOCK_SKEW_SECONDS))
+    except (google_exceptions.GoogleAuthError, ValueError, TypeError) as exc:
+        raise VerificationError(f"IAP assertion rejected: {_reason(exc)}") from None
+    if claims.get("iss") != IAP_ISSUER:
+        raise VerificationError(f"IAP assertion: wrong issuer {_show(claims.get('iss'))}")
+    return claims
+
+
 def _check_lifetime(claims: Mapping[str, Any]) -> None:
     """Refuse what google-auth lets through: ``nbf`` in the future, and a longer life than Google gives a token."""
     now = time.time()
@@ -333,6 +365,12 @@ def _check_times_and_audience(claims: Mapping[str, Any], audience: str) -> None:
         raise VerificationError("token issued in the future (check the clock)")
     if claims.get("aud") != audience:
         raise VerificationError(f"wrong audience {_show(claims.get('aud'))} (expected {audience!r})")
+
+
+def _reason(exc: Exception) -> str:
+    """google-auth's reason in a few words: its messages name the failed check without the token."""
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text if len(text) <= 160 else text[:157] + "..."
 
 
 def _show(value: Any) -> str:

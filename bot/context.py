@@ -1,0 +1,63 @@
+"""The app's services as the faces and handlers see them: built once by `bot.services`, passed to every caller.
+
+Time, the store and the sources come in from here, so tests replace them by
+building Services with their own values rather than by patching. What the
+faces run but may not import (the scheduled post's handler) comes in here too,
+filled in by the composition layer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from bot.cards import Message
+from bot.config import Config, TeamConfig
+from bot.delivery import Delivery
+from bot.reports import Reporter, ScanShare, TeamReport
+from bot.sources import Source
+from bot.store import Store
+
+
+class ScheduledPost(Protocol):
+    """The clock's handler: the message for a team's slot from its report (``handlers.scheduled.handle``)."""
+
+    def __call__(
+        self, services: Services, team: TeamConfig, slot: datetime, report: TeamReport, *, refresh_function: str | None
+    ) -> Message: ...
+
+
+@dataclass
+class Services:
+    """Everything a handler, the scheduler or the CLI needs besides the event."""
+
+    config: Config
+    store: Store
+    sources: dict[str, Source]
+    reporter: Reporter
+    clock: Callable[[], datetime]
+    delivery: Delivery
+    """Posts outside the tick: a Refresh click's update of a live card."""
+    scheduled_post: ScheduledPost
+    """What the tick posts at a team's slot."""
+
+    def report(
+        self,
+        team: TeamConfig,
+        origin: str,
+        *,
+        record: bool = True,
+        slot: datetime | None = None,
+        cached: bool = False,
+        scans: Mapping[str, ScanShare] | None = None,
+    ) -> TeamReport:
+        """Read the team's KPIs now (the path shared by /score, Refresh, schedules, preview and send).
+
+        ``origin`` is who asks (``bot.store.POST``, ``SCORE``, ...); ``record`` False writes nothing;
+        ``cached`` shows a stored reading younger than its source's ``cache_seconds`` instead (``/score``);
+        ``scans``: the team's parts of scans `Reporter.prefetch` started for several teams (the tick).
+        """
+        zone = self.config.zone(team).key
+        return self.reporter.report(team, zone, origin, record=record, slot=slot, cached=cached, scans=scans)
