@@ -36,7 +36,7 @@ from bot.overview import KpiGlance, TeamGlance
 from bot.reports import SPARK_DAYS, KpiReport, TeamReport
 from bot.sources import FetchResult
 from bot.sources.base import Item
-from scoring import CategoryLine, Status
+from scoring import CategoryLine, Status, Trend, trend_of
 
 log = logging.getLogger(__name__)
 Message = dict[str, Any]
@@ -48,6 +48,8 @@ STATUS_LOOK = {
     Status.BAD: ("🔴", "Bad", "#d93025"),
     Status.UNKNOWN: ("⚪", "No data", "#5f6368"),
 }
+TREND_COLOUR = {Trend.BETTER: "#188038", Trend.WORSE: "#d93025", Trend.SAME: "#5f6368"}
+"""A change's colour says whether it made the KPI better or worse, whichever way its arrow points."""
 MAX_CATEGORY_LINES = 25
 SHORTER = ((MAX_CATEGORY_LINES, MAX_TOP_ITEMS), (10, MAX_TOP_ITEMS), (3, MAX_TOP_ITEMS), (3, 2), (3, 1), (0, 1), (0, 0))
 """(category lines, top items) a KPI shows, as a card is shortened to fit Chat's size limit."""
@@ -57,6 +59,7 @@ MAX_ITEM_TITLE = 60
 MAX_LINK = 1000
 """A longer item link is left out (the title is still listed)."""
 EXPLAINED = "Index = Σ weight × open items"
+NOTHING_EARLIER = "nothing earlier to compare with"
 MAX_TEXT = 4000
 MAX_MESSAGE_BYTES = 30_000
 """Chat takes messages up to 32,000 bytes; the rest is margin for the reply's wrapping."""
@@ -186,16 +189,33 @@ def _plain_text(report: TeamReport, items: bool) -> str:
     return "\n".join(lines)
 
 
-def _comparison(report: KpiReport, now: datetime, zone: ZoneInfo) -> str:
-    """What the KPI's value compares against, in words: "▲ +12 vs last post Mon 10:00 · ▼ −30 vs 7 days ago"."""
+def _comparisons(report: KpiReport, now: datetime, zone: ZoneInfo) -> list[tuple[Trend, str]]:
+    """What the KPI's value compares against, each with what the change means by the KPI's direction."""
     score = report.score
     parts = []
     if score and score.change is not None and report.previous_at:
         post = "last post " if report.since_post else ""
-        parts.append(f"{_change(score.change)} vs {post}{_when(report.previous_at, now, zone)}")
+        parts.append(
+            (score.trend(score.change), f"{_change(score.change)} vs {post}{_when(report.previous_at, now, zone)}")
+        )
     if score and score.week_change is not None:
-        parts.append(f"{_change(score.week_change)} vs 7 days ago")
-    return " · ".join(parts) or "nothing earlier to compare with"
+        parts.append((score.trend(score.week_change), f"{_change(score.week_change)} vs 7 days ago"))
+    return parts
+
+
+def _comparison(report: KpiReport, now: datetime, zone: ZoneInfo) -> str:
+    """The comparisons in words: "▲ +12 vs last post Mon 10:00 · ▼ −30 vs 7 days ago"."""
+    return " · ".join(text for _, text in _comparisons(report, now, zone)) or NOTHING_EARLIER
+
+
+def _comparison_html(report: KpiReport, now: datetime, zone: ZoneInfo) -> str:
+    """The comparisons for a card, each in the colour of better, worse or no change."""
+    parts = _comparisons(report, now, zone)
+    return " · ".join(_coloured(trend, escape(text)) for trend, text in parts) or NOTHING_EARLIER
+
+
+def _coloured(trend: Trend, html: str) -> str:
+    return f'<font color="{TREND_COLOUR[trend]}">{html}</font>'
 
 
 def _cache_note(report: KpiReport, now: datetime) -> str:
@@ -210,6 +230,13 @@ def _trend(sparkline: str) -> str:
     return f"{SPARK_DAYS} days {sparkline}" if sparkline else "no history yet"
 
 
+def _sparkline_html(sparkline: str, change: float | None, lower_is_better: bool) -> str:
+    """The sparkline in italics, in the colour of what its days did to the KPI (better, worse, the same);
+    no colour before there are two days to compare."""
+    text = f"<i>{escape(_trend(sparkline))}</i>"
+    return text if change is None else _coloured(trend_of(change, lower_is_better), text)
+
+
 def _kpi_section(
     report: KpiReport, now: datetime, zone: ZoneInfo, layout: _Layout, shared: str | None
 ) -> dict[str, Any]:
@@ -220,22 +247,17 @@ def _kpi_section(
         widgets.append({"textParagraph": {"text": f"<b>No data yet.</b> {reason}"}})
         return {"header": escape(kpi.name), "widgets": widgets}
     icon, label, colour = STATUS_LOOK[score.status]
-    compared = _comparison(report, now, zone)
     index = f'<font color="{colour}"><b>{_num(score.index)}</b> {icon} {label}</font>'
     warning = f"warning {'up' if kpi.lower_is_better else 'down'} to {_num(kpi.warning)}"
     if not shared:
         warning += f" · {_direction(kpi.lower_is_better)}"
     if layout.columns:
-        left = _decorated(f"Index{_cache_note(report, now)}", index, compared, wrap=False)
+        left = {"decoratedText": {"topLabel": f"Index{_cache_note(report, now)}", "text": index}}
         right = _decorated("Target", f"<b>{_num(kpi.target)}</b>", warning, wrap=False)
         widgets.append({"columns": {"columnItems": [_column(left), _column(right)]}})
     else:
         widgets.append(
-            _decorated(
-                f"Index{_cache_note(report, now)}",
-                f"{index} · target <b>{_num(kpi.target)}</b>",
-                f"{compared} · {warning}",
-            )
+            _decorated(f"Index{_cache_note(report, now)}", f"{index} · target <b>{_num(kpi.target)}</b>", warning)
         )
     image = layout.charts.get(kpi.id)
     if image:
@@ -248,8 +270,8 @@ def _kpi_section(
                 f"Last known value, read {_age(now - report.as_of)} ago ({_local(report.as_of, zone)})",
             )
         )
-    trend = [] if image else [f"<i>{escape(_trend(score.sparkline))}</i>"]  # else the chart shows it
-    parts = [*trend, _breakdown(score.breakdown, layout.lines)]
+    trend = [] if image else [_sparkline_html(score.sparkline, score.spark_change, score.lower_is_better)]
+    parts = [_comparison_html(report, now, zone), *trend, _breakdown(score.breakdown, layout.lines)]
     facts = _facts(report, now, zone)
     if facts:
         parts.append(escape(" · ".join(facts)))
@@ -622,7 +644,11 @@ def _glance_line(kpi: KpiGlance, named: bool) -> str:
     if kpi.score is None:
         return f"{name}no reading yet"
     week = kpi.score.week_change
-    change = f"{_change(week)} vs 7 days ago" if week is not None else "no reading 7 days ago"
+    change = (
+        _coloured(kpi.score.trend(week), f"{_change(week)} vs 7 days ago")
+        if week is not None
+        else "no reading 7 days ago"
+    )
     return f"{name}<b>{_num(kpi.score.index)}</b> (target {_num(kpi.kpi.target)}) · {change}"
 
 

@@ -9,10 +9,23 @@ from scoring.index import (
     KpiRule,
     KpiScore,
     Status,
+    Trend,
     index_of,
     score_kpi,
     sparkline,
+    trend_of,
     worst_status,
 )
 
-__all__ = ["CategoryLine", "KpiRule", "KpiScore", "Status", "index_of", "score_kpi", "sparkline", "worst_status"]
+__all__ = [
+    "CategoryLine",
+    "KpiRule",
+    "KpiScore",
+    "Status",
+    "Trend",
+    "index_of",
+    "score_kpi",
+    "sparkline",
+    "trend_of",
+    "worst_status",
+]

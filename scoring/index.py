@@ -23,6 +23,21 @@ class Status(StrEnum):
 _SEVERITY = {Status.GOOD: 0, Status.WARNING: 1, Status.BAD: 2, Status.UNKNOWN: 3}
 
 
+class Trend(StrEnum):
+    """What a change means for a KPI, whichever way it points: better, worse, or the same."""
+
+    BETTER = "better"
+    WORSE = "worse"
+    SAME = "same"
+
+
+def trend_of(change: float, lower_is_better: bool) -> Trend:
+    """Whether ``change`` (new minus old) made the KPI better or worse, by its direction."""
+    if not change:
+        return Trend.SAME
+    return Trend.BETTER if (change < 0) == lower_is_better else Trend.WORSE
+
+
 @dataclass(frozen=True)
 class KpiRule:
     """How a KPI is weighed and judged."""
@@ -53,7 +68,9 @@ class KpiScore:
 
     ``change`` is against the previous value the caller chose (the last post,
     or the previous day), ``week_change`` against the value a week earlier;
-    ``sparkline`` draws the daily values given ("" with fewer than two).
+    ``sparkline`` draws the daily values given ("" with fewer than two), and
+    ``spark_change`` is its last value minus its first; `trend` says what a change
+    means by the KPI's direction.
     """
 
     index: float
@@ -62,6 +79,12 @@ class KpiScore:
     change: float | None
     sparkline: str
     week_change: float | None = None
+    spark_change: float | None = None
+    lower_is_better: bool = True
+
+    def trend(self, change: float) -> Trend:
+        """Whether ``change`` made this KPI better or worse."""
+        return trend_of(change, self.lower_is_better)
 
     @property
     def total_count(self) -> int:
@@ -93,7 +116,15 @@ def score_kpi(
         change=None if previous is None else index - previous,
         sparkline=sparkline(days),
         week_change=None if week_ago is None else index - week_ago,
+        spark_change=_spark_change(days),
+        lower_is_better=rule.lower_is_better,
     )
+
+
+def _spark_change(values: Sequence[float | None], width: int = 14) -> float | None:
+    """The sparkline's last value minus its first (None with fewer than two values)."""
+    known = [v for v in list(values)[-width:] if v is not None]
+    return known[-1] - known[0] if len(known) >= 2 else None
 
 
 def index_of(counts: Mapping[str, int], rule: KpiRule) -> float:

@@ -134,9 +134,9 @@ def test_worst_status_first_then_most_worsened_against_its_own_target(tmp_path):
 
     assert [shown_team(row) for row in rows(message)] == ["t004", "t002", "t001", "t003", "t000"]
     texts = [row["text"] for row in rows(message)]
-    assert "<b>50</b> (target 20) · ▲ +30 vs 7 days ago" in texts[1]
+    assert '<b>50</b> (target 20) · <font color="#d93025">▲ +30 vs 7 days ago</font>' in texts[1], "worse: red"
     assert "no reading 7 days ago" in texts[2]
-    assert "▼ −10 vs 7 days ago" in texts[3]
+    assert '<font color="#188038">▼ −10 vs 7 days ago</font>' in texts[3], "better: green"
     assert "no reading yet" in texts[0]
     assert message["cardsV2"][0]["card"]["header"]["subtitle"] == (
         "5 teams, each against its own target and its own past week"

@@ -1,7 +1,9 @@
 """A KPI's daily trend as a PNG, drawn with Pillow.
 
 One point per day (None: no reading that day, drawn as a gap), the target and
-warning levels as coloured bands, the latest value labelled. The picture has
+warning levels as coloured bands (good on the side the KPI's direction favours),
+the latest value labelled, with a ▲ or ▼ beside it when it moved since the day
+before it: green when that made the KPI better, red when worse. The picture has
 an opaque light background and dark text, so it reads the same in Chat's
 light and dark themes; it is drawn at twice its size and averaged down, which
 smooths the lines (bench/bench_chart.py compares it with matplotlib).
@@ -15,6 +17,8 @@ from dataclasses import dataclass
 from datetime import date
 
 from PIL import Image, ImageDraw, ImageFont
+
+from scoring import Trend, trend_of
 
 WIDTH, HEIGHT = 600, 270
 """The PNG's size: Chat scales an image to the card's width (350 to 500 px), so the fonts are large."""
@@ -179,6 +183,25 @@ class _Drawing:
             width=SCALE,
         )
         d.text((tx, ty), text, fill=TEXT, font=self.value_font, anchor=anchor)
+        earlier = [v for _, v in points[:i] if v is not None]
+        if earlier and value != earlier[-1]:
+            self._arrow(
+                box,
+                pad,
+                anchor[0] == "r",
+                value > earlier[-1],
+                trend_of(value - earlier[-1], self.spec.lower_is_better),
+            )
+
+    def _arrow(self, box: tuple[float, float, float, float], pad: float, left: bool, up: bool, trend: Trend) -> None:
+        """A ▲ or ▼ beside the latest value's label, green when the move made the KPI better, red when worse."""
+        size = (box[3] - box[1]) * 0.8
+        x = box[0] - pad - 6 * SCALE - size if left else box[2] + pad + 6 * SCALE
+        middle = (box[1] + box[3]) / 2
+        top, bottom = middle - size / 2, middle + size / 2
+        tip, base = (top, bottom) if up else (bottom, top)
+        colour = GOOD_TEXT if trend is Trend.BETTER else BAD_TEXT
+        self.draw_.polygon([(x, base), (x + size, base), (x + size / 2, tip)], fill=colour)
 
 
 def _num(value: float) -> str:

@@ -49,6 +49,8 @@ class KpiLine:
     index: str
     change: str
     as_of: str
+    trend: str
+    """What the change means by the KPI's direction: "better", "worse" or "same" ("" without one)."""
     chart: str | None
     chart_alt: str
 
@@ -175,17 +177,20 @@ class StatusPages:
         chart = charts.get(kpi_id)
         alt = f"{kpi.name}: the index day by day, last {len(series)} days"
         if reading is None:
-            return KpiLine(kpi.name, Status.UNKNOWN, "no data yet", "", "never read", chart, alt)
+            return KpiLine(kpi.name, Status.UNKNOWN, "no data yet", "", "never read", "", chart, alt)
         score = _score(reading, team, kpi_id)
         index = score.index
         today = reading.taken_at.astimezone(zone).date()
         earlier = [(d, v) for d, v in points(team, kpi_id, series) if v is not None and d < today]
+        trend = ""
         if earlier:
             day, value = earlier[-1]
             change = f"{_delta(index - value)} vs {day:%a} {day.day} {day:%b}"
+            trend = score.trend(index - value).value
         else:
             change = "no earlier day in the chart"
-        return KpiLine(kpi.name, score.status, _num(index), change, local(reading.taken_at, zone), chart, alt)
+        as_of = local(reading.taken_at, zone)
+        return KpiLine(kpi.name, score.status, _num(index), change, as_of, trend, chart, alt)
 
     def _slot_line(self, run: SlotRun, deliveries: Sequence[DeliveryRecord], zone: ZoneInfo) -> SlotLine:
         mine = [d for d in deliveries if d.slot == run.slot]
