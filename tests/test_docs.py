@@ -2,6 +2,7 @@
 
 import re
 
+import pathspec
 import pytest
 import yaml
 
@@ -105,7 +106,7 @@ def test_every_cloud_scheduler_command_names_its_location():
     assert all("--location=" in command for command in commands)
 
 
-MADE_LATER = {"config/demo.db", "config/production.yaml"}
+MADE_LATER = {"config/demo.db", "config/production.yaml", "config/chat-key.json"}
 """Files the docs name that the demo or the deployer creates."""
 
 
@@ -117,3 +118,35 @@ def test_the_docs_name_no_file_that_is_not_there():
             if name not in MADE_LATER and not (PACKAGE_DIR / name.rstrip("/")).exists():
                 missing.append(f"{page.name}: {name}")
     assert not missing, missing
+
+
+def test_gcloudignore_uploads_what_app_yaml_needs_and_never_the_virtualenv_or_tests():
+    """``.gcloudignore`` (gitignore syntax) keeps the app, its requirements and production config; drops the rest."""
+    spec = pathspec.GitIgnoreSpec.from_lines((PACKAGE_DIR / ".gcloudignore").read_text(encoding="utf-8").splitlines())
+    entrypoint = yaml.safe_load(APP_YAML)["entrypoint"]
+    assert entrypoint.endswith("main:app") and "SCOREBOT_CONFIG: config/production.yaml" in APP_YAML
+    tracked = [
+        path.relative_to(PACKAGE_DIR).as_posix()
+        for top in ("bot", "handlers", "scoring")
+        for path in (PACKAGE_DIR / top).rglob("*")
+        if path.is_file() and "__pycache__" not in path.parts
+    ]
+    needed = ["app.yaml", "cron.yaml", "main.py", "requirements.txt", "config/production.yaml", "config/chat-key.json"]
+    assert [path for path in needed + tracked if spec.match_file(path)] == []
+    assert any(path.startswith("bot/pages/templates/") for path in tracked)
+
+    left_out = [
+        ".venv",
+        ".venv/lib/python3.12/site-packages/flask/app.py",
+        "tests/test_docs.py",
+        "tests/fakes/__init__.py",
+        "bench/scale.py",
+        "scripts/demo",
+        "docs/deployment.md",
+        ".git/HEAD",
+        "bot/__pycache__/config.cpython-312.pyc",
+        "scorebot.db",
+        "config/demo.db",
+        "requirements-dev.txt",
+    ]
+    assert [path for path in left_out if not spec.match_file(path)] == []
