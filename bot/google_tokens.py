@@ -18,6 +18,7 @@ Cloud Scheduler's OIDC token on the tick endpoint is checked by the same code
 google-auth. The certificates come from a `CertCache`, which parses each into
 a ``google.auth.crypt`` verifier once, when the set is fetched (not on every
 request); the signature is checked with that verifier, then the claims here:
+``iat``, ``exp`` and ``nbf`` as finite Unix times (on IAP's assertions too),
 ``iat``/``exp`` (with 30 s of clock skew), audience, ``nbf`` and the token's
 lifetime (at most an hour, as Google issues them).
 
@@ -54,6 +55,8 @@ GOOGLE_ISSUERS = frozenset({"https://accounts.google.com", "accounts.google.com"
 CLOCK_SKEW_SECONDS = 30
 MAX_TOKEN_LIFETIME_SECONDS = 3600
 """Google's ID tokens and Chat's self-signed tokens live one hour (exp − iat)."""
+MAX_UNIX_TIME = 32_503_680_000
+"""3000-01-01 00:00 UTC: a time claim past it is no time a real token carries."""
 DEFAULT_MAX_AGE = 3600.0
 MIN_REFETCH_SECONDS = 60.0
 FETCH_TIMEOUT_SECONDS = 5.0
@@ -254,6 +257,7 @@ def _verify(
     signed, _, signature = token.rpartition(".")
     if not _signature_holds(verifier, signed, signature):
         raise VerificationError("bad signature")
+    _check_time_claims(claims)
     _check_times_and_audience(claims, audience)
     _check_lifetime(claims)
     if claims.get("iss") not in issuers:
@@ -285,6 +289,7 @@ def verify_iap(token: str, audience: str, keys: CertCache) -> dict[str, Any]:
     if key is None:
         raise VerificationError(f"IAP assertion: unknown key id {_show(kid)}")
     try:
+        _check_time_claims(_jwt_decode(token, verify=False))
         claims = dict(_jwt_decode(token, certs={kid: key}, audience=audience, clock_skew_in_seconds=CLOCK_SKEW_SECONDS))
     except (google_exceptions.GoogleAuthError, ValueError, TypeError) as exc:
         raise VerificationError(f"IAP assertion rejected: {_reason(exc)}") from None
@@ -293,15 +298,34 @@ def verify_iap(token: str, audience: str, keys: CertCache) -> dict[str, Any]:
     return claims
 
 
+def _check_time_claims(claims: Mapping[str, Any]) -> None:
+    """Refuse a token whose ``iat`` or ``exp`` is missing, or whose ``iat``, ``exp`` or ``nbf`` is not a Unix time.
+
+    A Unix time here is an int or a float from 0 to `MAX_UNIX_TIME`: never a
+    string, a boolean, NaN or ±Infinity. JSON has no NaN or Infinity, yet
+    Python's json module, which google-auth decodes tokens with, reads the
+    literals ``NaN``, ``Infinity`` and ``-Infinity`` (and ``1e400`` as
+    Infinity); every comparison with NaN is false, so such a claim would pass
+    every time check.
+    """
+    if not all(key in claims for key in ("iat", "exp")):
+        raise VerificationError("malformed token: no numeric iat and exp claims")
+    for key in ("iat", "exp", "nbf"):
+        if key not in claims:
+            continue
+        value = claims[key]
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise VerificationError(f"malformed token: {key} is {_show(value)}, not a number")
+        if not 0 <= value <= MAX_UNIX_TIME:
+            raise VerificationError(f"malformed token: {key} is {_show(value)}, not a Unix time")
+
+
 def _check_lifetime(claims: Mapping[str, Any]) -> None:
     """Refuse what google-auth lets through: ``nbf`` in the future, and a longer life than Google gives a token."""
     now = time.time()
     not_before = claims.get("nbf")
-    if not_before is not None:
-        if not isinstance(not_before, int | float):
-            raise VerificationError(f"malformed token: nbf is {_show(not_before)}, not a number")
-        if not_before - CLOCK_SKEW_SECONDS > now:
-            raise VerificationError(f"token not valid for another {int(not_before - now)} s (nbf in the future)")
+    if not_before is not None and not_before - CLOCK_SKEW_SECONDS > now:
+        raise VerificationError(f"token not valid for another {int(not_before - now)} s (nbf in the future)")
     lifetime = claims["exp"] - claims["iat"]
     if lifetime > MAX_TOKEN_LIFETIME_SECONDS + CLOCK_SKEW_SECONDS:
         raise VerificationError(
@@ -355,9 +379,7 @@ def _signature_holds(verifier: SignatureCheck, signed: str, signature: str) -> b
 
 
 def _check_times_and_audience(claims: Mapping[str, Any], audience: str) -> None:
-    """Refuse a token without numeric ``iat``/``exp``, expired, issued in the future, or for another audience."""
-    if not all(isinstance(claims.get(key), int | float) for key in ("iat", "exp")):
-        raise VerificationError("malformed token: no numeric iat and exp claims")
+    """Refuse a token expired, issued in the future, or for another audience (its times checked before)."""
     now = time.time()
     if claims["exp"] + CLOCK_SKEW_SECONDS < now:
         raise VerificationError(f"token expired {int(now - claims['exp'])} s ago")
