@@ -157,9 +157,13 @@ class Levels:
 
     def level(self, index: float) -> Level | None:
         """The worst alerting status ``index`` is in (None: none of them)."""
-        status = judge(index, KpiRule({}, self.target, self.warning, self.lower_is_better))
+        status = self.status(index)
         reached = {Status.BAD: ("bad", "warning"), Status.WARNING: ("warning",)}.get(status, ())
         return next((level for level in ("bad", "warning") if level in reached and level in self.on), None)
+
+    def status(self, index: float) -> Status:
+        """The KPI's status at ``index``."""
+        return judge(index, KpiRule({}, self.target, self.warning, self.lower_is_better))
 
     def recovered(self, index: float) -> bool:
         """Whether ``index`` is at or better than ``recover_at``."""
@@ -238,6 +242,8 @@ class KpiAlert:
     """The last value read."""
     levels: str | None = None
     """`Levels.key` of the thresholds the state was judged with."""
+    came_from: str | None = None
+    """While worse checks add up: the status before the first of them (what an alert says it crossed from)."""
 
     @property
     def announced(self) -> bool:
@@ -270,6 +276,8 @@ class Notice:
     fired_for: timedelta | None = None
     """A resolve's time since the alert fired."""
     reason: str | None = None
+    came_from: str | None = None
+    """An alert's status before the crossing (``good``, ``warning``): the reading before the first worse one."""
 
 
 @dataclass(frozen=True)
@@ -324,7 +332,7 @@ def _step(
     if kind is Kind.FIRE:
         incident = alert.incident or at
         new = replace(new, incident=incident, last_notice=at)
-        notices = (Notice(kind, at, new.level, value, incident),)
+        notices = (Notice(kind, at, new.level, value, incident, came_from=new.came_from),)
     elif kind is Kind.RESOLVE:
         assert alert.incident  # noqa: S101 (announced, checked above)
         notices = (Notice(kind, at, alert.level, value, alert.incident, at - alert.incident, reason),)
@@ -339,7 +347,7 @@ def _baseline(alert: KpiAlert, event: Reading, levels: Levels) -> Step:
     """A first reading, or the last value judged again under changed thresholds: never an alert."""
     level = levels.level(event.index)
     base: dict[str, Any] = {"index": event.index, "levels": levels.key, "failures": 0}
-    base |= {"streak": 0, "streak_level": None}
+    base |= {"streak": 0, "streak_level": None, "came_from": None}
     if alert.since is None:  # the very first reading: no transition to tell, only where it starts
         after = State.FIRING if level else State.NORMAL
         new = replace(alert, state=after, since=event.at, level=level, **base)
@@ -365,13 +373,14 @@ def _reading(alert: KpiAlert, event: Reading, levels: Levels, policy: Policy) ->
     if level is not None and _rank(level) > _rank(alert.level if alert.state in (_F, _R) else None):
         streak_level = level if alert.streak_level is None else min(level, alert.streak_level, key=_rank)
         streak = alert.streak + 1
+        came_from = alert.came_from if alert.streak else _came_from(alert, levels)
         move = Move.CONFIRMED if streak >= policy.pending else Move.WORSE
         if move is Move.CONFIRMED:
-            counters |= {"level": streak_level, "streak": 0, "streak_level": None}
+            counters |= {"level": streak_level, "streak": 0, "streak_level": None, "came_from": came_from}
         else:
-            counters |= {"streak": streak, "streak_level": streak_level}
+            counters |= {"streak": streak, "streak_level": streak_level, "came_from": came_from}
     else:
-        counters |= {"streak": 0, "streak_level": None}
+        counters |= {"streak": 0, "streak_level": None, "came_from": None}
         if level is not None:
             move = Move.HOLD
         elif levels.recovered(event.index):
@@ -383,6 +392,13 @@ def _reading(alert: KpiAlert, event: Reading, levels: Levels, policy: Policy) ->
         counters |= {"level": None, "incident": None, "last_notice": None}
     step = _step(alert, move, after, event.at, event.index, None, **counters)
     return _remind(step, event, policy) if not step.notices else step
+
+
+def _came_from(alert: KpiAlert, levels: Levels) -> str | None:
+    """The status a crossing starts from: the firing alert's, else the last reading's."""
+    if alert.state in (_F, _R) and alert.level:
+        return alert.level
+    return str(levels.status(alert.index)) if alert.index is not None else None
 
 
 def _remind(step: Step, event: Reading, policy: Policy) -> Step:
