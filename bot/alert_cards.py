@@ -26,6 +26,8 @@ MAX_ITEMS_SHOWN = 5
 """The items an alert lists (the heaviest open ones when it was judged)."""
 MAX_FOLDED = 40
 """The notices one folded message shows in full; the rest are counted."""
+FOLDED_BYTES = 24_000
+"""The most the folded notices' sections take of a message (Chat allows 32,000 bytes in all)."""
 _LEVEL_STATUS = {"warning": Status.WARNING, "bad": Status.BAD, None: Status.GOOD}
 
 
@@ -72,23 +74,31 @@ def alert_message(
         sections = [_section(notice, zone, now, header=False)]
         text = _text(team, notice, zone)
     else:
-        shown = notices[:MAX_FOLDED]
         first, last = _local(notices[0].at, zone), _local(notices[-1].at, zone)
         title, subtitle = f"🔕 {team.name}: {len(notices)} alerts held by quiet hours", f"{first} – {last}"
-        sections = [_section(n, zone, now, header=True) for n in shown]
-        if len(notices) > len(shown):
-            sections.append({"widgets": [_paragraph(f"… and {len(notices) - len(shown)} more")]})
-        text = "\n".join(_text(team, n, zone) for n in shown)
+        sections = _fitting([_section(n, zone, now, header=True) for n in notices[:MAX_FOLDED]])
+        text = "\n".join(_text(team, n, zone) for n in notices[: len(sections)])
+        if len(notices) > len(sections):
+            sections.append({"widgets": [_paragraph(f"… and {len(notices) - len(sections)} more")]})
     buttons = _buttons(team, refresh_function)
     if buttons:
         sections.append({"widgets": [{"buttonList": {"buttons": buttons}}]})
-    while sum(len(s["widgets"]) for s in sections) > MAX_CARD_WIDGETS:
-        sections.pop(-2 if buttons else -1)
-    card = {
-        "cardId": f"alert-{team.id}",
-        "card": {"header": {"title": title, "subtitle": subtitle}, "sections": sections},
-    }
+    header = {"title": title, "subtitle": subtitle}
+    card = {"cardId": f"alert-{team.id}", "card": {"header": header, "sections": sections}}
     return within_limits({"text": text[:4000], "cardsV2": [card]})
+
+
+def _fitting(sections: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The first sections that fit one card with room for a "… and N more" line and the button."""
+    kept: list[dict[str, Any]] = []
+    widgets = size = 0
+    for section in sections:
+        widgets += len(section["widgets"])
+        size += len(json.dumps(section))
+        if widgets > MAX_CARD_WIDGETS - 2 or size > FOLDED_BYTES:
+            break
+        kept.append(section)
+    return kept
 
 
 def _headline(team: TeamConfig, notice: AlertNotice, zone: ZoneInfo) -> tuple[str, str]:
