@@ -448,19 +448,19 @@ def user_text(text: str, limit: int = MAX_USER_TEXT) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def within_limits(message: Message) -> Message:
-    """``message`` as Chat accepts it: every string valid UTF-8, and at most `MAX_MESSAGE_BYTES`.
+def within_limits(message: Message, limit: int = MAX_MESSAGE_BYTES) -> Message:
+    """``message`` as Chat accepts it: every string valid UTF-8, and at most ``limit`` bytes (`message_bytes`).
 
     The formatters shorten their own cards to fit; this is the guard every
     reply passes last. A message still too large is sent as its text alone, cut.
     """
     clean: Message = message if _is_valid_unicode(message) else _valid_unicode(message)
     size = message_bytes(clean)
-    if size <= MAX_MESSAGE_BYTES:
+    if size <= limit:
         return clean
     log.warning("a reply of %d bytes is over Chat's limit: sending its text alone", size)
     text = str(clean.get("text") or "This answer is too long to show in Chat.")
-    return {"text": user_text(text, (MAX_MESSAGE_BYTES - 100) // MAX_ESCAPED_CHAR_BYTES)}  # 100: the JSON around it
+    return {"text": user_text(text, max(1, (limit - 100) // MAX_ESCAPED_CHAR_BYTES))}  # 100: the JSON around it
 
 
 def _is_valid_unicode(message: Message) -> bool:

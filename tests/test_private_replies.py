@@ -1,11 +1,16 @@
 """Answers meant for one person (help, an unknown team, an unlinked Space, a configuration problem) are shown
 to that person alone (`privateMessageViewer`) in a shared Space; team cards stay visible to everyone."""
 
+import json
+import re
 import time
 
 import pytest
 
 from bot.app import create_app
+from bot.cards import MAX_USER_TEXT, message_bytes
+from bot.chat.events import Format
+from bot.chat.replies import CHAT_MESSAGE_BYTES, Reply, wrap
 from bot.config import CHAT_ISSUER
 from bot.services import build_services
 from tests import payloads as p
@@ -76,3 +81,65 @@ def test_private_replies_can_be_turned_off(tmp_path, token_factory, auth):
     client = app_client(tmp_path, token_factory, private_replies=False)
     _, message = card_of(post(client, p.addon_slash(" help"), auth).get_json())
     assert "privateMessageViewer" not in message
+
+
+def with_user(body, user):
+    """``body`` (either format) with its ``user`` replaced, or removed when ``user`` is None."""
+    holder = body.get("chat", body)
+    holder.pop("user")
+    if user is not None:
+        holder["user"] = user
+    return body
+
+
+LONGEST_RUN = re.compile(r"(q)\1*")
+
+
+@pytest.mark.parametrize("make", [p.classic_slash, p.addon_slash])
+@pytest.mark.parametrize(
+    "user",
+    [
+        pytest.param({"name": "users/" + "1" * 100_000, "type": "HUMAN"}, id="100 KB name"),
+        pytest.param({"name": "users/" + "q" * 255}, id="name one past the limit"),
+        pytest.param({"name": ["users/111"]}, id="name a list"),
+        pytest.param({"name": "spaces/DEMO-CUSTOMER"}, id="not a user"),
+        pytest.param({"name": "users/111\n"}, id="name with a newline"),
+        pytest.param({"displayName": "Ada"}, id="no name"),
+        pytest.param(None, id="no user"),
+    ],
+)
+def test_a_user_name_that_is_not_a_sane_users_name_makes_the_answer_public(tmp_path, token_factory, auth, make, user):
+    client = app_client(tmp_path, token_factory)
+    response = post(client, with_user(make(" help"), user), auth)
+    assert response.status_code == 200
+    _, message = card_of(response.get_json())  # valid against the Chat API schema
+    assert "privateMessageViewer" not in message
+    assert len(response.get_data()) <= CHAT_MESSAGE_BYTES
+
+
+@pytest.mark.parametrize("name", ["users/ada@example.com", "users/" + "7" * 254])
+def test_a_user_named_by_email_or_a_long_id_still_gets_a_private_answer(tmp_path, token_factory, auth, name):
+    client = app_client(tmp_path, token_factory)
+    _, message = card_of(post(client, with_user(p.classic_slash(" help"), {"name": name}), auth).get_json())
+    assert message["privateMessageViewer"] == {"name": name}
+
+
+@pytest.mark.parametrize("make", [p.classic_slash, p.addon_slash, p.classic_mention])
+def test_a_reply_echoes_a_bounded_part_of_what_was_typed(tmp_path, token_factory, auth, make):
+    client = app_client(tmp_path, token_factory)
+    body = make(" score " + "q" * 100_000) if make is p.classic_mention else make(" " + "q" * 100_000)
+    response = post(client, body, auth)
+    assert response.status_code == 200
+    card_of(response.get_json())
+    assert len(response.get_data()) <= CHAT_MESSAGE_BYTES
+    echoed = max((len(run.group(0)) for run in LONGEST_RUN.finditer(response.get_data(as_text=True))), default=0)
+    assert echoed <= MAX_USER_TEXT
+
+
+@pytest.mark.parametrize("event_format", [Format.CLASSIC, Format.ADDON])
+@pytest.mark.parametrize("size", [29_900, 40_000])
+def test_the_size_guard_measures_the_final_body_with_its_viewer(event_format, size):
+    message = {"text": "t" * size}
+    body = wrap(Reply(message, private=True), event_format, "users/" + "v" * 5_000)
+    assert message_bytes(body) <= CHAT_MESSAGE_BYTES
+    assert json.dumps(body).count("v" * 5_000) == 1  # the viewer is kept; the message gave way

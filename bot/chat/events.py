@@ -12,6 +12,8 @@ from enum import StrEnum
 from typing import Any
 
 WORD = re.compile(r"[a-z0-9-]+")
+USER_NAME = re.compile(r"users/[\x21-\x2e\x30-\x7e]{1,254}")
+"""A user's resource name: ``users/{id}`` or ``users/{email}`` (printable ASCII without a slash, 254 at most)."""
 
 
 def mention_words(text: str) -> list[str]:
@@ -50,6 +52,7 @@ class ChatEvent:
     space_type: str | None = None
     """SPACE, GROUP_CHAT or DIRECT_MESSAGE (None when the event does not say)."""
     user: str | None = None
+    """The asker's ``users/...`` name; None when the event has none, or one of another shape or length."""
     message_name: str | None = None
     """The message the event concerns: for a click, the message whose button was clicked."""
     message_client_id: str | None = None
@@ -73,7 +76,7 @@ def _classic(body: dict[str, Any]) -> ChatEvent:
         format=Format.CLASSIC,
         space=_space(body.get("space"), message),
         space_type=_space_type(body.get("space"), message),
-        user=_dict(body.get("user")).get("name"),
+        user=_user(body.get("user")),
         message_name=_name(message),
         message_client_id=_client_id(message),
         raw_type=raw_type,
@@ -111,7 +114,7 @@ def _addon(body: dict[str, Any]) -> ChatEvent:
         format=Format.ADDON,
         space=_space(payload.get("space"), message),
         space_type=_space_type(payload.get("space"), message),
-        user=_dict(chat.get("user")).get("name"),
+        user=_user(chat.get("user")),
         message_name=_name(message),
         message_client_id=_client_id(message),
         raw_type=name or "unknown add-on payload",
@@ -199,3 +202,9 @@ def _click_parameters(common: dict[str, Any], action: dict[str, Any]) -> dict[st
 
 def _mention_added_app(message: dict[str, Any]) -> bool:
     return any(_dict(_dict(a).get("userMention")).get("type") == "ADD" for a in _list(message.get("annotations")))
+
+
+def _user(value: Any) -> str | None:
+    """The ``name`` of an event's ``user`` if it is a `USER_NAME`, else None (replies to no one in particular)."""
+    name = _dict(value).get("name")
+    return name if isinstance(name, str) and USER_NAME.fullmatch(name) else None

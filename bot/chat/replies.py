@@ -5,8 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from bot.cards import within_limits
+from bot.cards import MAX_MESSAGE_BYTES, Message, message_bytes, within_limits
 from bot.chat.events import ChatEvent, Format
+
+CHAT_MESSAGE_BYTES = 32_000
+"""Chat's limit on a message: the whole reply body, as sent, stays within it."""
 
 
 @dataclass(frozen=True)
@@ -39,15 +42,23 @@ def private_viewer(reply: Reply, event: ChatEvent, enabled: bool = True) -> str 
 def wrap(reply: Reply, event_format: Format, viewer: str | None = None) -> dict[str, Any]:
     """The HTTP response body Chat expects for ``reply`` in this event format, shown to ``viewer`` alone if given.
 
-    Every reply passes the cards' size guard (`within_limits`) here. Classic
-    apps answer a `Message` with an `actionResponse`; add-ons answer a
+    Classic apps answer a `Message` with an `actionResponse`; add-ons answer a
     `hostAppDataAction` (a classic `actionResponse` there fails in the client).
+    The size guard (`within_limits`) is the last step: the message gets what
+    the final body leaves of `CHAT_MESSAGE_BYTES` once its wrapping and viewer
+    are in (at most `MAX_MESSAGE_BYTES`), so the body as sent never passes Chat's limit.
     """
-    message = within_limits(reply.message)
+    wrapping = message_bytes(_body({}, reply.update, event_format, viewer)) - len("{}")
+    message = within_limits(reply.message, min(MAX_MESSAGE_BYTES, CHAT_MESSAGE_BYTES - wrapping))
+    return _body(message, reply.update, event_format, viewer)
+
+
+def _body(message: Message, update: bool, event_format: Format, viewer: str | None) -> dict[str, Any]:
+    """``message`` in the wrapping of ``event_format``, with its viewer."""
     if viewer:
         message = {**message, "privateMessageViewer": {"name": viewer}}
     if event_format is Format.ADDON:
-        action = "updateMessageAction" if reply.update else "createMessageAction"
+        action = "updateMessageAction" if update else "createMessageAction"
         return {"hostAppDataAction": {"chatDataAction": {action: {"message": message}}}}
-    kind = "UPDATE_MESSAGE" if reply.update else "NEW_MESSAGE"
+    kind = "UPDATE_MESSAGE" if update else "NEW_MESSAGE"
     return {**message, "actionResponse": {"type": kind}}
