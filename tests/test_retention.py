@@ -1,0 +1,70 @@
+"""Retention's boundary: what the tick prunes at ``history.keep_days``, a day either side of it.
+
+Rows are placed just inside and just outside the cutoff (``keep_days`` before the tick's clock), so
+moving the cutoff by a day in either direction, or making it inclusive, fails here. Real SQLite files
+and PostgreSQL, through the tick's own retention step.
+"""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import yaml
+
+from bot.config import load_config
+from bot.schedule.tick import Scheduler
+from bot.services import build_services
+from bot.store import SCORE, Reading
+from tests.fakes.chat import FakeChat, write_config
+
+KEEP_DAYS = 10
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+CUTOFF = NOW - timedelta(days=KEEP_DAYS)  # 2026-11-10 12:00: scheduler rows before it go
+THIN_UNTIL = datetime(2026, 11, 10, tzinfo=UTC)  # the cutoff's UTC midnight: readings of earlier days are thinned
+
+
+@pytest.fixture
+def fake():
+    chat = FakeChat()
+    yield chat
+    chat.close()
+
+
+def reading(at: datetime, high: int) -> Reading:
+    return Reading("alpha", "open", at, SCORE, {"High": high}, 5.0 * high)
+
+
+def test_the_tick_prunes_exactly_keep_days_back(tmp_path, fake, store_url):
+    path = write_config(tmp_path, fake, {"alpha": [{"type": "log"}]}, store=store_url)
+    data = yaml.safe_load(path.read_text())
+    data["history"] = {"keep_days": KEEP_DAYS}
+    data["teams"][0]["schedule"] = None  # the tick only prunes
+    path.write_text(yaml.safe_dump(data))
+    services = build_services(load_config(path), clock=lambda: NOW)
+    store = services.store
+    try:
+        # Two readings on each of the last thinned day and the first day kept in full, and the latest.
+        days = (THIN_UNTIL - timedelta(days=1), THIN_UNTIL)
+        store.add_readings([reading(day + timedelta(hours=h), h) for day in days for h in (1, 2)])
+        store.add_readings([reading(NOW - timedelta(minutes=1), 9)])
+        # Scheduler rows a second before the cutoff (removed) and at the cutoff (kept).
+        for slot in (CUTOFF - timedelta(seconds=1), CUTOFF):
+            store.claim("alpha", slot, "me", slot, slot + timedelta(minutes=3))
+            store.finish("alpha", slot, "me", "delivered", slot, None)
+            store.record_delivery("alpha", slot, "log", "delivered", slot)
+            store.add_outbox("alpha", slot, {"text": "posted"}, slot)
+
+        pruned = Scheduler(services).prune()
+
+        assert pruned == {"readings": 1, "outbox": 1, "slot_runs": 1, "deliveries": 1}
+        kept = sorted(r.taken_at for r in store.recent_readings("alpha", limit=100))
+        assert kept == [
+            days[0] + timedelta(hours=2),  # the thinned day keeps its last reading
+            days[1] + timedelta(hours=1),  # the cutoff's own day is kept in full
+            days[1] + timedelta(hours=2),
+            NOW - timedelta(minutes=1),
+        ]
+        assert [r.slot for r in store.slot_runs("alpha")] == [CUTOFF]
+        assert [d.slot for d in store.deliveries("alpha")] == [CUTOFF]
+        assert [e.slot for e in store.outbox("alpha")] == [CUTOFF]
+    finally:
+        store.engine.dispose()
