@@ -40,6 +40,7 @@ import binascii
 import re
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
@@ -61,6 +62,8 @@ DEFAULT_MAX_AGE = 3600.0
 MIN_REFETCH_SECONDS = 60.0
 FETCH_TIMEOUT_SECONDS = 5.0
 FAILED_FETCH_PAUSE_SECONDS = 5.0
+SIGNED_TOKENS = 256
+"""How many tokens whose signature held a `CertCache` remembers (the least recently seen go first)."""
 _MAX_AGE = re.compile(r"max-age\s*=\s*(\d+)", re.IGNORECASE)
 
 # google.auth is not annotated: give the functions used here their types.
@@ -111,6 +114,28 @@ class CertCache:
         self._in_flight: threading.Event | None = None
         self._failure: CertsUnavailable | None = None
         self._retry_at = 0.0
+        self._signed: OrderedDict[str, tuple[str, dict[str, Any], SignatureCheck]] = OrderedDict()
+        """Tokens (their exact text) whose signature held: their key id, claims, and the key that checked it."""
+
+    def signed(self, token: str) -> tuple[str, dict[str, Any]] | None:
+        """The key id and claims of ``token`` if its signature held before under the key this set still has
+        for that id (the same parsed key); None if it must be checked. Only the signature is remembered:
+        every claim is checked again on each request."""
+        with self._lock:
+            known = self._signed.get(token)
+            if known is not None:
+                self._signed.move_to_end(token)
+        if known is None or self.verifier(known[0]) is not known[2]:
+            return None
+        return known[0], dict(known[1])
+
+    def remember_signed(self, token: str, kid: str, claims: Mapping[str, Any], verifier: SignatureCheck) -> None:
+        """Remember that ``verifier`` found ``token``'s signature good (see `signed`)."""
+        with self._lock:
+            self._signed[token] = (kid, dict(claims), verifier)
+            self._signed.move_to_end(token)
+            while len(self._signed) > SIGNED_TOKENS:
+                self._signed.popitem(last=False)
 
     def get(self, kid: str) -> str | None:
         """The PEM certificate for ``kid``, or None if Google does not publish it.
@@ -250,13 +275,18 @@ def _verify(
 ) -> dict[str, Any]:
     """The one verification path: bearer, shape, key, signature, time, audience, issuer, email."""
     token = _bearer_token(header)
-    kid, claims = _unverified(token)
-    verifier = certs.verifier(kid)
-    if verifier is None:
-        raise VerificationError(f"unknown key id {_show(kid)}")
-    signed, _, signature = token.rpartition(".")
-    if not _signature_holds(verifier, signed, signature):
-        raise VerificationError("bad signature")
+    known = certs.signed(token)
+    if known is None:
+        kid, claims = _unverified(token)
+        verifier = certs.verifier(kid)
+        if verifier is None:
+            raise VerificationError(f"unknown key id {_show(kid)}")
+        signed, _, signature = token.rpartition(".")
+        if not _signature_holds(verifier, signed, signature):
+            raise VerificationError("bad signature")
+        certs.remember_signed(token, kid, claims, verifier)
+    else:
+        _kid, claims = known
     _check_time_claims(claims)
     _check_times_and_audience(claims, audience)
     _check_lifetime(claims)
