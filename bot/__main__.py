@@ -15,9 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import secrets
-import socket
 import sys
 import threading
 import time
@@ -50,10 +48,9 @@ Command = Callable[[argparse.Namespace, Services], int]
 
 
 def cmd_serve(args: argparse.Namespace, services: Services) -> int:
-    """Run the Chat app with Werkzeug's threaded server; exit 2 at once if the address cannot be listened on."""
-    from werkzeug.serving import make_server, select_address_family
-
+    """Run the Chat app under waitress (`bot.server`, as app.yaml does); exit 2 at once if the address is taken."""
     from bot.app import create_app
+    from bot.server import listen, reason, serve
 
     config = services.config
     if not config.chat.verify:
@@ -62,19 +59,11 @@ def cmd_serve(args: argparse.Namespace, services: Services) -> int:
             return 2
         log.warning("request verification is OFF (chat.verify: false): for local trials only")
     try:
-        listener = socket.create_server((args.host, args.port), family=select_address_family(args.host, args.port))
+        listener = listen(args.host, args.port)
     except OSError as exc:
-        reason = os.strerror(exc.errno) if exc.errno and exc.errno > 0 else exc.strerror or str(exc)
-        log.error("cannot listen on %s port %d: %s (choose another with --port)", args.host, args.port, reason)
+        log.error("cannot listen on %s port %d: %s (choose another with --port)", args.host, args.port, reason(exc))
         return 2
-    with listener:
-        server = make_server(
-            args.host,
-            args.port,
-            create_app(services=services, allow_unverified=True),
-            threaded=True,
-            fd=listener.fileno(),
-        )
+    app = create_app(services=services, allow_unverified=True)
     stop = threading.Event()
     start_background_ticker(services, stop)
     log.info(
@@ -85,7 +74,7 @@ def cmd_serve(args: argparse.Namespace, services: Services) -> int:
         config.schedule.tick_seconds,
     )
     try:
-        server.serve_forever()
+        serve(app, listener)
     finally:
         stop.set()
     return 0

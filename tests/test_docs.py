@@ -124,7 +124,7 @@ def test_gcloudignore_uploads_what_app_yaml_needs_and_never_the_virtualenv_or_te
     """``.gcloudignore`` (gitignore syntax) keeps the app, its requirements and production config; drops the rest."""
     spec = pathspec.GitIgnoreSpec.from_lines((PACKAGE_DIR / ".gcloudignore").read_text(encoding="utf-8").splitlines())
     entrypoint = yaml.safe_load(APP_YAML)["entrypoint"]
-    assert entrypoint.endswith("main:app") and "SCOREBOT_CONFIG: config/production.yaml" in APP_YAML
+    assert entrypoint.startswith("python main.py ") and "SCOREBOT_CONFIG: config/production.yaml" in APP_YAML
     tracked = [
         path.relative_to(PACKAGE_DIR).as_posix()
         for top in ("bot", "handlers", "scoring")

@@ -1,4 +1,5 @@
-"""The production server as `app.yaml` starts it, on 127.0.0.1: slow clients must not starve normal requests."""
+"""The production server on 127.0.0.1, as `app.yaml` starts it and as `python -m bot serve` runs it: slow clients
+must not starve normal requests in either."""
 
 import contextlib
 import os
@@ -30,9 +31,14 @@ def entrypoint_on_loopback(port: int) -> list[str]:
     return [str(Path(sys.executable).parent / argv[0]), *argv[1:]]
 
 
-@pytest.fixture
-def production_server(tmp_path, token_factory):
-    """`main:app` under app.yaml's server on a free loopback port; its base URL."""
+def serve_on_loopback(port: int) -> list[str]:
+    """`python -m bot serve` on 127.0.0.1:``port`` (the config from $SCOREBOT_CONFIG)."""
+    return [sys.executable, "-m", "bot", "serve", "--host", "127.0.0.1", "--port", str(port)]
+
+
+@pytest.fixture(params=[entrypoint_on_loopback, serve_on_loopback], ids=["app.yaml", "serve"])
+def production_server(request, tmp_path, token_factory):
+    """The app under the production server on a free loopback port, started as app.yaml or `serve` does; its URL."""
     config = make_config(tmp_path, audience="123", certs_url=token_factory.certs_url)
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -40,9 +46,7 @@ def production_server(tmp_path, token_factory):
     env = {**os.environ, "SCOREBOT_CONFIG": str(config.path), "SCOREBOT_STORE": f"sqlite:///{tmp_path / 'p.db'}"}
     log = tmp_path / "server.log"
     with log.open("wb") as output:
-        process = subprocess.Popen(
-            entrypoint_on_loopback(port), cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT
-        )
+        process = subprocess.Popen(request.param(port), cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
@@ -78,3 +82,14 @@ def test_normal_requests_are_answered_while_slow_clients_hold_connections(produc
             response = requests.get(production_server + "/healthz", timeout=3)
             assert response.status_code == 200
             assert response.text == "ok\n"
+            assert response.headers["Server"] == "waitress"
+
+
+def test_a_body_over_the_limit_is_refused_before_it_is_read(production_server):
+    """waitress answers 413 on the length alone, before the app (and its token check) sees the request."""
+    headers = {"Content-Type": "application/json", "Content-Length": str(2 * 1024 * 1024)}
+    with socket.create_connection(("127.0.0.1", int(production_server.rsplit(":", 1)[1])), timeout=5) as conn:
+        conn.sendall(b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        conn.sendall("".join(f"{name}: {value}\r\n" for name, value in headers.items()).encode() + b"\r\n")
+        status = conn.recv(200).split(b"\r\n", 1)[0]
+    assert status == b"HTTP/1.1 413 Request Entity Too Large"
