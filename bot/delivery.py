@@ -9,9 +9,12 @@ attempt is *started*; an attempt once started gets its full timeout
 claim: see `Gate`). Other 4xx answers are not retried.
 
 Posts to one Space are paced in-process (``schedule.pace_seconds`` apart;
-Chat allows 60 message writes a minute per Space), whichever way they go. The
-turn is taken right before the HTTP request, after the client is built and
-its token fetched, so the spacing holds on the wire.
+Chat allows 60 message writes a minute per Space), whichever way they go. One
+request to a Space is in flight at a time, and the next one's turn comes
+``pace_seconds`` after it was answered (or failed): a request arrives before
+its answer comes, so however late a request leaves or arrives, the next one
+reaches the Space at least ``pace_seconds`` later. The turn is taken after
+the client is built and its token fetched.
 
 Every post carries ``messageId`` and ``requestId`` (the Chat API deduplicates
 on them; whether webhooks do is unverified), and a 409 answer counts as
@@ -35,7 +38,8 @@ import re
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -143,28 +147,40 @@ def chat_credentials(chat: ChatSettings, base_dir: Path) -> Any:
 
 
 class Pacer:
-    """Spaces posts to the same key at least ``interval`` seconds apart (thread-safe)."""
+    """Spaces requests to the same key ``interval`` seconds apart where they are received (thread-safe).
 
-    def __init__(
-        self,
-        interval: float,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
+    `turn` lets one request to a key run at a time, and only ``interval`` seconds after the previous one
+    to that key ended (answered or failed). A request is received before its answer is sent, so two
+    requests to a key arrive at least ``interval`` apart, whenever each one actually left.
+    """
+
+    def __init__(self, interval: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.interval = interval
         self._clock = clock
-        self._sleep = sleep
-        self._lock = threading.Lock()
+        self._changed = threading.Condition()
         self._next: dict[str, float] = {}
+        self._sending: set[str] = set()
 
-    def wait(self, key: str) -> None:
-        """Block until a post to ``key`` is allowed, and book the turn."""
-        with self._lock:
-            now = self._clock()
-            turn = max(now, self._next.get(key, now))
-            self._next[key] = turn + self.interval
-        if turn > now:
-            self._sleep(turn - now)
+    @contextmanager
+    def turn(self, key: str) -> Iterator[float]:
+        """Wait for ``key``'s turn, hold it while the body runs (the request), and start the next interval when
+        it ends; yields the seconds waited."""
+        started = self._clock()
+        with self._changed:
+            while True:
+                now = self._clock()
+                wait = None if key in self._sending else self._next.get(key, now) - now
+                if wait is not None and wait <= 0:
+                    break
+                self._changed.wait(wait)
+            self._sending.add(key)
+        try:
+            yield now - started
+        finally:
+            with self._changed:
+                self._sending.discard(key)
+                self._next[key] = self._clock() + self.interval
+                self._changed.notify_all()
 
 
 class Delivery:
@@ -187,7 +203,7 @@ class Delivery:
         self.store = store
         self.clock = clock
         self.base_dir = base_dir or Path.cwd()
-        self.pacer = Pacer(pace_seconds, sleep=sleep)
+        self.pacer = Pacer(pace_seconds)
         self.backoff = tenacity.wait_random_exponential(multiplier=backoff_seconds)  # up to 1, 2, 4, 8, 16 s
         self.max_attempts = max_attempts
         self.timeout_seconds = timeout_seconds
@@ -236,14 +252,16 @@ class Delivery:
     def _no_gate(self) -> float:
         return self.timeout_seconds
 
-    def _turn(self, target: DeliveryTarget, gate: Gate) -> float:
-        """Pass the gate, then wait for the Space's turn; the request's timeout in seconds.
+    @contextmanager
+    def _turn(self, target: DeliveryTarget, gate: Gate) -> Iterator[float]:
+        """Pass the gate, then hold the Space's turn while the request runs; yields its timeout in seconds
+        (what the gate allowed, less the wait for the turn).
 
-        Nothing but the request itself comes after the turn (not even the gate's store write).
+        Nothing but the request itself runs inside the turn (not even the gate's store write).
         """
         allowed = gate()
-        self.pacer.wait(space_of(target))  # one pace per Space, webhook and Chat API alike
-        return max(0.1, min(self.timeout_seconds, allowed))
+        with self.pacer.turn(space_of(target)) as waited:  # one pace per Space, webhook and Chat API alike
+            yield max(0.1, min(self.timeout_seconds, allowed - waited))
 
     def _log(self, post: Post) -> Sent:
         self.store.add_outbox(post.team_id, post.slot, post.message, self.clock())
@@ -260,15 +278,15 @@ class Delivery:
         where = f"webhook to {space_of(target)}"
         body, params = _threaded(post)
         data = json.dumps(body).encode()
-        timeout = self._turn(target, gate)
         try:
-            response = requests.post(
-                target.url.get_secret_value(),
-                params=params | _ids(post),
-                data=data,
-                headers={"Content-Type": "application/json; charset=UTF-8"},
-                timeout=timeout,
-            )
+            with self._turn(target, gate) as timeout:
+                response = requests.post(
+                    target.url.get_secret_value(),
+                    params=params | _ids(post),
+                    data=data,
+                    headers={"Content-Type": "application/json; charset=UTF-8"},
+                    timeout=timeout,
+                )
         except requests.RequestException as exc:
             # The exception's text may hold the URL, a secret: name only its kind.
             retryable = isinstance(exc, requests.ConnectionError | requests.Timeout)
@@ -296,8 +314,9 @@ class Delivery:
             request = messages.create(parent=target.space, body=body, **_ids(post), **options)
         try:
             self._fresh_token(credentials)
-            http = httplib2.Http(timeout=self._turn(target, gate))
-            request.execute(http=google_auth_httplib2.AuthorizedHttp(credentials, http=http))
+            with self._turn(target, gate) as timeout:
+                http = httplib2.Http(timeout=timeout)
+                request.execute(http=google_auth_httplib2.AuthorizedHttp(credentials, http=http))
         except HttpError as exc:
             if exc.resp.status == 409 and post.live:
                 # Two creates of the same live card raced; the next attempt finds it and updates it.

@@ -10,7 +10,8 @@
   the test scripted for that Space (`answer`: 429 with Retry-After, 500, 404,
   ... once each, in order; `always`: every time), or it hangs (`hang`) until
   released, after storing the message or before, or it stores the message and
-  answers late (`slow`), or (`echo_secrets`) it refuses with 403 and a message
+  answers late (`slow`), or takes it in late (`late`: the request is recorded
+  only some time after its bytes came, as if held up on its way), or (`echo_secrets`) it refuses with 403 and a message
   that repeats the request's key, token and bearer token, as Google's errors
   name the API key they refuse; whether a webhook post (one with ``key`` in
   its query) honours ``messageId`` is *unverified*, so it is a switch
@@ -102,6 +103,7 @@ class FakeChat:
         self._always: dict[str, int] = {}
         self._hangs: dict[str, _Hang] = {}
         self._echo: set[str] = set()
+        self._late: dict[str, float] = {}
         self.echoed: list[str] = []
         self.scripted_status = "SCRIPTED"
         """The ``error.status`` of scripted error answers."""
@@ -145,6 +147,12 @@ class FakeChat:
         slow = _Slow(seconds)
         self._slow[space] = slow
         return slow
+
+    def late(self, space: str, seconds: float) -> None:
+        """Take in the next request to ``space`` ``seconds`` after its bytes came (a request held up on its way:
+        it is recorded, and counts, only then)."""
+        with self._lock:
+            self._late[space] = seconds
 
     def token_answers(self, *statuses: int) -> None:
         """Answer the next token requests with these HTTP statuses (an error body each), one each."""
@@ -286,6 +294,9 @@ def _handler(fake: FakeChat) -> type[BaseHTTPRequestHandler]:
             if not path.fullmatch(parts.path):
                 self._send(404, {}, {"error": {"code": 404, "message": "no such path", "status": "NOT_FOUND"}})
                 return
+            with fake._lock:
+                held = fake._late.pop("/".join(parts.path.split("/")[2:4]), 0.0)
+            time.sleep(held)
             received = Received(
                 path=parts.path,
                 query=dict(parse_qsl(parts.query)),
