@@ -33,7 +33,6 @@ from bot.demo import DEMO_DAYS, current_counts, seed_history
 from bot.errors import ConfigError, ScorebotError, SourceError
 from bot.logs import setup_logging
 from bot.overview import overview
-from bot.pages.links import card_images
 from bot.reports import rule_of, wanted_of
 from bot.schedule.cli import add_commands
 from bot.schedule.tick import start_background_ticker
@@ -107,8 +106,7 @@ def cmd_preview(args: argparse.Namespace, services: Services) -> int:
         print(f"no team {args.team!r}; teams: {', '.join(t.id for t in services.config.teams)}", file=sys.stderr)
         return 2
     report = services.report(team, SCORE, record=False)  # a preview shows; it writes nothing
-    images = card_images(services.config, team, report.generated_at)
-    message = team_message(report, refresh_function=services.config.chat.button_function, images=images)
+    message = team_message(report, refresh_function=services.config.chat.button_function)
     print(json.dumps(message, indent=2, ensure_ascii=False) if args.format == "json" else message_as_text(message))
     return 0
 

@@ -76,18 +76,17 @@ def team_message(
     *,
     refresh_function: str | None,
     text: str | None = None,
-    images: Mapping[str, str] | None = None,
 ) -> Message:
     """The message for a team's report; ``text`` replaces the plain-text fallback.
 
-    ``images`` maps KPI ids to trend chart URLs: such a KPI shows its chart
-    instead of the text sparkline. With more widgets than Chat allows, the
+    A KPI with a trend chart in ``report.charts`` shows the chart instead of
+    the text sparkline. With more widgets than Chat allows, the
     index and target stand one under the other instead of in columns; then
     breakdowns (25 categories a KPI, then 10, 3, none) and item lists (all,
     then 2, 1, none) are shortened, and last the charts dropped, until the
     message fits Chat's size limit.
     """
-    for charts in [images, {}] if images else [{}]:
+    for charts in [report.charts, {}] if report.charts else [{}]:
         for columns in (True, False):
             for lines, items in SHORTER:
                 message = _team_message(report, refresh_function, text, _Layout(columns, lines, items, charts))

@@ -9,11 +9,12 @@ filled in by the composition layer.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Protocol
 
 from bot.cards import Message
+from bot.chart_links import card_images
 from bot.config import Config, TeamConfig
 from bot.delivery import Delivery
 from bot.reports import Reporter, ScanShare, TeamReport
@@ -58,6 +59,8 @@ class Services:
         ``origin`` is who asks (``bot.store.POST``, ``SCORE``, ...); ``record`` False writes nothing;
         ``cached`` shows a stored reading younger than its source's ``cache_seconds`` instead (``/score``);
         ``scans``: the team's parts of scans `Reporter.prefetch` started for several teams (the tick).
+        The report carries the team's chart links, so every card made from it shows the same charts.
         """
         zone = self.config.zone(team).key
-        return self.reporter.report(team, zone, origin, record=record, slot=slot, cached=cached, scans=scans)
+        report = self.reporter.report(team, zone, origin, record=record, slot=slot, cached=cached, scans=scans)
+        return replace(report, charts=card_images(self.config, team, report.generated_at))

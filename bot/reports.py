@@ -85,6 +85,8 @@ class TeamReport:
     kpis: tuple[KpiReport, ...]
     generated_at: datetime
     zone: str
+    charts: Mapping[str, str] = field(default_factory=dict)
+    """The KPIs' trend chart image URLs, by KPI id (`bot.chart_links.card_images`); empty when charts are off."""
 
     @property
     def status(self) -> Status:

@@ -7,7 +7,6 @@ from bot.chat.events import ChatEvent
 from bot.chat.replies import Reply
 from bot.context import Services
 from bot.overview import overview
-from bot.pages.links import card_images
 from bot.store import SCORE
 
 
@@ -32,7 +31,7 @@ def handle_team(event: ChatEvent, services: Services) -> Reply:
         return Reply(help_message(config, note), private=True)
     function = config.chat.button_function
     report = services.report(team, SCORE)
-    message = team_message(report, refresh_function=function, images=card_images(config, team, report.generated_at))
+    message = team_message(report, refresh_function=function)
     return Reply(with_overview_button(message, _page(event), function), update=True)
 
 

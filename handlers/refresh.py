@@ -11,7 +11,6 @@ from bot.config import TeamConfig
 from bot.context import Services
 from bot.delivery import Post, live_message_id
 from bot.errors import DeliveryError
-from bot.pages.links import card_images
 from bot.store import REFRESH
 
 log = logging.getLogger(__name__)
@@ -33,8 +32,7 @@ def handle(event: ChatEvent, services: Services) -> Reply:
         note = "This card's team is no longer in Scorebot's configuration; ask whoever runs Scorebot."
         return Reply(help_message(config, note), private=True)
     report = services.report(team, REFRESH)
-    images = card_images(config, team, report.generated_at)
-    message = team_message(report, refresh_function=config.chat.button_function, images=images)
+    message = team_message(report, refresh_function=config.chat.button_function)
     update_live_card(event, services, team, message)
     return Reply(message, update=True)
 

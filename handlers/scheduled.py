@@ -7,7 +7,6 @@ from datetime import datetime
 from bot.cards import Message, plain_text, team_message
 from bot.config import TeamConfig
 from bot.context import Services
-from bot.pages.links import card_images
 from bot.reports import TeamReport
 from bot.schedule.templates import render_text
 
@@ -24,5 +23,4 @@ def handle(
     text = render_text(team, report, slot_local)
     if not report.fresh:
         text = "⚠ Could not refresh: " + "; ".join(report.failures) + "\n" + (text or plain_text(report))
-    images = card_images(services.config, team, report.generated_at)
-    return team_message(report, refresh_function=refresh_function, text=text, images=images)
+    return team_message(report, refresh_function=refresh_function, text=text)

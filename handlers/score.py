@@ -7,7 +7,6 @@ from bot.chat.events import ChatEvent, Kind, mention_words
 from bot.chat.replies import Reply
 from bot.config import COMMAND_WORDS
 from bot.context import Services
-from bot.pages.links import card_images
 from bot.store import SCORE
 from handlers import overview
 
@@ -43,5 +42,4 @@ def handle(event: ChatEvent, services: Services) -> Reply:
             note = "This Space is not linked to a team: name one, e.g. /score TEAM."
             return Reply(help_message(config, note), private=True)
     report = services.report(team, SCORE, cached=True)
-    images = card_images(config, team, report.generated_at)
-    return Reply(team_message(report, refresh_function=config.chat.button_function, images=images))
+    return Reply(team_message(report, refresh_function=config.chat.button_function))

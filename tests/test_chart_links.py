@@ -7,10 +7,10 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import yaml
 
+from bot.chart_links import ChartLinkError, card_images, chart_path, check, link_expiry, sign
 from bot.config import load_config
 from bot.delivery import Delivery
 from bot.errors import ConfigError
-from bot.pages.links import ChartLinkError, card_images, chart_path, check, link_expiry, sign
 from bot.schedule.tick import Scheduler
 from bot.services import build_services
 from tests import payloads as p

@@ -10,9 +10,9 @@ import yaml
 from flask import Flask
 from PIL import Image
 
+from bot.chart_links import chart_path, link_expiry
 from bot.pages.chart import HEIGHT, WIDTH
 from bot.pages.charts import ChartCache, create_charts_blueprint
-from bot.pages.links import chart_path, link_expiry
 from bot.services import build_services
 from bot.store import SCORE, Reading
 from tests.pages import SECRET, pages_config, seeded_store, unverified_app

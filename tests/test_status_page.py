@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 
 import yaml
 
-from bot.pages.links import check
+from bot.chart_links import check
 from tests.pages import SECRET, pages_config, unverified_app
 
 NOW = datetime(2026, 11, 26, 20, 0, tzinfo=UTC)

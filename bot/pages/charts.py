@@ -17,10 +17,10 @@ from datetime import date, datetime
 from flask import Blueprint, Response, abort, request
 from werkzeug.exceptions import NotFound
 
+from bot.chart_links import ChartLinkError, check
 from bot.config import Config, TeamConfig
 from bot.context import Services
 from bot.pages.chart import ChartSpec, render_png
-from bot.pages.links import ChartLinkError, check
 from bot.pages.series import day_end, points, team_series
 
 log = logging.getLogger(__name__)

@@ -16,12 +16,12 @@ from zoneinfo import ZoneInfo
 
 from flask import Blueprint, Response, abort, render_template, request
 
+from bot.chart_links import STATUS_LINK_LIFETIME, chart_paths
 from bot.config import Config, TeamConfig
 from bot.context import Services
 from bot.delivery import target_key
 from bot.google_tokens import CertCache, CertsUnavailable
 from bot.pages.access import AccessDenied, check_access
-from bot.pages.links import STATUS_LINK_LIFETIME, chart_paths
 from bot.pages.series import DaySeries, points, team_series
 from bot.reports import rule_of
 from bot.slots import next_slots
