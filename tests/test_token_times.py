@@ -5,11 +5,12 @@ go through the routes: Chat's ``POST /``, ``GET /tasks/tick`` with Cloud
 Scheduler's OIDC token, and the status page behind IAP. google-auth decodes
 a token's JSON with Python's json module, which reads the literals ``NaN``,
 ``Infinity`` and ``-Infinity`` (what ``json.dumps`` writes for such floats,
-and what the test tokens carry).
+and what the test tokens carry), and ``1e400`` as Infinity.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import math
@@ -18,6 +19,7 @@ import time
 import pytest
 import yaml
 from flask import Flask
+from google.auth import crypt, jwt
 
 from bot.app import create_app
 from bot.config import CHAT_ISSUER, load_config
@@ -27,7 +29,7 @@ from tests.iap import AUDIENCE as IAP_AUDIENCE
 from tests.iap import IapKeys
 from tests.pages import pages_config
 from tests.test_web import make_config
-from tests.tokens import GOOGLE_ISSUER, bearer
+from tests.tokens import GOOGLE_ISSUER, bearer, signing_key
 
 PROJECT = "123456789012"
 TICK_AUDIENCE = "https://scorebot.example.com/tasks/tick"
@@ -92,9 +94,35 @@ def status_client(tmp_path, iap):
     return create_app(services=services, allow_unverified=True).test_client()
 
 
-def test_the_test_tokens_carry_the_literals_json_does_not_allow():
-    assert json.dumps({"exp": math.nan, "iat": math.inf}) == '{"exp": NaN, "iat": Infinity}'
-    assert math.isinf(json.loads('{"exp": 1e400}')["exp"])
+def signed_json(payload: str) -> str:
+    """A JWT whose payload is ``payload`` byte for byte, signed by the first test key under its kid."""
+    header = json.dumps({"alg": "RS256", "typ": "JWT", "kid": "test-key-1"})
+    signing_input = ".".join(
+        base64.urlsafe_b64encode(part.encode()).rstrip(b"=").decode() for part in (header, payload)
+    )
+    signature = crypt.RSASigner.from_string(signing_key(0).private_pem).sign(signing_input.encode())
+    return signing_input + "." + base64.urlsafe_b64encode(signature).rstrip(b"=").decode()
+
+
+@pytest.mark.parametrize(
+    ("literal", "read_as"),
+    [
+        ("NaN", math.isnan),
+        ("Infinity", lambda x: x == math.inf),
+        ("-Infinity", lambda x: x == -math.inf),
+        ("1e400", lambda x: x == math.inf),
+    ],
+)
+def test_google_auth_reads_the_literals_json_does_not_allow_and_chat_refuses_them(
+    chat_client, literal, read_as, caplog
+):
+    now = int(time.time())
+    payload = f'{{"aud": "{PROJECT}", "iss": "{CHAT_ISSUER}", "iat": {now}, "exp": {literal}}}'
+    token = signed_json(payload)
+    assert read_as(jwt.decode(token, verify=False)["exp"])  # the token library parses the literal as a float
+    with caplog.at_level(logging.WARNING):
+        response = chat_client.post("/", json={"type": "MESSAGE"}, headers={"Authorization": bearer(token)})
+    assert_refused(response, 401, "exp", caplog)
 
 
 @pytest.mark.parametrize("claim", CLAIMS)
