@@ -93,3 +93,18 @@ def test_a_body_over_the_limit_is_refused_before_it_is_read(production_server):
         conn.sendall("".join(f"{name}: {value}\r\n" for name, value in headers.items()).encode() + b"\r\n")
         status = conn.recv(200).split(b"\r\n", 1)[0]
     assert status == b"HTTP/1.1 413 Request Entity Too Large"
+
+
+def test_the_entrypoint_on_a_port_in_use_says_so_once_and_exits(tmp_path, token_factory):
+    config = make_config(tmp_path, audience="123", certs_url=token_factory.certs_url)
+    env = {**os.environ, "SCOREBOT_CONFIG": str(config.path), "SCOREBOT_STORE": f"sqlite:///{tmp_path / 'p.db'}"}
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            entrypoint_on_loopback(port), cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False
+        )
+    assert done.returncode == 2
+    assert done.stderr.count(f"cannot listen on 127.0.0.1 port {port}: Address already in use") == 1
+    assert "Traceback" not in done.stderr
