@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -195,3 +196,46 @@ def test_a_card_over_the_widget_limit_drops_the_columns_not_the_kpis():
     assert_within_limits(message)
     assert "columns" not in json.dumps(message)
     assert json.dumps(message).count("Could not refresh") == MAX_KPIS_PER_TEAM
+
+
+def ladder_kpi(i: int) -> KpiReport:
+    """A KPI with 26 unweighted categories (names of 40 emoji, 12 bytes each as sent) and 10 items
+    (5-letter titles, 600-character links): big enough that a growing team walks down every rung."""
+    counts = {f"{n:02}{'😀' * 40}": n + 1 for n in range(26)}
+    link = "https://crm.example.com/" + "r" * 600
+    items = tuple(item(f"T{n:02}{'é' * 5}", category="c", days=2, link=link) for n in range(10))
+    kpi = KPI.model_copy(update={"id": f"kpi-{i}", "name": f"KPI {i:02} {'k' * 200}", "top": 10})
+    fetch = FetchResult(counts=counts, plan="page records", calls=1, items=items, oldest=None, created_since=None)
+    return KpiReport(kpi=kpi, score=score_reading(kpi, counts), as_of=NOW, fetch=fetch)
+
+
+def shown_per_kpi(message) -> set[tuple[int, int, tuple[str, ...]]]:
+    """Per KPI section: the category lines and items it shows, and the lines saying how many more there are."""
+    shown = set()
+    for section in message["cardsV2"][0]["card"]["sections"][1:-1]:
+        text = json.dumps(section, ensure_ascii=False)
+        rest = re.findall(r"… (?:and )?\d+ (?:more )?\w+ categories \(\d+ items\)|… and \d+ more(?=[<\"])", text)
+        shown.add((text.count("(unweighted)"), len(re.findall(r"T\d\dé", text)), tuple(rest)))
+    return shown
+
+
+def test_a_growing_team_walks_down_every_rung_of_the_shortening_ladder():
+    """From 1 to 20 KPIs: 25 category lines and 10 items a KPI, then 10 lines, then 3; then 2 items, then 1;
+    then no category line, then no item. Every KPI shows as much as the others, and every card fits."""
+    rungs: dict[tuple[int, int, tuple[str, ...]], int] = {}
+    for size in range(1, MAX_KPIS_PER_TEAM + 1):
+        message = team_message(team_report(*[ladder_kpi(i) for i in range(size)]), refresh_function="refresh")
+        assert_within_limits(message)
+        (shown,) = shown_per_kpi(message)  # one rung for all the team's KPIs
+        rungs.setdefault(shown, size)
+    # Unweighted lines in name order (counts 1 to 26, 351 items); the 4 weighted categories have no items.
+    weighted, all_unweighted = "… and 1 more weighted categories (0 items)", "… 26 unweighted categories (351 items)"
+    assert list(rungs.items()) == [
+        ((25, 10, ("… and 1 more unweighted categories (26 items)",)), 1),
+        ((10, 10, ("… and 16 more unweighted categories (296 items)",)), 2),
+        ((3, 10, (weighted, "… and 23 more unweighted categories (345 items)")), 3),
+        ((3, 2, (weighted, "… and 23 more unweighted categories (345 items)", "… and 8 more")), 4),
+        ((3, 1, (weighted, "… and 23 more unweighted categories (345 items)", "… and 9 more")), 8),
+        ((0, 1, ("… 4 weighted categories (0 items)", all_unweighted, "… and 9 more")), 9),
+        ((0, 0, ("… 4 weighted categories (0 items)", all_unweighted, "… and 10 more")), 18),
+    ]
