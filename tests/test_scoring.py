@@ -174,3 +174,14 @@ def test_each_line_of_the_breakdown_gives_its_part_of_the_index():
         ("Surprise", 0),  # unweighted
     ]
     assert sum(line.points for line in score.breakdown) == score.index
+
+
+def test_the_index_adds_the_heaviest_first_so_a_kpi_at_its_target_is_good():
+    """Fractional weights add up differently in different orders (0.1 + 0.2 + 0.3 is 0.6000000000000001;
+    0.3 + 0.2 + 0.1 is 0.6). The index adds the breakdown's parts in its order, heaviest first, so a team
+    exactly at its target is judged at it, whatever order the categories' names sort in."""
+    rule = KpiRule(weights={"a": 0.1, "b": 0.2, "c": 0.3}, target=0.6, warning=1)
+    assert index_of({"a": 1, "b": 1, "c": 1}, rule) == 0.6
+    score = score_kpi({"a": 1, "b": 1, "c": 1}, rule)
+    assert [line.category for line in score.breakdown] == ["c", "b", "a"]
+    assert (score.index, score.status) == (0.6, Status.GOOD)
