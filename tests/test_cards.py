@@ -1,12 +1,14 @@
 """The one formatter: every card it can produce validates against the Chat API schema."""
 
+import copy
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from bot.card_text import message_as_text
-from bot.cards import MAX_CATEGORY_LINES, help_message, team_message, welcome_message
+from bot.cards import MAX_CATEGORY_LINES, help_message, team_message, welcome_message, with_overview_button
 from bot.config import DEMO_CONFIG, MAX_KPIS_PER_TEAM, load_config
 from bot.reports import KpiReport, TeamReport, score_reading
 from scoring import Status
@@ -174,3 +176,63 @@ def test_same_report_same_card():
     assert team_message(CASES["bad"], refresh_function="refresh") == team_message(
         CASES["bad"], refresh_function="refresh"
     )
+
+
+def test_the_welcome_card_names_the_linked_team_and_its_schedule_or_says_how_to_link_one():
+    linked = welcome_message(CONFIG, TEAM)
+    assert linked["cardsV2"][0]["cardId"] == "welcome"
+    assert message_as_text(linked).splitlines() == [
+        "┌ Hello from Scorebot",
+        "├─",
+        "│ I keep this Space up to date on its team's KPIs. Type /score for the current index.",
+        "│ This Space is linked to Customer Issues (customer). Scheduled updates: * * * * * (America/New_York).",
+        "└",
+        "text: Scorebot is here. Type /score for your team's current index.",
+    ]
+    own_zone = TEAM.model_copy(update={"timezone": None})  # a team without its own zone posts in the config's
+    assert "Scheduled updates: * * * * * (Europe/Berlin)." in message_as_text(welcome_message(CONFIG, own_zone))
+    unlinked = message_as_text(welcome_message(CONFIG, None))
+    assert "This Space is not linked to a team yet: use /score TEAM, or ask an admin to add it." in unlinked
+
+
+def test_a_change_within_a_week_names_the_weekday_and_older_ones_the_date():
+    """In the team's zone: 22:00 on Nov 25 in New York is already Nov 26 in UTC, and still "today" there."""
+    now = datetime(2026, 11, 26, 3, 0, tzinfo=UTC)  # Wed Nov 25 22:00 in New York
+    text = {}
+    for days in (0, 6, 7):
+        report = report_for(BAD, history=[WARNING])
+        kpi = replace(report.kpis[0], previous_at=now - timedelta(days=days, hours=2))
+        report = replace(report, kpis=(kpi,), generated_at=now)
+        text[days] = widgets_text(team_message(report, refresh_function=None))
+    assert "vs last post today 20:00" in text[0]
+    assert "vs last post Thu 20:00" in text[6]
+    assert "vs last post Nov 18 20:00" in text[7]
+
+
+def test_the_all_teams_button_joins_the_cards_button_row_or_gets_its_own_and_the_card_given_is_untouched():
+    back = {
+        "text": "All teams",
+        "onClick": {
+            "action": {
+                "function": "fn",
+                "parameters": [{"key": "action", "value": "overview"}, {"key": "page", "value": "2"}],
+            }
+        },
+    }
+    with_refresh = team_message(CASES["good"], refresh_function="refresh")
+    before = copy.deepcopy(with_refresh)
+    shown = with_overview_button(with_refresh, 2, "fn")
+    assert with_refresh == before
+    assert shown["cardsV2"][0]["card"]["sections"][-1]["widgets"][-1]["buttonList"]["buttons"][-1] == back
+    assert len(shown["cardsV2"][0]["card"]["sections"]) == len(before["cardsV2"][0]["card"]["sections"])
+
+    no_buttons = team_message(report_for(GOOD, team=TEAM.model_copy(update={"crm_url": None})), refresh_function=None)
+    assert "buttonList" not in json.dumps(no_buttons)
+    before = copy.deepcopy(no_buttons)
+    shown = with_overview_button(no_buttons, 2, "fn")
+    assert no_buttons == before
+    assert shown["cardsV2"][0]["card"]["sections"] == [
+        *before["cardsV2"][0]["card"]["sections"],
+        {"widgets": [{"buttonList": {"buttons": [back]}}]},
+    ]
+    assert_valid(shown)
