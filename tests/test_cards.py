@@ -8,7 +8,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bot.card_text import message_as_text
-from bot.cards import MAX_CATEGORY_LINES, help_message, team_message, welcome_message, with_overview_button
+from bot.cards import (
+    MAX_CATEGORY_LINES,
+    help_message,
+    team_message,
+    user_text,
+    welcome_message,
+    with_overview_button,
+)
 from bot.config import DEMO_CONFIG, MAX_KPIS_PER_TEAM, load_config
 from bot.reports import KpiReport, TeamReport, score_reading
 from scoring import Status
@@ -236,3 +243,32 @@ def test_the_all_teams_button_joins_the_cards_button_row_or_gets_its_own_and_the
         {"widgets": [{"buttonList": {"buttons": [back]}}]},
     ]
     assert_valid(shown)
+
+
+def test_the_help_card_lists_the_commands_and_every_team_that_fits():
+    text = message_as_text(help_message(CONFIG))
+    assert text.splitlines()[2:12] == [
+        "├─ Commands",
+        "│ /score — the index of this Space's team",
+        "│ /score TEAM — the index of another team",
+        "│ /score all — every team at a glance",
+        "│ /score help — this help",
+        "├─ Teams",
+        "│ customer — Customer Issues",
+        "│ performance — Performance",
+        "│ security — Security",
+        "└",
+    ]
+    assert "more teams" not in text
+    assert help_message(CONFIG)["text"] == "Teams: " + ", ".join(t.id for t in CONFIG.teams)
+
+    teams = [TEAM.model_copy(update={"id": f"t{n:03}", "name": "n" * 300}) for n in range(120)]
+    message = help_message(CONFIG.model_copy(update={"teams": teams}))
+    assert message["text"].endswith("t048, t049, … and 70 more teams")  # 120 such teams are too many; 50 fit
+    assert message_as_text(message).count("… and 70 more teams") == 2  # the card and its text
+
+
+def test_a_users_words_are_echoed_up_to_sixty_characters():
+    assert user_text("x" * 60) == "x" * 60
+    assert user_text("x" * 61) == "x" * 59 + "…"
+    assert user_text("\ud800 ok") == "\ufffd ok"

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bot.card_text import message_as_text
-from bot.cards import MAX_TEXT, plain_text, team_message, widget_count
+from bot.cards import MAX_TEXT, items_line, plain_text, team_message, widget_count
 from bot.config import DEMO_CONFIG, MAX_KPIS_PER_TEAM, load_config
 from bot.reports import KpiReport, TeamReport, score_reading
 from bot.sources import FetchResult
@@ -240,3 +240,22 @@ def test_a_growing_team_walks_down_every_rung_of_the_shortening_ladder():
         (0, 1, ("… 4 weighted categories (0 items)", all_unweighted, "… and 9 more")),
         (0, 0, ("… 4 weighted categories (0 items)", all_unweighted, "… and 10 more")),
     ], "each rung in turn, none skipped, none gone back to"
+
+
+def test_checks_items_line_names_each_item_with_its_category_and_age_then_the_oldest():
+    undated = Item(title="No date", category="High", created=None, link=None)
+    result = FetchResult(
+        counts=COUNTS,
+        plan="p",
+        calls=1,
+        items=(*ITEMS[:2], undated),
+        oldest=NOW - timedelta(days=43),
+        oldest_among=("Critical", "High"),
+    )
+    assert items_line(result, NOW) == (
+        "top: Checkout fails for some users (Critical, 43 d); Webhook drops requests (Critical, 12 d); No date (High)"
+        " · oldest Critical, High: 43 d"
+    )
+    nothing = FetchResult(counts={}, plan="p", calls=1, items=(), oldest=NOW - timedelta(hours=5))
+    assert items_line(nothing, NOW) == "top: none listed · oldest: 5 h"
+    assert items_line(replace(nothing, oldest=None), NOW) == "top: none listed"
