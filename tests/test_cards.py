@@ -10,6 +10,7 @@ import pytest
 from bot.card_text import message_as_text
 from bot.cards import (
     MAX_CATEGORY_LINES,
+    age,
     help_message,
     team_message,
     user_text,
@@ -246,8 +247,12 @@ def test_the_all_teams_button_joins_the_cards_button_row_or_gets_its_own_and_the
 
 
 def test_the_help_card_lists_the_commands_and_every_team_that_fits():
-    text = message_as_text(help_message(CONFIG))
-    assert text.splitlines()[2:12] == [
+    message = help_message(CONFIG)
+    assert message["cardsV2"][0]["cardId"] == "help"
+    text = message_as_text(message)
+    assert text.splitlines()[:12] == [
+        "┌ Scorebot",
+        "│ Your team's KPIs, in this Space",
         "├─ Commands",
         "│ /score — the index of this Space's team",
         "│ /score TEAM — the index of another team",
@@ -260,12 +265,22 @@ def test_the_help_card_lists_the_commands_and_every_team_that_fits():
         "└",
     ]
     assert "more teams" not in text
-    assert help_message(CONFIG)["text"] == "Teams: " + ", ".join(t.id for t in CONFIG.teams)
+    assert message["text"] == "Teams: customer, performance, security"
+    assert help_message(CONFIG, "No such team")["text"] == "No such team\nTeams: customer, performance, security"
 
     teams = [TEAM.model_copy(update={"id": f"t{n:03}", "name": "n" * 300}) for n in range(120)]
     message = help_message(CONFIG.model_copy(update={"teams": teams}))
     assert message["text"].endswith("t048, t049, … and 70 more teams")  # 120 such teams are too many; 50 fit
     assert message_as_text(message).count("… and 70 more teams") == 2  # the card and its text
+
+
+def test_an_age_is_in_whole_hours_within_a_day_then_in_days_and_never_below_zero():
+    assert [age(NOW - delta, NOW) for delta in (timedelta(minutes=59), timedelta(hours=23, minutes=59))] == [
+        "0 h",
+        "23 h",
+    ]
+    assert [age(NOW - delta, NOW) for delta in (timedelta(hours=24), timedelta(days=43, hours=23))] == ["1 d", "43 d"]
+    assert age(NOW + timedelta(minutes=5), NOW) == "0 h"  # a CRM clock a little ahead
 
 
 def test_a_users_words_are_echoed_up_to_sixty_characters():
