@@ -26,14 +26,14 @@ from pydantic import SecretStr
 
 from bot.callplan import DAYS, daily_calls, tick_calls
 from bot.card_text import message_as_text
-from bot.cards import items_line, overview_message, overview_page_size, team_message
+from bot.cards import items_line, kind_words, overview_message, overview_page_size, team_message, value_text
 from bot.config import DEMO_CONFIG, ChartSettings, Config, check_public_url, is_loopback, load_config
 from bot.context import Services
 from bot.demo import DEMO_DAYS, current_counts, seed_history
 from bot.errors import ConfigError, ScorebotError, SourceError
 from bot.logs import setup_logging
 from bot.overview import overview
-from bot.reports import rule_of, wanted_of
+from bot.reports import measure_of, rule_of, wanted_of
 from bot.schedule.cli import add_commands
 from bot.schedule.tick import start_background_ticker
 from bot.secrets import scrubbed_output
@@ -144,23 +144,29 @@ def cmd_check(args: argparse.Namespace, services: Services) -> int:
     for team in config.teams:
         for kpi in team.kpis:
             started = time.monotonic()
-            label = f"{team.id}/{kpi.id} (source {kpi.source})"
+            kind = "" if kpi.kind == "count" else f", {kind_words(kpi)}"
+            label = f"{team.id}/{kpi.id} (source {kpi.source}{kind})"
+            wanted = wanted_of(kpi, None, services.clock())
             try:
                 result = services.sources[kpi.source].fetch(
-                    kpi.count, kpi.category, Deadline.after(config.fetch_budget_seconds), wanted_of(kpi, None)
+                    kpi.count, kpi.category, Deadline.after(config.fetch_budget_seconds), wanted
                 )
+                result = with_categories_of(result, kpi.weights)
+                score = score_kpi(measure_of(kpi, result), rule_of(kpi))
             except SourceError as exc:
                 failures += 1
                 print(f"FAIL {label}: {exc}")
                 continue
             elapsed = (time.monotonic() - started) * 1000
             measured[(team.id, kpi.id)] = result.calls
-            result = with_categories_of(result, kpi.weights)
-            score = score_kpi(result.counts, rule_of(kpi))
-            listed = ", ".join(f"{c}={n}" for c, n in sorted(result.counts.items())) or "none"
-            print(f"ok   {label}: index {score.index:g} ({score.status.value}); counts {listed}")
+            if kpi.counted:
+                listed = ", ".join(f"{c}={n}" for c, n in sorted(result.counts.items())) or "none"
+                print(f"ok   {label}: index {score.index:g} ({score.status.value}); counts {listed}")
+            else:
+                print(f"ok   {label}: value {value_text(score.index, kpi.unit)} ({score.status.value})")
             print(f"     plan: {result.plan}; {result.calls} calls; {elapsed:.0f} ms")
-            print(f"     {items_line(result, services.clock())}")
+            if kpi.counted:
+                print(f"     {items_line(result, services.clock())}")
     print_call_plan(services, measured)
     return 1 if failures else 0
 

@@ -31,7 +31,7 @@ from html import escape
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bot.config import MAX_TOP_ITEMS, Config, TeamConfig
+from bot.config import MAX_TOP_ITEMS, Config, KpiConfig, TeamConfig
 from bot.overview import KpiGlance, TeamGlance
 from bot.reports import SPARK_DAYS, KpiReport, TeamReport
 from bot.sources import FetchResult
@@ -59,6 +59,8 @@ MAX_ITEM_TITLE = 60
 MAX_LINK = 1000
 """A longer item link is left out (the title is still listed)."""
 EXPLAINED = "Index = Σ weight × open items"
+MIXED = "Index = Σ weight × items, as each KPI says"
+VALUES = "Each KPI is a number its source reports"
 NOTHING_EARLIER = "nothing earlier to compare with"
 MAX_TEXT = 4000
 MAX_MESSAGE_BYTES = 30_000
@@ -140,9 +142,36 @@ def _team_message(report: TeamReport, refresh_function: str | None, text: str | 
 
 
 def explanation(report: TeamReport) -> str:
-    """What the index is, said once a card: "Index = Σ weight × open items · lower is better"."""
+    """What the index is, said once a card: "Index = Σ weight × open items · lower is better" (with KPIs of
+    other kinds, each says what it measures)."""
     shared = _shared_direction(report)
-    return f"{EXPLAINED} · {shared or 'each KPI says which way is better'}"
+    kinds = {k.kpi.kind for k in report.kpis}
+    what = EXPLAINED if kinds == {"count"} else (MIXED if kinds - {"value"} else VALUES)
+    return f"{what} · {shared or 'each KPI says which way is better'}"
+
+
+def kind_words(kpi: KpiConfig) -> str:
+    """What a KPI measures, briefly: "open items", "closed in the last 7 days", "open over 30 days", "in ms"."""
+    days = f"{kpi.days} days" if kpi.days != 1 else "day"
+    words = {
+        "count": "open items",
+        "closed": f"closed in the last {days}",
+        "aged": f"open over {days}",
+        "value": f"in {kpi.unit}" if kpi.unit else "a value",
+    }
+    return words[kpi.kind]
+
+
+def value_text(number: float, unit: str | None) -> str:
+    """A number with its unit: "245 ms", "87.5%", "3 incidents" (a bare number without one)."""
+    if not unit:
+        return _num(number)
+    return f"{_num(number)}{unit}" if unit == "%" else f"{_num(number)} {unit}"
+
+
+def _amount(kpi: KpiConfig, number: float) -> str:
+    """A KPI's index, or a value KPI's number with its unit."""
+    return _num(number) if kpi.counted else value_text(number, kpi.unit)
 
 
 def _shared_direction(report: TeamReport) -> str | None:
@@ -171,7 +200,7 @@ def _plain_text(report: TeamReport, items: bool) -> str:
         if kpi.score is None:
             lines.append(f"• {kpi.kpi.name}: no data yet ({kpi.stale_reason})")
             continue
-        notes = [f"target {_num(kpi.kpi.target)}"]
+        notes = [f"target {_amount(kpi.kpi, kpi.kpi.target)}"]
         if kpi.score.change is not None or kpi.score.week_change is not None:
             notes.append(_comparison(kpi, report.generated_at, zone))
         if kpi.score.sparkline:
@@ -181,8 +210,9 @@ def _plain_text(report: TeamReport, items: bool) -> str:
             notes.append(_cache_note(kpi, now).removeprefix(" · "))
         k_icon, k_label, _ = STATUS_LOOK[kpi.score.status]
         facts = "".join(f" · {fact}" for fact in _facts(kpi, now, zone, brief=True))
-        index = f"{_num(kpi.score.index)} ({'; '.join(notes)}) {k_icon} {k_label}"
-        lines.append(f"• {kpi.kpi.name}: {index}{facts}{stale}")
+        index = f"{_amount(kpi.kpi, kpi.score.index)} ({'; '.join(notes)}) {k_icon} {k_label}"
+        name = kpi.kpi.name if kpi.kpi.kind == "count" else f"{kpi.kpi.name} ({kind_words(kpi.kpi)})"
+        lines.append(f"• {name}: {index}{facts}{stale}")
         if items and kpi.fetch:
             lines.extend(f"    {_item_text(item, kpi, now)}" for item in kpi.fetch.items)
     return "\n".join(lines)
@@ -194,11 +224,10 @@ def _comparisons(report: KpiReport, now: datetime, zone: ZoneInfo) -> list[tuple
     parts = []
     if score and score.change is not None and report.previous_at:
         post = "last post " if report.since_post else ""
-        parts.append(
-            (score.trend(score.change), f"{_change(score.change)} vs {post}{_when(report.previous_at, now, zone)}")
-        )
+        when = _when(report.previous_at, now, zone)
+        parts.append((score.trend(score.change), f"{_change(score.change, _unit(report.kpi))} vs {post}{when}"))
     if score and score.week_change is not None:
-        parts.append((score.trend(score.week_change), f"{_change(score.week_change)} vs 7 days ago"))
+        parts.append((score.trend(score.week_change), f"{_change(score.week_change, _unit(report.kpi))} vs 7 days ago"))
     return parts
 
 
@@ -246,17 +275,22 @@ def _kpi_section(
         widgets.append({"textParagraph": {"text": f"<b>No data yet.</b> {reason}"}})
         return {"header": escape(kpi.name), "widgets": widgets}
     icon, label, colour = STATUS_LOOK[score.status]
-    index = f'<font color="{colour}"><b>{_num(score.index)}</b> {icon} {label}</font>'
-    warning = f"warning {'up' if kpi.lower_is_better else 'down'} to {_num(kpi.warning)}"
+    index = f'<font color="{colour}"><b>{escape(_amount(kpi, score.index))}</b> {icon} {label}</font>'
+    warning = f"warning {'up' if kpi.lower_is_better else 'down'} to {_amount(kpi, kpi.warning)}"
+    what = "Index" if kpi.counted else "Value"
     if not shared:
         warning += f" · {_direction(kpi.lower_is_better)}"
     if layout.columns:
-        left = {"decoratedText": {"topLabel": f"Index{_cache_note(report, now)}", "text": index}}
-        right = _decorated("Target", f"<b>{_num(kpi.target)}</b>", warning, wrap=False)
+        left = {"decoratedText": {"topLabel": f"{what}{_cache_note(report, now)}", "text": index}}
+        right = _decorated("Target", f"<b>{escape(_amount(kpi, kpi.target))}</b>", warning, wrap=False)
         widgets.append({"columns": {"columnItems": [_column(left), _column(right)]}})
     else:
         widgets.append(
-            _decorated(f"Index{_cache_note(report, now)}", f"{index} · target <b>{_num(kpi.target)}</b>", warning)
+            _decorated(
+                f"{what}{_cache_note(report, now)}",
+                f"{index} · target <b>{escape(_amount(kpi, kpi.target))}</b>",
+                warning,
+            )
         )
     image = layout.charts.get(kpi.id)
     if image:
@@ -270,7 +304,11 @@ def _kpi_section(
             )
         )
     trend = [] if image else [_sparkline_html(score.sparkline, score.spark_change, score.lower_is_better)]
-    parts = [_comparison_html(report, now, zone), *trend, _breakdown(score.breakdown, layout.lines)]
+    parts = [_comparison_html(report, now, zone), *trend]
+    if kpi.kind != "count":
+        parts.insert(0, f"<i>{escape(kind_words(kpi).capitalize())}</i>")
+    if kpi.counted:
+        parts.append(_breakdown(score.breakdown, layout.lines, _nothing(kpi)))
     facts = _facts(report, now, zone)
     if facts:
         parts.append(escape(" · ".join(facts)))
@@ -362,11 +400,22 @@ def age(created: datetime, now: datetime) -> str:
     return f"{hours} h" if hours < 24 else f"{hours // 24} d"
 
 
-def _breakdown(lines: tuple[CategoryLine, ...], limit: int) -> str:
+def _nothing(kpi: KpiConfig) -> str:
+    """What a KPI with nothing counted says: "No open items.", "No items closed in the last 7 days."."""
+    if kpi.kind == "closed":
+        return f"No items {kind_words(kpi)}."
+    return (
+        "No open items over " + kind_words(kpi).removeprefix("open over ") + "."
+        if kpi.kind == "aged"
+        else "No open items."
+    )
+
+
+def _breakdown(lines: tuple[CategoryLine, ...], limit: int, nothing: str = "No open items.") -> str:
     """Weighted categories (counted ones first), then the unweighted ones; each kind is cut to ``limit``
     lines on its own, so unweighted categories are never folded into a count of weighted ones."""
     if not any(line.count for line in lines):
-        return "No open items."
+        return nothing
     weighted = sorted((line for line in lines if line.weight is not None), key=lambda line: not line.count)
     unweighted = [line for line in lines if line.weight is None]
     shown = _cut(weighted, limit, "weighted") + _cut(unweighted, limit, "unweighted")
@@ -507,10 +556,14 @@ def _num(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else f"{value:.2f}".rstrip("0").rstrip(".")
 
 
-def _change(delta: float | None) -> str:
+def _change(delta: float | None, unit: str | None = None) -> str:
     if not delta:
         return "= no change"
-    return f"▲ +{_num(delta)}" if delta > 0 else f"▼ −{_num(-delta)}"
+    return f"▲ +{value_text(delta, unit)}" if delta > 0 else f"▼ −{value_text(-delta, unit)}"
+
+
+def _unit(kpi: KpiConfig) -> str | None:
+    return None if kpi.counted else kpi.unit
 
 
 def _when(moment: datetime, now: datetime, zone: ZoneInfo) -> str:
@@ -644,11 +697,12 @@ def _glance_line(kpi: KpiGlance, named: bool) -> str:
         return f"{name}no reading yet"
     week = kpi.score.week_change
     change = (
-        _coloured(kpi.score.trend(week), f"{_change(week)} vs 7 days ago")
+        _coloured(kpi.score.trend(week), escape(f"{_change(week, _unit(kpi.kpi))} vs 7 days ago"))
         if week is not None
         else "no reading 7 days ago"
     )
-    return f"{name}<b>{_num(kpi.score.index)}</b> (target {_num(kpi.kpi.target)}) · {change}"
+    index, target = escape(_amount(kpi.kpi, kpi.score.index)), escape(_amount(kpi.kpi, kpi.kpi.target))
+    return f"{name}<b>{index}</b> (target {target}) · {change}"
 
 
 def _paging_buttons(page: int, pages: int, total: int, shown: int, function: str | None) -> list[dict[str, Any]]:

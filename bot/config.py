@@ -170,21 +170,60 @@ class LogTarget(StrictModel):
 DeliveryTarget = Annotated[WebhookTarget | ChatApiTarget | LogTarget, Field(discriminator="type")]
 
 
+KpiKind = Literal["count", "closed", "aged", "value"]
+"""What a KPI measures: open items (count), items closed in a window (closed), open items older than a
+number of days (aged), or one number a source reports (value)."""
+COUNTED_KINDS = ("count", "closed", "aged")
+"""The kinds whose index is Σ weight × items, per category."""
+MAX_KPI_DAYS = 3660
+
+
 class KpiConfig(StrictModel):
-    """One KPI: what to count where, how to weigh it, and what is good."""
+    """One KPI: what to measure where, how to weigh it, and what is good."""
 
     id: Slug
     name: Name
     source: str
+    kind: KpiKind = "count"
+    days: int | None = Field(default=None, ge=1, le=MAX_KPI_DAYS)
+    """closed: the window (items closed within the last ``days``); aged: the age an open item is counted from."""
+    unit: str | None = Field(default=None, min_length=1, max_length=20)
+    """value: what the number is in, shown beside it ("ms", "%", or a word)."""
     count: Any = Field(default_factory=dict)
     category: str
     weights: dict[str, Weight]
     lower_is_better: bool = True
+    """Default: true, but false for ``closed`` (more closed is better)."""
     target: float
     warning: float
     crm_url: str | None = None
     top: int = Field(default=3, ge=0, le=MAX_TOP_ITEMS)
     """How many of the heaviest open items the card lists (0: none)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _defaults_by_kind(cls, data: Any) -> Any:
+        """A closed KPI is better higher; a value KPI has no category and no weights."""
+        if not isinstance(data, dict):
+            return data
+        if "lower_is_better" not in data and data.get("kind") == "closed":
+            data = {**data, "lower_is_better": False}
+        if data.get("kind") == "value":
+            if "category" in data or "weights" in data:
+                raise ValueError("a value KPI is one number: leave out category and weights")
+            data = {**data, "category": "", "weights": {}}
+        return data
+
+    @model_validator(mode="after")
+    def _kind_keys(self) -> KpiConfig:
+        if self.kind in ("closed", "aged") and self.days is None:
+            what = "items closed within the last N days" if self.kind == "closed" else "open items older than N days"
+            raise ValueError(f"a {self.kind} KPI needs days ({what})")
+        if self.kind not in ("closed", "aged") and self.days is not None:
+            raise ValueError(f"days is for closed and aged KPIs, not {self.kind}")
+        if self.unit is not None and self.kind != "value":
+            raise ValueError(f"unit is for value KPIs; a {self.kind} KPI counts items")
+        return self
 
     @model_validator(mode="after")
     def _levels_ordered(self) -> KpiConfig:
@@ -193,6 +232,11 @@ class KpiConfig(StrictModel):
         if not self.lower_is_better and self.warning > self.target:
             raise ValueError("warning must be <= target for a higher-is-better KPI")
         return self
+
+    @property
+    def counted(self) -> bool:
+        """Whether the KPI's index is Σ weight × items (every kind but ``value``)."""
+        return self.kind in COUNTED_KINDS
 
 
 class TeamConfig(StrictModel):
@@ -535,6 +579,9 @@ def _resolve_queries(file: Path, index: int, team: TeamConfig, sources: dict[str
             query = query_model.model_validate(kpi.count or {})
         except ValidationError as exc:
             raise ConfigError(_describe(file, exc, (*where, "count"))) from None
+        problem = query.unfit_for(kpi.kind)
+        if problem:
+            raise ConfigError(f"{file}: {_dotted((*where, 'kind'))}: {problem}")
         kpis.append(kpi.model_copy(update={"count": query}))
     return team.model_copy(update={"kpis": kpis})
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from bot.config import Config, KpiConfig, TeamConfig
-from bot.reports import rule_of
+from bot.reports import measure, rule_of
 from bot.store import Reading, Store
 from scoring import KpiScore, Status, score_kpi, worst_status
 
@@ -86,8 +86,8 @@ def glance(team: TeamConfig, latest: dict[str, Reading], week_ago: dict[str, Rea
             continue
         rule = rule_of(kpi)
         past = week_ago.get(kpi.id)
-        old = score_kpi(past.counts, rule).index if past and past.taken_at < reading.taken_at else None
-        kpis.append(KpiGlance(kpi, score_kpi(reading.counts, rule, week_ago=old), reading.taken_at))
+        old = score_kpi(measure(kpi, past), rule).index if past and past.taken_at < reading.taken_at else None
+        kpis.append(KpiGlance(kpi, score_kpi(measure(kpi, reading), rule, week_ago=old), reading.taken_at))
     return TeamGlance(team, tuple(kpis))
 
 

@@ -28,7 +28,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.config import KpiConfig, TeamConfig
-from bot.errors import SourceError, SourceUnavailable
+from bot.errors import SourceDataError, SourceError, SourceUnavailable
 from bot.fetcher import Fetcher, Flight
 from bot.sources import (
     Deadline,
@@ -42,7 +42,7 @@ from bot.sources import (
     with_categories_of,
 )
 from bot.store import Reading, Store
-from scoring import KpiRule, KpiScore, Status, index_of, score_kpi, worst_status
+from scoring import VALUE, KpiRule, KpiScore, Status, index_of, score_kpi, worst_status
 
 log = logging.getLogger(__name__)
 SPARK_DAYS = 14
@@ -106,7 +106,21 @@ class TeamReport:
 
 def rule_of(kpi: KpiConfig) -> KpiRule:
     """The scoring rule a KPI's configuration describes."""
-    return KpiRule(kpi.weights, kpi.target, kpi.warning, kpi.lower_is_better)
+    return KpiRule(kpi.weights, kpi.target, kpi.warning, kpi.lower_is_better, value=not kpi.counted)
+
+
+def measure(kpi: KpiConfig, reading: Reading) -> Mapping[str, float]:
+    """What a stored reading of ``kpi`` is scored from: its counts, or a value KPI's number (kept as its index)."""
+    return reading.counts if kpi.counted else {VALUE: reading.index}
+
+
+def measure_of(kpi: KpiConfig, result: FetchResult) -> Mapping[str, float]:
+    """What a fresh read of ``kpi`` is scored from: its counts, or a value KPI's number."""
+    if kpi.counted:
+        return result.counts
+    if result.value is None:
+        raise SourceDataError(f"{kpi.source} gave no value for the value KPI {kpi.id}")
+    return {VALUE: result.value}
 
 
 @dataclass(frozen=True)
@@ -121,27 +135,27 @@ class TeamHistory:
 
 def score_reading(
     kpi: KpiConfig,
-    counts: Mapping[str, int],
+    counts: Mapping[str, float],
     *,
-    previous: Mapping[str, int] | None = None,
-    week_ago: Mapping[str, int] | None = None,
-    days: Sequence[Mapping[str, int] | None] = (),
+    previous: Mapping[str, float] | None = None,
+    week_ago: Mapping[str, float] | None = None,
+    days: Sequence[Mapping[str, float] | None] = (),
 ) -> KpiScore:
     """Score ``counts`` against earlier counts, every one re-scored with today's weights."""
     rule = rule_of(kpi)
 
-    def index(past: Mapping[str, int] | None) -> float | None:
+    def index(past: Mapping[str, float] | None) -> float | None:
         return None if past is None else index_of(past, rule)
 
     return score_kpi(counts, rule, previous=index(previous), days=[index(d) for d in days], week_ago=index(week_ago))
 
 
 def compare(
-    team: TeamConfig, kpi: KpiConfig, counts: Mapping[str, int], shown_day: date, history: TeamHistory, today: date
+    team: TeamConfig, kpi: KpiConfig, counts: Mapping[str, float], shown_day: date, history: TeamHistory, today: date
 ) -> KpiReport:
     """The score of ``counts`` (read on local day ``shown_day``) against ``history``; as_of not yet set."""
     series = history.days.get(kpi.id, [])
-    days: list[Mapping[str, int] | None] = [r.counts if r else None for _, r in series] or [None] * SPARK_DAYS
+    days: list[Mapping[str, float] | None] = [measure(kpi, r) if r else None for _, r in series] or [None] * SPARK_DAYS
     if shown_day == today:
         days[-1] = counts
     posted_at, post = history.post if history.post and team.schedule else (None, {})
@@ -158,8 +172,8 @@ def compare(
     score = score_reading(
         kpi,
         counts,
-        previous=previous.counts if previous else None,
-        week_ago=week.counts if week else None,
+        previous=measure(kpi, previous) if previous else None,
+        week_ago=measure(kpi, week) if week else None,
         days=days,
     )
     return KpiReport(kpi=kpi, score=score, as_of=None, previous_at=previous_at, since_post=bool(posted))
@@ -175,9 +189,19 @@ class ScanShare:
     """Whether another caller started the scan (a concurrent view of the same team)."""
 
 
-def wanted_of(kpi: KpiConfig, since: datetime | None) -> Wanted:
-    """What a card asks of ``kpi``'s source besides the counts; ``since``: the team's previous post."""
-    return Wanted(top=kpi.top, weights=kpi.weights, since=since, oldest=True)
+def wanted_of(kpi: KpiConfig, since: datetime | None, now: datetime) -> Wanted:
+    """What a card asks of ``kpi``'s source besides the counts; ``since``: the team's previous post.
+
+    An aged KPI counts the open items created before ``now`` less its days, oldest listed first; a closed KPI
+    the items closed since then (neither says what is new); a value KPI asks for its number alone.
+    """
+    if kpi.kind == "value":
+        return Wanted(kind="value")
+    cutoff = now - timedelta(days=kpi.days) if kpi.days is not None else None
+    new = since if kpi.kind == "count" else None
+    return Wanted(
+        top=kpi.top, weights=kpi.weights, since=new, oldest=kpi.kind != "closed", kind=kpi.kind, cutoff=cutoff
+    )
 
 
 class Reporter:
@@ -235,7 +259,7 @@ class Reporter:
         shares = {kpi.id: scans[kpi.id] for kpi in reading if scans and kpi.id in scans}
         shares |= self._team_scans(team, [kpi for kpi in reading if kpi.id not in shares])
         flights = {
-            kpi.id: self.fetcher.start((team.id, kpi.id), kpi.source, self._read(kpi, since))
+            kpi.id: self.fetcher.start((team.id, kpi.id), kpi.source, self._read(kpi, since, now))
             for kpi in reading
             if kpi.id not in shares
         }
@@ -308,7 +332,7 @@ class Reporter:
         self._seeded_teams.add(team.id)
         for kpi in team.kpis:
             source, known = self.sources[kpi.source], rows.get(kpi.id)
-            if known is not None and isinstance(source, RemembersRows):
+            if known is not None and isinstance(source, RemembersRows) and kpi.kind == "count":
                 source.seed_rows(kpi.count, kpi.category, known)
 
     def _team_scans(self, team: TeamConfig, kpis: Sequence[KpiConfig]) -> dict[str, ScanShare]:
@@ -321,8 +345,10 @@ class Reporter:
         return shares
 
     def _plan_scans(self, pairs: Sequence[tuple[TeamConfig, KpiConfig]]) -> Iterator[_PlannedScan]:
-        """Per source that reads KPIs together: each scan it plans for ``pairs``, with its members and its run."""
-        for source_name, group in _by_source(pairs).items():
+        """Per source that reads KPIs together: each scan it plans for ``pairs``, with its members and its run
+        (count KPIs only: an aged or closed KPI's window is a condition of its own, read by itself)."""
+        counting = [(team, kpi) for team, kpi in pairs if kpi.kind == "count"]
+        for source_name, group in _by_source(counting).items():
             source = self.sources[source_name]
             if isinstance(source, ScansTogether):
                 reads = [(kpi.count, kpi.category) for _, kpi in group]
@@ -341,9 +367,9 @@ class Reporter:
 
         return self._ask("history", team, ask, TeamHistory())
 
-    def _read(self, kpi: KpiConfig, since: datetime | None) -> Callable[[Deadline], FetchResult]:
+    def _read(self, kpi: KpiConfig, since: datetime | None, now: datetime) -> Callable[[Deadline], FetchResult]:
         def read(deadline: Deadline) -> FetchResult:
-            result = self.sources[kpi.source].fetch(kpi.count, kpi.category, deadline, wanted_of(kpi, since))
+            result = self.sources[kpi.source].fetch(kpi.count, kpi.category, deadline, wanted_of(kpi, since, now))
             return with_categories_of(result, kpi.weights)
 
         return read
@@ -353,7 +379,7 @@ class Reporter:
     ) -> KpiReport:
         """The KPI's stored reading, with the items of the read behind it when this process made that read."""
         today = now.astimezone(zone).date()
-        report = compare(team, kpi, reading.counts, reading.taken_at.astimezone(zone).date(), history, today)
+        report = compare(team, kpi, measure(kpi, reading), reading.taken_at.astimezone(zone).date(), history, today)
         taken_at, fetch = self._last_fetch.get((team.id, kpi.id), (None, None))
         new_since = history.post[0] if history.post else None
         if taken_at != reading.taken_at:
@@ -373,7 +399,8 @@ class Reporter:
         today = now.astimezone(zone).date()
         service = self.sources[kpi.source].service
         try:
-            result, shared = self._result(team, kpi, pending, since)
+            result, shared = self._result(team, kpi, pending, since, now)
+            measured = measure_of(kpi, result)
         except SourceError as exc:
             reason = str(exc)
         except Exception as exc:  # a fault in a source must give a stale card, not a 500 or a 0
@@ -387,13 +414,13 @@ class Reporter:
             )
             reason = f"{service} failed unexpectedly ({type(exc).__name__})"
         else:
-            report = compare(team, kpi, result.counts, today, history, today)
+            report = compare(team, kpi, measured, today, history, today)
             return replace(report, as_of=now, fetch=result, new_since=since, shared=shared)
         log.warning("team %s KPI %s could not be read: %s", team.id, kpi.id, reason)
         last = history.latest.get(kpi.id)
         if last is None:
             return KpiReport(kpi=kpi, score=None, as_of=None, stale_reason=reason)
-        report = compare(team, kpi, last.counts, last.taken_at.astimezone(zone).date(), history, today)
+        report = compare(team, kpi, measure(kpi, last), last.taken_at.astimezone(zone).date(), history, today)
         return replace(report, as_of=last.taken_at, stale_reason=reason)
 
     def _result(
@@ -402,6 +429,7 @@ class Reporter:
         kpi: KpiConfig,
         pending: tuple[Flight[FetchResult], bool] | ScanShare,
         since: datetime | None,
+        now: datetime,
     ) -> tuple[FetchResult, bool]:
         """The KPI's fetch, and whether another caller started it; a shared scan that fails for another
         reason than time (a field one member's filter names is gone, say) leaves the KPI to read alone."""
@@ -413,9 +441,9 @@ class Reporter:
                 raise
             except SourceError as exc:
                 log.info("team %s KPI %s: shared scan failed (%s); reading it alone", team.id, kpi.id, exc)
-                pending = self.fetcher.start((team.id, kpi.id), kpi.source, self._read(kpi, since))
+                pending = self.fetcher.start((team.id, kpi.id), kpi.source, self._read(kpi, since, now))
             else:
-                return with_categories_of(finish(wanted_of(kpi, since)), kpi.weights), pending.shared
+                return with_categories_of(finish(wanted_of(kpi, since, now)), kpi.weights), pending.shared
         flight, new = pending
         return self.fetcher.wait(flight, service), not new
 

@@ -5,6 +5,7 @@ arguments.
 """
 
 from scoring.index import (
+    VALUE,
     CategoryLine,
     KpiRule,
     KpiScore,
@@ -18,6 +19,7 @@ from scoring.index import (
 )
 
 __all__ = [
+    "VALUE",
     "CategoryLine",
     "KpiRule",
     "KpiScore",

@@ -1,4 +1,4 @@
-"""The KPI index: Σ weight × count, judged against a target and a warning level."""
+"""The KPI index: Σ weight × count (or a value as it is), judged against a target and a warning level."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 SPARK_BLOCKS = "▁▂▃▄▅▆▇█"
+VALUE = "value"
+"""The key of a value KPI's one number in its measure (a value KPI has no categories)."""
 SPARK_GAP = "·"
 """Drawn for a day without a value, so a gap never looks like a repeated value."""
 
@@ -46,6 +48,8 @@ class KpiRule:
     target: float
     warning: float
     lower_is_better: bool = True
+    value: bool = False
+    """Whether the KPI is one number (its measure's `VALUE`), not items weighed by category."""
 
 
 @dataclass(frozen=True)
@@ -98,16 +102,20 @@ class KpiScore:
 
 
 def score_kpi(
-    counts: Mapping[str, int],
+    counts: Mapping[str, float],
     rule: KpiRule,
     previous: float | None = None,
     days: Sequence[float | None] = (),
     week_ago: float | None = None,
 ) -> KpiScore:
     """Score ``counts``; ``previous`` and ``week_ago`` give the changes, ``days`` (one value a day,
-    oldest first, None for a day without one) the sparkline."""
-    weighted = [CategoryLine(c, counts.get(c, 0), w) for c, w in sorted(rule.weights.items(), key=_heaviest)]
-    extra = [CategoryLine(c, n, None) for c, n in sorted(counts.items()) if c not in rule.weights and n]
+    oldest first, None for a day without one) the sparkline. A value KPI's ``counts`` is ``{VALUE: number}``
+    and its breakdown is empty."""
+    if rule.value:
+        weighted, extra = [], []
+    else:
+        weighted = [CategoryLine(c, int(counts.get(c, 0)), w) for c, w in sorted(rule.weights.items(), key=_heaviest)]
+        extra = [CategoryLine(c, int(n), None) for c, n in sorted(counts.items()) if c not in rule.weights and n]
     index = index_of(counts, rule)
     return KpiScore(
         index=index,
@@ -127,8 +135,10 @@ def _spark_change(values: Sequence[float | None], width: int = 14) -> float | No
     return known[-1] - known[0] if len(known) >= 2 else None
 
 
-def index_of(counts: Mapping[str, int], rule: KpiRule) -> float:
+def index_of(counts: Mapping[str, float], rule: KpiRule) -> float:
     """The index of ``counts`` alone, as `score_kpi` gives it (for past readings a card compares with)."""
+    if rule.value:
+        return float(counts[VALUE])
     return sum(counts.get(c, 0) * (w or 0) for c, w in sorted(rule.weights.items(), key=_heaviest))
 
 

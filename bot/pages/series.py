@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 from bot.config import TeamConfig
 from bot.pages.chart import Point
-from bot.reports import rule_of
+from bot.reports import measure, rule_of
 from bot.store import Reading, Store
 from scoring import score_kpi
 
@@ -30,7 +30,7 @@ def points(team: TeamConfig, kpi_id: str, series: DaySeries) -> list[Point]:
     """The KPI's daily index values (None: no reading that day)."""
     kpi = next(k for k in team.kpis if k.id == kpi_id)
     rule = rule_of(kpi)
-    return [(day, None if reading is None else score_kpi(reading.counts, rule).index) for day, reading in series]
+    return [(day, None if reading is None else score_kpi(measure(kpi, reading), rule).index) for day, reading in series]
 
 
 def day_end(day: date, zone: ZoneInfo, now: datetime) -> datetime:

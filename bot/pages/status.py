@@ -23,7 +23,7 @@ from bot.delivery import target_key
 from bot.google_tokens import CertCache, CertsUnavailable
 from bot.pages.access import AccessDenied, check_access
 from bot.pages.series import DaySeries, points, team_series
-from bot.reports import rule_of
+from bot.reports import measure, rule_of
 from bot.slots import next_slots
 from bot.store import CLAIMED, FAILED, PENDING, DeliveryRecord, Reading, SlotRun
 from scoring import KpiScore, Status, score_kpi, worst_status
@@ -233,7 +233,7 @@ class StatusPages:
 def _score(reading: Reading, team: TeamConfig, kpi_id: str) -> KpiScore:
     """The reading scored with today's weights and levels."""
     kpi = next(k for k in team.kpis if k.id == kpi_id)
-    return score_kpi(reading.counts, rule_of(kpi))
+    return score_kpi(measure(kpi, reading), rule_of(kpi))
 
 
 def _num(value: float) -> str:

@@ -34,6 +34,8 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from bot.errors import SourceDataError
+
 NO_CATEGORY = "(none)"
 """The category under which items with an empty category field are counted."""
 
@@ -126,11 +128,24 @@ class Wanted:
     since: datetime | None = None
     oldest: bool = False
     """Whether to find when the oldest open item was created."""
+    kind: str = "count"
+    """What is counted (`bot.config.KpiKind`): open items (count), those created before ``cutoff`` (aged),
+    those closed at or after ``cutoff`` (closed), or one number (value)."""
+    cutoff: datetime | None = None
+    """aged: count the items created before it; closed: the items closed at or after it."""
 
     @property
     def dates(self) -> bool:
         """Whether anything asked needs the items' creation times."""
-        return self.top > 0 or self.since is not None or self.oldest
+        return self.top > 0 or self.since is not None or self.oldest or self.kind == "aged"
+
+    def keeps(self, created: datetime | None, closed: datetime | None) -> bool:
+        """Whether an item created and closed at these times counts for the kind (a record a filter selected)."""
+        if self.kind == "aged":
+            return created is not None and self.cutoff is not None and created < self.cutoff
+        if self.kind == "closed":
+            return closed is not None and self.cutoff is not None and closed >= self.cutoff
+        return True
 
     def weight(self, category: str) -> float:
         """The weight of ``category`` (matched as `category_key` matches), 0 when unweighted."""
@@ -174,6 +189,8 @@ class FetchResult:
     oldest: datetime | None = None
     oldest_among: tuple[str, ...] = ()
     created_since: int | None = None
+    value: float | None = None
+    """A value KPI's number (its counts are then empty)."""
 
     @property
     def rows(self) -> int | None:
@@ -191,6 +208,7 @@ class ItemTally:
         self.oldest: datetime | None = None
         self.new = 0
         self._heap: list[tuple[float, float, int, Item]] = []
+        """The items kept, as (weight, -created, -order, item), or (-created, weight, ...) for an aged KPI."""
         self._seen = 0
 
     def add(self, item: Item) -> None:
@@ -205,7 +223,8 @@ class ItemTally:
             return
         self._seen += 1
         age = created.timestamp() if created else float("inf")
-        entry = (weight, -age, -self._seen, item)  # the heap keeps the largest: heaviest, then oldest, then first read
+        # the heap keeps the largest: heaviest, then oldest, then first read (aged: oldest, then heaviest)
+        entry = (-age, weight, -self._seen, item) if self.wanted.kind == "aged" else (weight, -age, -self._seen, item)
         if len(self._heap) < self.wanted.top:
             heapq.heappush(self._heap, entry)
         else:
@@ -262,6 +281,26 @@ class Deadline:
     def expired(self) -> bool:
         """Whether no time is left."""
         return self.remaining() <= 0.0
+
+
+class KindQuery(Protocol):
+    """A source type's ``Query``: it says whether it can measure a kind of KPI."""
+
+    def unfit_for(self, kind: str) -> str | None:
+        """Why this query cannot measure a KPI of ``kind`` (what key it lacks), or None when it can."""
+        ...
+
+
+def value_of(found: object, where: str) -> float:
+    """A value KPI's number from what its source gave: a number, never a text, null, boolean or nothing
+    (a ``SourceDataError`` saying ``where`` ("path 'p95' selected") and what was there instead)."""
+    if isinstance(found, bool) or not isinstance(found, int | float):
+        kinds = {str: f"the text {str(found)[:40]!r}", type(None): "nothing (null or missing)", bool: f"{found}"}
+        what = kinds.get(type(found)) or ("a list" if isinstance(found, list) else "an object")
+        raise SourceDataError(f"{where} {what}, not a number; a value KPI needs a JSON number")
+    if found != found or found in (float("inf"), float("-inf")):
+        raise SourceDataError(f"{where} {found}, not a finite number")
+    return float(found)
 
 
 class Source(Protocol):

@@ -7,12 +7,19 @@ CSV with its header and no matching rows, or a JSON ``[]``, is a real 0.
 Optional columns name each record's ``title``, ``created`` (an ISO 8601 date
 or time, UTC unless it carries an offset) and ``link``: with them the card
 lists the heaviest open items, the oldest one's age and what is new.
+
+Kinds: ``aged`` counts the matching records whose ``created`` is before the
+cut-off; ``closed`` those whose ``closed_at`` column is at or after it (an
+empty one: not closed); ``value`` takes the ``value`` column of the last
+matching record (a metrics log appended over time), which must be a number.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -30,6 +37,7 @@ from bot.sources.base import (
     StrictModel,
     Wanted,
     parse_time,
+    value_of,
     web_link,
 )
 
@@ -55,11 +63,26 @@ class FileQuery(StrictModel):
     title: str | None = None
     created: str | None = None
     link: str | None = None
+    closed_at: str | None = None
+    """The column saying when a record was closed (ISO 8601; empty while open): a closed KPI needs it."""
+    value: str | None = None
+    """The column holding a value KPI's number (the last matching record's)."""
 
     @property
     def item_columns(self) -> tuple[str, ...]:
         """The optional columns this query names."""
-        return tuple(c for c in (self.title, self.created, self.link) if c)
+        return tuple(c for c in (self.title, self.created, self.link, self.closed_at, self.value) if c)
+
+    def unfit_for(self, kind: str) -> str | None:
+        """Why this query cannot measure ``kind``: the column it lacks (None when it can)."""
+        needs = {
+            "closed": ("closed_at", self.closed_at),
+            "aged": ("created", self.created),
+            "value": ("value", self.value),
+        }
+        key, given = needs.get(kind, ("", "-"))
+        article = "an" if kind == "aged" else "a"
+        return None if given else f"{article} {kind} KPI on a file needs count.{key}: the column it reads"
 
 
 class FileSource:
@@ -79,7 +102,7 @@ class FileSource:
         count new items from the optional columns."""
         columns, records = self._read()
         allowed_values = {field: [v] if isinstance(v, str) else v for field, v in query.where.items()}
-        needed = (*allowed_values, category, *query.item_columns)
+        needed = (*allowed_values, *((category,) if category else ()), *query.item_columns)
         if columns is not None and (missing := [f for f in needed if f not in columns]):
             raise SourceQueryError(
                 f"{self.path.name} has no column {missing[0]!r} (its header: {', '.join(columns) or 'empty'}); "
@@ -87,24 +110,47 @@ class FileSource:
             )
         counts = CategoryCounts()
         tally = ItemTally(wanted, dated=query.created is not None)
+        last: tuple[int, dict[str, object]] | None = None
         for number, record in enumerate(records, start=1):
             missing = [f for f in needed if f not in record]
             if missing:
                 raise SourceQueryError(f"{self.path.name}: record {number} has no field {missing[0]!r}")
-            if all(str(record[f]) in allowed for f, allowed in allowed_values.items()):
-                name = counts.add(record[category])
-                tally.add(self._item(query, record, name, number))
+            if not all(str(record[f]) in allowed for f, allowed in allowed_values.items()):
+                continue
+            last = (number, record)
+            if wanted.kind == "value":
+                continue
+            item = self._item(query, record, counts.name(record[category]), number)
+            closed = self._time(query.closed_at, record, number) if query.closed_at else None
+            if wanted.keeps(item.created, closed):
+                counts.add(record[category])
+                tally.add(item)
+        if wanted.kind == "value":
+            return FetchResult(counts={}, plan="read file", calls=1, value=self._value(query, last))
         return tally.result(counts.counts, "read file", 1, {})
 
-    def _item(self, query: FileQuery, record: dict[str, object], category: str, number: int) -> Item:
-        created = record[query.created] if query.created else None
+    def _value(self, query: FileQuery, last: tuple[int, dict[str, object]] | None) -> float:
+        """The value column of the last matching record, as a number."""
+        if last is None or not query.value:
+            raise SourceDataError(f"{self.path.name}: no record matches the KPI's where, so there is no value")
+        number, record = last
+        found = record[query.value]
+        if self.format == "csv" and isinstance(found, str):  # a CSV cell is text: a JSON file's must be a number
+            with contextlib.suppress(ValueError):
+                found = float(found) if found.strip() else None
+        return value_of(found, f"{self.path.name}: record {number}'s {query.value} is")
+
+    def _time(self, column: str, record: dict[str, object], number: int) -> datetime | None:
         try:
-            moment = parse_time(created)
+            return parse_time(record[column])
         except ValueError:
             raise SourceDataError(
-                f"{self.path.name}: record {number} has {query.created} {str(created)[:40]!r}, "
+                f"{self.path.name}: record {number} has {column} {str(record[column])[:40]!r}, "
                 "not an ISO 8601 date or time (2026-11-20 or 2026-11-20T10:00:00Z)"
             ) from None
+
+    def _item(self, query: FileQuery, record: dict[str, object], category: str, number: int) -> Item:
+        moment = self._time(query.created, record, number) if query.created else None
         title = str(record[query.title]).strip() if query.title else ""
         link = web_link(record[query.link]) if query.link else None
         return Item(title=title, category=category, created=moment, link=link)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 from urllib.parse import urlsplit
@@ -30,6 +31,7 @@ from bot.sources.base import (
     StrictModel,
     Wanted,
     parse_time,
+    value_of,
     web_link,
 )
 
@@ -161,8 +163,18 @@ class HttpQuery(StrictModel):
     title: str | None = None
     created: str | None = None
     link: str | None = None
+    closed_at: str | None = None
+    """When a record was closed (ISO 8601; empty or null while open): a closed KPI needs it."""
 
-    @field_validator("path", "title", "created", "link")
+    def unfit_for(self, kind: str) -> str | None:
+        """Why this query cannot measure ``kind``: the expression it lacks (None when it can)."""
+        if kind == "closed" and not self.closed_at:
+            return "a closed KPI on an http source needs count.closed_at: when each record was closed"
+        if kind == "aged" and not self.created:
+            return "an aged KPI on an http source needs count.created: when each record was created"
+        return None
+
+    @field_validator("path", "title", "created", "link", "closed_at")
     @classmethod
     def _valid_path(cls, value: str | None) -> str | None:
         if value is None:
@@ -202,6 +214,14 @@ class HttpSource:
             selected = jmespath.search(query.path, document)
         except jmespath.exceptions.JMESPathError as exc:
             raise SourceDataError(f"{self.name}: path {query.path!r} does not apply to the answer ({exc})") from None
+        if wanted.kind == "value":
+            value = value_of(selected, f"{self.name}: path {query.path!r} selected")
+            return FetchResult(counts={}, plan="read value", calls=calls.count, value=value)
+        if isinstance(selected, dict) and wanted.kind in ("closed", "aged"):
+            raise SourceQueryError(
+                f"{self.name}: path {query.path!r} selected counts; a {wanted.kind} KPI needs a list of records "
+                "with their times"
+            )
         if isinstance(selected, dict):
             counts = self._counts(selected, query.path)
             return FetchResult(counts=counts, plan="read counts", calls=calls.count)
@@ -272,24 +292,32 @@ class HttpSource:
             seen_field = seen_field or category in record
             if isinstance(value, dict | list):
                 raise SourceDataError(f"{self.name}: {category!r} of item {number} is not a single value")
-            tally.add(self._item(query, record, counts.add(value), number))
+            item = self._item(query, record, counts.name(value), number)
+            closed = self._time(query.closed_at, record, number) if query.closed_at else None
+            if tally.wanted.keeps(item.created, closed):
+                counts.add(value)
+                tally.add(item)
         if not seen_field:
             raise SourceQueryError(f"{self.name}: no record under {path!r} has a field {category!r}")
         return counts.counts
 
-    def _item(self, query: HttpQuery, record: dict[str, Any], category: str, number: int) -> Item:
-        def pick(expression: str | None) -> str:
-            try:
-                found = jmespath.search(expression, record) if expression else None
-            except jmespath.exceptions.JMESPathError as exc:
-                raise SourceDataError(f"{self.name}: {expression!r} does not apply to item {number} ({exc})") from None
-            return "" if found is None or isinstance(found, dict | list) else str(found).strip()
-
-        created = pick(query.created)
+    def _pick(self, expression: str | None, record: dict[str, Any], number: int) -> str:
         try:
-            moment = parse_time(created)
+            found = jmespath.search(expression, record) if expression else None
+        except jmespath.exceptions.JMESPathError as exc:
+            raise SourceDataError(f"{self.name}: {expression!r} does not apply to item {number} ({exc})") from None
+        return "" if found is None or isinstance(found, dict | list) else str(found).strip()
+
+    def _time(self, expression: str | None, record: dict[str, Any], number: int) -> datetime | None:
+        text = self._pick(expression, record, number)
+        try:
+            return parse_time(text)
         except ValueError:
             raise SourceDataError(
-                f"{self.name}: item {number}'s {query.created!r} is {created[:40]!r}, not an ISO 8601 date or time"
+                f"{self.name}: item {number}'s {expression!r} is {text[:40]!r}, not an ISO 8601 date or time"
             ) from None
-        return Item(title=pick(query.title), category=category, created=moment, link=web_link(pick(query.link)))
+
+    def _item(self, query: HttpQuery, record: dict[str, Any], category: str, number: int) -> Item:
+        moment = self._time(query.created, record, number)
+        title, link = self._pick(query.title, record, number), web_link(self._pick(query.link, record, number))
+        return Item(title=title, category=category, created=moment, link=link)

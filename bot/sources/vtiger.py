@@ -96,6 +96,9 @@ inside the fetch budget."""
 CARD_EXTRAS = 2
 """The queries a card's top items and new items cost after counting per category (see the module's notes)."""
 CREATED = "createdtime"
+MODIFIED = "modifiedtime"
+WINDOW_KEYS = {"aged": " [aged]", "closed": " [closed]"}
+"""What a windowed kind adds to a read's row-count key, so its rows are not taken for its filter's open count."""
 _WEBSERVICE_ID = re.compile(r"\d+x(\d+)")
 
 
@@ -107,6 +110,16 @@ class VtigerQuery(StrictModel):
     plan: Literal["auto", "count", "page"] = "auto"
     title: str | None = Field(default=None, pattern=f"^{IDENTIFIER.pattern}$")
     """The field a listed item is called by; default: the module's label fields (``describe``)."""
+    closed_at: str = Field(default=MODIFIED, pattern=f"^{IDENTIFIER.pattern}$")
+    """A closed KPI: the date field its window applies to (the filter selects the closed status values)."""
+
+    def unfit_for(self, kind: str) -> str | None:
+        """Why this query cannot measure ``kind`` (None when it can)."""
+        if kind == "value":
+            return "Vtiger KPIs count records; a value KPI reads an http or file source"
+        if kind in ("closed", "aged") and self.condition.joiner == "OR" and len(self.condition.conditions) > 1:
+            return f"a {kind} KPI's filter joins its conditions with AND (use IN ('a', 'b') for alternatives)"
+        return None
 
     @field_validator("filter")
     @classmethod
@@ -167,7 +180,7 @@ class VtigerSource:
         """Count the records ``query`` selects per value of ``category`` (folded onto its picklist values),
         and find what ``wanted`` asks for (see the module's notes for what that costs)."""
         calls = Calls(deadline, SERVICE)
-        where = query.condition
+        where = self._windowed(query, wanted)
         if not IDENTIFIER.fullmatch(category):
             raise SourceQueryError(f"category {category!r} is not a Vtiger field name")
         module = self._module(query.module, calls)
@@ -185,7 +198,7 @@ class VtigerSource:
                 "use plan auto or page"
             )
         read = _Read(query.module, where, category, values or (), titles, wanted)
-        key = (query.module, query.filter, category)
+        key = (query.module, query.filter + WINDOW_KEYS.get(wanted.kind, ""), category)
         # A failed read forgets the last row count, so a KPI that outgrew one page is looked at afresh next time.
         known = self._last_rows.pop(key, None) if query.plan == "auto" else None
         if query.plan == "page" or not plain or not values or (known is not None and known < PAGE):
@@ -205,6 +218,20 @@ class VtigerSource:
                 result = self._page(read, calls)
         self._last_rows[key] = result.details["rows"]
         return result
+
+    def _windowed(self, query: VtigerQuery, wanted: Wanted) -> Filter:
+        """The query's filter, with an aged or closed KPI's window as one more condition, in ``crm_timezone``:
+        ``createdtime < 'cut-off'`` (aged), ``<closed_at> >= 'cut-off'`` (closed)."""
+        where = query.condition
+        if wanted.kind not in WINDOW_KEYS or wanted.cutoff is None:
+            return where
+        if where.joiner == "OR" and len(where.conditions) > 1:
+            raise SourceQueryError(query.unfit_for(wanted.kind) or "an OR filter cannot take a window")
+        cutoff = wanted.cutoff.astimezone(self.settings.zone).strftime("%Y-%m-%d %H:%M:%S")
+        window = (
+            Condition(CREATED, "<", (cutoff,)) if wanted.kind == "aged" else Condition(query.closed_at, ">=", (cutoff,))
+        )
+        return Filter((*where.conditions, window), "AND")
 
     def seed_rows(self, query: VtigerQuery, category: str, rows: int) -> None:
         """Take ``rows`` as the KPI's last row count (from the store) unless this process read it since."""
@@ -486,6 +513,8 @@ class VtigerSource:
                 break
             chosen.append(tier)
             listed += sum(n for _, _, n in tier)
+        if wanted.kind == "aged":  # the oldest of every weighted category, whatever its weight
+            chosen, listed = [[entry for tier in tiers for entry in tier]], wanted.top
         if len(chosen) > 1 and listed > PAGE:
             listed -= sum(n for _, _, n in chosen.pop())  # only the heavier ones: fewer than top, all listed
         if not chosen:
