@@ -166,7 +166,7 @@ def cmd_check(args: argparse.Namespace, services: Services) -> int:
                 print(f"ok   {label}: value {value_text(score.index, kpi.unit)} ({score.status.value})")
             print(f"     plan: {result.plan}; {result.calls} calls; {elapsed:.0f} ms")
             if kpi.counted:
-                print(f"     {items_line(result, services.clock())}")
+                print(f"     {items_line(result, services.clock(), oldest=kpi.kind != 'closed')}")
     print_call_plan(services, measured)
     return 1 if failures else 0
 

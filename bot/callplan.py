@@ -1,8 +1,9 @@
 """How many calls the configured schedules cost each source: a tick's plan and the calls a day (``check``).
 
 Counted, not guessed: from each KPI's row count and calls as ``check`` just read
-them, with the plan the tick would choose (`bot.sources.ScansTogether`: KPIs
-read together where one scan costs fewer calls). Teams whose slots fall on the
+them, with the plan the tick would choose (`bot.sources.ScansTogether`: count KPIs
+read together where one scan costs fewer calls; closed, aged and value KPIs are
+read alone, at the calls ``check`` measured for them). Teams whose slots fall on the
 same instant are read by one tick, so the day's count plans each instant's
 teams together. Signing in and ``describe`` are left out of the counts (a few
 calls a tick at most, and only when the session or the module cache expired).
@@ -62,11 +63,17 @@ def tick_calls(
     for name, group in pairs.items():
         source = sources[name]
         plans: list[ScanPlan] = []
+        # count KPIs as the source plans them (shared scans); other kinds, read alone, as check measured them
+        group.sort(key=lambda pair: pair[1].kind != "count")
+        counting = [kpi for _, kpi in group if kpi.kind == "count"] if isinstance(source, ScansTogether) else []
         if isinstance(source, ScansTogether):
-            plans = source.plan_scans([(kpi.count, kpi.category) for _, kpi in group])
-            alone = [source.calls_alone(kpi.count, kpi.category) for _, kpi in group]
-        else:
-            alone = [calls_alone.get((team.id, kpi.id), 1) for team, kpi in group]
+            plans = source.plan_scans([(kpi.count, kpi.category) for kpi in counting])
+        alone = (
+            [source.calls_alone(kpi.count, kpi.category) for kpi in counting]
+            if isinstance(source, ScansTogether)
+            else []
+        )
+        alone += [calls_alone.get((team.id, kpi.id), 1) for team, kpi in group[len(counting) :]]
         shared = {member for plan in plans for member in plan.members}
         words = tuple(
             f"{len(plan.members)} KPIs ({', '.join(_label(*group[m]) for m in plan.members[:3])}"

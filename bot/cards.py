@@ -338,7 +338,7 @@ def _facts(report: KpiReport, now: datetime, zone: ZoneInfo, brief: bool = False
     result, facts = report.fetch, []
     if result is None:
         return []
-    if result.oldest is not None:
+    if result.oldest is not None and report.kpi.kind != "closed":  # a closed KPI's items are not open
         among = f" {', '.join(result.oldest_among)}" if result.oldest_among else ""
         facts.append(f"oldest{among}: {age(result.oldest, now)}")
     if result.created_since is not None and report.new_since is not None:
@@ -382,13 +382,13 @@ def _item_text(item: Item, report: KpiReport, now: datetime) -> str:
     return f"- {named} ({', '.join(facts)})"
 
 
-def items_line(result: FetchResult, now: datetime) -> str:
-    """The top items and the oldest of one read, on one line (for ``check``)."""
+def items_line(result: FetchResult, now: datetime, oldest: bool = True) -> str:
+    """The top items and (with ``oldest``) the oldest of one read, on one line (for ``check``)."""
     listed = "; ".join(
         f"{_item_title(i)} ({i.category}{', ' + age(i.created, now) if i.created else ''})" for i in result.items
     )
     parts = [f"top: {listed}" if listed else "top: none listed"]
-    if result.oldest is not None:
+    if result.oldest is not None and oldest:
         among = f" {', '.join(result.oldest_among)}" if result.oldest_among else ""
         parts.append(f"oldest{among}: {age(result.oldest, now)}")
     return " · ".join(parts)

@@ -22,11 +22,11 @@ from bot.config import Config, KpiConfig, TeamConfig, iter_kpis
 from bot.context import Services
 from bot.delivery import target_key
 from bot.errors import SourceError
-from bot.reports import rule_of
+from bot.reports import measure_of, rule_of, wanted_of
 from bot.slots import slot_instant
-from bot.sources import Deadline, fold_onto
+from bot.sources import Deadline, with_categories_of
 from bot.store import DELIVERED, FAILED, POST, SCORE, Reading, Store, to_utc
-from scoring import score_kpi
+from scoring import VALUE, score_kpi
 
 DEMO_DAYS = 60
 POSTED_DAYS = 14
@@ -41,7 +41,7 @@ def seed_history(
     config: Config,
     now: datetime,
     days: int = DEMO_DAYS,
-    today: Mapping[tuple[str, str], dict[str, int]] | None = None,
+    today: Mapping[tuple[str, str], Mapping[str, float]] | None = None,
 ) -> int:
     """Write ``days`` local days of history (ending today, nothing after ``now``) for every team; return readings.
 
@@ -54,9 +54,7 @@ def seed_history(
         local_today = now.astimezone(zone).date()
         rng = _rng(team.id)
         start = today or {}
-        walks = {
-            kpi.id: _walk_back(kpi, _rng(team.id, kpi.id), days, start.get((team.id, kpi.id))) for kpi in team.kpis
-        }
+        walks = {kpi.id: _walk_kpi(kpi, _rng(team.id, kpi.id), days, start.get((team.id, kpi.id))) for kpi in team.kpis}
         readings: list[Reading] = []
         for back in range(days - 1, -1, -1):
             day = local_today - timedelta(days=back)
@@ -68,8 +66,9 @@ def seed_history(
                 continue
             origin = POST if slot else SCORE
             for kpi in team.kpis:
-                counts = walks[kpi.id][back]
-                index = score_kpi(counts, rule_of(kpi)).index
+                measured = walks[kpi.id][back]
+                index = score_kpi(measured, rule_of(kpi)).index
+                counts = {c: int(n) for c, n in measured.items()} if kpi.counted else {}  # a value is its index
                 readings.append(Reading(team.id, kpi.id, to_utc(at), origin, counts, index, slot=slot))
             if slot and back < POSTED_DAYS:
                 _record_post(store, team, to_utc(slot), failed=back == 3)
@@ -78,18 +77,35 @@ def seed_history(
     return written
 
 
-def current_counts(services: Services) -> dict[tuple[str, str], dict[str, int]]:
-    """Every KPI's counts read once now, by (team id, KPI id); KPIs whose source fails are left out."""
+def current_counts(services: Services) -> dict[tuple[str, str], Mapping[str, float]]:
+    """Every KPI's counts (a value KPI's number) read once now, by (team id, KPI id); KPIs whose source fails
+    are left out."""
     config, found = services.config, {}
     for team, kpi in iter_kpis(config):
+        wanted = wanted_of(kpi, None, services.clock())
         try:
             result = services.sources[kpi.source].fetch(
-                kpi.count, kpi.category, Deadline.after(config.fetch_budget_seconds)
+                kpi.count, kpi.category, Deadline.after(config.fetch_budget_seconds), wanted
             )
+            found[(team.id, kpi.id)] = measure_of(kpi, with_categories_of(result, kpi.weights))
         except SourceError:
             continue
-        found[(team.id, kpi.id)] = fold_onto(result.counts, kpi.weights)
     return found
+
+
+def _walk_kpi(
+    kpi: KpiConfig, rng: random.Random, days: int, start: Mapping[str, float] | None
+) -> list[Mapping[str, float]]:
+    """A KPI's measures ``days`` days back, today first: counts per category, or a value KPI's number."""
+    if kpi.counted:
+        counts = {c: int(n) for c, n in start.items()} if start is not None else None
+        return list(_walk_back(kpi, rng, days, counts))
+    value = start[VALUE] if start is not None else (kpi.target + kpi.warning) / 2
+    walk: list[Mapping[str, float]] = []
+    for _ in range(days):
+        walk.append({VALUE: round(value, 1)})
+        value = max(0.0, value + rng.uniform(-0.06, 0.06) * max(abs(kpi.warning), 1.0))
+    return walk
 
 
 def _first_slot(team: TeamConfig, config: Config, day: date) -> datetime | None:

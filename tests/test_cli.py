@@ -49,9 +49,11 @@ def test_preview_of_an_unknown_team(demo_copy, capsys):
 def test_check_reads_every_kpi(demo_copy, capsys):
     assert main(["--config", str(demo_copy), "check"]) == 0
     out = capsys.readouterr().out
-    assert "ok   source demo: demo-issues.csv: 71 records" in out
+    assert "ok   source demo: demo-issues.csv: 74 records" in out
     assert "ok   customer/open-issues (source demo): index 85 (bad)" in out
-    assert out.count("plan: read file; 1 calls;") == 3
+    assert "ok   performance/search-p95 (source demo, in ms): value 238 ms (good)" in out
+    assert "ok   security/past-sla (source demo, open over 30 days): index 44 (good)" in out
+    assert out.count("plan: read file; 1 calls;") == 6, "each KPI, whatever its kind, with its plan and calls"
 
 
 def test_check_fails_when_a_source_fails(demo_copy, capsys):
@@ -155,7 +157,7 @@ def test_check_signs_in_to_sources_no_kpi_uses(demo_copy, capsys):
     assert main(["--config", str(demo_copy), "check"]) == 1
     out = capsys.readouterr().out
     assert "FAIL source crm: cannot reach Vtiger at 127.0.0.1" in out
-    assert out.count("ok   ") == 4  # the file source and its three KPIs
+    assert out.count("ok   ") == 7  # the file source and its six KPIs
 
 
 @pytest.mark.parametrize(

@@ -56,7 +56,7 @@ def test_fresh_reads_are_stored_and_give_change_and_trend(demo):
     assert score.change == -5
     assert second.kpis[0].previous_at == first.generated_at + timedelta(hours=1), "the day's last reading"
     assert score.sparkline == "·" * 12 + "█▁"
-    assert [r.origin for r in services.store.recent_readings("security")] == ["score"] * 3
+    assert [r.origin for r in services.store.recent_readings("security")] == ["score"] * 6  # three of two KPIs
 
 
 def test_a_card_read_through_the_services_gives_the_age_of_the_oldest_open_item(demo):

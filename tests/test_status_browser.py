@@ -13,17 +13,28 @@ Skipped when Chromium or ChromeDriver is missing, unless SCOREBOT_REQUIRE_BROWSE
 from __future__ import annotations
 
 import base64
+import io
+import json
 import os
 import shutil
 import tempfile
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import requests
+import yaml
+from PIL import Image
 from werkzeug.serving import make_server
 
+from bot.app import create_app
+from bot.cards import team_message
+from bot.config import load_config
 from bot.pages.access import IAP_HEADER
+from bot.pages.chart import BAD_TEXT
+from bot.services import build_services
+from bot.store import SCORE, Reading
 from tests.iap import AUDIENCE, IapKeys
 from tests.pages import SECRET, unverified_app
 
@@ -140,7 +151,7 @@ def test_the_status_pages_load_clean_with_every_chart_at_phone_and_desktop_width
     assert errors == []
     assert state["innerWidth"] == width
     charts = [image for image in state["images"] if image[0].startswith("/charts/")]
-    expected = 3 if page == "status" else 1  # one chart a KPI: three demo teams, one KPI each
+    expected = 6 if page == "status" else 1  # one chart a KPI: six demo KPIs, one of them the customer team's
     assert len(charts) == expected
     assert all(complete and natural_width > 0 for _, complete, natural_width in state["images"]), state["images"]
     assert state["scrollWidth"] <= state["clientWidth"], f"{page} overflows sideways at {width} px"
@@ -217,3 +228,72 @@ def test_iap_shows_the_page_only_with_a_valid_assertion(browser, tmp_path):
         browser.execute_cdp_cmd("Network.setExtraHTTPHeaders", {"headers": {}})
         site.close()
         keys.close()
+
+
+def higher_is_better_site(folder):
+    """A team whose one KPI (fixes closed in a week, higher is better) fell from good (60) to bad (20) today."""
+    (folder / "issues.csv").write_text("team,priority,closed_at\n")
+    kpi = {
+        "id": "fixed",
+        "name": "Fixes closed",
+        "source": "issues",
+        "kind": "closed",
+        "days": 7,
+        "count": {"where": {"team": "team"}, "closed_at": "closed_at"},
+        "category": "priority",
+        "weights": {"High": 1},
+        "target": 50,
+        "warning": 30,
+    }
+    data = {
+        "chat": {"verify": False},
+        "status": {"access": "loopback"},
+        "charts": {"secret": SECRET},
+        "sources": {"issues": {"type": "file", "path": "issues.csv"}},
+        "teams": [{"id": "team", "name": "Throughput", "timezone": "UTC", "kpis": [kpi]}],
+    }
+    (folder / "scorebot.yaml").write_text(yaml.safe_dump(data))
+    config = load_config(folder / "scorebot.yaml")
+    services = build_services(config, clock=lambda: NOW, store_url=f"sqlite:///{folder / 'store.db'}")
+    days = [60, 62, 58, 61, 60, 20]
+    services.store.add_readings(
+        [
+            Reading("team", "fixed", NOW - timedelta(days=len(days) - 1 - i), SCORE, {"High": n}, float(n))
+            for i, n in enumerate(days)
+        ]
+    )
+    return services, Served(create_app(services=services, allow_unverified=True))
+
+
+def red_pixels(png):
+    image = Image.open(io.BytesIO(png)).convert("RGB")
+    width, height = image.size
+    pixels = (image.getpixel((x, y)) for x in range(width) for y in range(height))
+    return sum(1 for pixel in pixels if all(abs(a - b) < 30 for a, b in zip(pixel, BAD_TEXT, strict=True)))
+
+
+def test_a_higher_is_better_kpi_falling_from_good_to_bad_is_a_red_down_arrow_everywhere(browser, tmp_path):
+    """The card, the chart and the status page agree: ▼, in the colour of worse (a screenshot is saved)."""
+    services, site = higher_is_better_site(tmp_path)
+    try:
+        set_width(browser, 1280)
+        state = load(browser, site.url + "/status/team")
+        change = browser.execute_script(
+            "const e = document.querySelector('.change');"
+            " return [e.className, e.textContent, getComputedStyle(e).color]"
+        )
+        day = (NOW - timedelta(days=1)).date()
+        assert change == ["change worse", f"▼ −40 vs {day:%a} {day.day} {day:%b}", "rgb(197, 34, 31)"], change
+        assert "(worse)" in state["text"] and "bad" in state["text"]
+        [chart] = [src for src, complete, width in state["images"] if src.startswith("/charts/") and complete and width]
+        png = requests.get(site.url + chart, timeout=10).content
+        assert red_pixels(png) > 20, "the chart's ▼ beside the latest value is red"
+        shot = screenshot(browser, "higher-is-better-falling-1280")
+        assert shot.stat().st_size > 10_000
+        (SCREENSHOTS / "higher-is-better-falling-chart.png").write_bytes(png)
+    finally:
+        site.close()
+    report = services.reporter.report(services.config.teams[0], "UTC", SCORE, record=False, cached=True)
+    card = json.dumps(team_message(report, refresh_function=None), ensure_ascii=False)
+    assert '<font color=\\"#d93025\\">▼ −40 vs' in card, "the card's change is red too"
+    assert "🔴 Bad" in card

@@ -33,15 +33,17 @@ def test_the_overview_shows_every_team_with_its_state_posts_and_chart(tmp_path):
     assert "last post: delivered" in text
     assert "failed Mon 23 Nov 09:00 EST · rejected by the target" in text  # three days before NOW, New York time
     assert "next post Thu 26 Nov 15:01 EST" in text  # the customer team's every-minute schedule
-    assert re.search(r"demo file 3 Thu 26 Nov \d\d:\d\d CET", text)  # the source's last successful read
+    assert re.search(r"demo file 6 Thu 26 Nov \d\d:\d\d CET", text)  # the source's last successful read
+    assert re.search(r"Search p95 latency \d+ ms · ", text), "a value KPI with its unit"
     charts = re.findall(r'<img class="chart" src="([^"]+)"', html)
-    assert len(charts) == 3
+    assert len(charts) == 6
     for src in charts:
         team, day = re.match(r"/charts/([a-z]+)/(\d{4}-\d\d-\d\d)\.png", src).groups()
         query = dict(part.split("=", 1) for part in src.split("?", 1)[1].replace("&amp;", "&").split("&"))
-        check(SECRET, team, datetime.fromisoformat(day).date(), "", query["exp"], query["sig"], NOW)
+        kpi = query.get("kpi", "")  # named for a team of several KPIs
+        check(SECRET, team, datetime.fromisoformat(day).date(), kpi, query["exp"], query["sig"], NOW)
         check(
-            SECRET, team, datetime.fromisoformat(day).date(), "", query["exp"], query["sig"], NOW + timedelta(hours=20)
+            SECRET, team, datetime.fromisoformat(day).date(), kpi, query["exp"], query["sig"], NOW + timedelta(hours=20)
         )
 
 

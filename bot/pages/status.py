@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 from flask import Blueprint, Response, abort, render_template, request
 
+from bot.cards import value_text
 from bot.chart_links import STATUS_LINK_LIFETIME, chart_paths
 from bot.config import Config, TeamConfig
 from bot.context import Services
@@ -180,17 +181,18 @@ class StatusPages:
             return KpiLine(kpi.name, Status.UNKNOWN, "no data yet", "", "never read", "", chart, alt)
         score = _score(reading, team, kpi_id)
         index = score.index
+        unit = None if kpi.counted else kpi.unit
         today = reading.taken_at.astimezone(zone).date()
         earlier = [(d, v) for d, v in points(team, kpi_id, series) if v is not None and d < today]
         trend = ""
         if earlier:
             day, value = earlier[-1]
-            change = f"{_delta(index - value)} vs {day:%a} {day.day} {day:%b}"
+            change = f"{_delta(index - value, unit)} vs {day:%a} {day.day} {day:%b}"
             trend = score.trend(index - value).value
         else:
             change = "no earlier day in the chart"
         as_of = local(reading.taken_at, zone)
-        return KpiLine(kpi.name, score.status, _num(index), change, as_of, trend, chart, alt)
+        return KpiLine(kpi.name, score.status, value_text(index, unit), change, as_of, trend, chart, alt)
 
     def _slot_line(self, run: SlotRun, deliveries: Sequence[DeliveryRecord], zone: ZoneInfo) -> SlotLine:
         mine = [d for d in deliveries if d.slot == run.slot]
@@ -240,10 +242,10 @@ def _num(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else f"{value:.1f}"
 
 
-def _delta(value: float) -> str:
+def _delta(value: float, unit: str | None = None) -> str:
     if not value:
         return "= no change"
-    return f"▲ +{_num(value)}" if value > 0 else f"▼ −{_num(-value)}"
+    return f"▲ +{value_text(value, unit)}" if value > 0 else f"▼ −{value_text(-value, unit)}"
 
 
 def create_status_blueprint(services: Services, keys: CertCache | None = None) -> Blueprint:
