@@ -8,6 +8,7 @@ send      post a team's card to its targets now (--dry-run: print it)
 demo      the demo: fresh store with 60 days of generated history, then serve
 history   a team's recent readings, slots and deliveries
 schedule  each team's next scheduled slots, in its zone
+db        the store's schema: `db upgrade` to this version's revision (a deploy step), `db current` where it is
 """
 
 from __future__ import annotations
@@ -37,9 +38,10 @@ from bot.reports import measure_of, rule_of, wanted_of
 from bot.schedule.cli import add_commands
 from bot.schedule.tick import start_background_ticker
 from bot.secrets import scrubbed_output
-from bot.services import build_services
+from bot.services import build_services, store_location, use_store_url
 from bot.sources import Deadline, with_categories_of
-from bot.store import SCORE
+from bot.store import SCORE, make_engine
+from bot.store.migrate import read_state, upgrade
 from scoring import score_kpi
 
 log = logging.getLogger("bot")
@@ -194,6 +196,45 @@ def print_call_plan(services: Services, measured: dict[tuple[str, str], int]) ->
             print(f"     {line} (sign-in and describe not counted)")
 
 
+def cmd_db(args: argparse.Namespace, config: Config) -> int:
+    """``db upgrade``: bring the store to this version's head revision; ``db current``: print its revision
+    and whether it is head (exit 1 if not). Run without opening the store as other commands do (that refuses
+    a store behind head)."""
+    url, where = store_location(config)
+    return use_store_url(url, where, _db_upgrade if args.action == "upgrade" else _db_current)
+
+
+def _db_upgrade(url: str) -> int:
+    engine = make_engine(url)
+    try:
+        started = time.perf_counter()
+        before, after = upgrade(engine)
+        took = f"in {(time.perf_counter() - started) * 1000:.0f} ms"
+    finally:
+        engine.dispose()
+    store = f"store {engine.url.render_as_string(hide_password=True)}"
+    if before.at_head:
+        print(f"{store}: at {after.revision} (head) already")
+    elif before.empty:
+        print(f"{store}: created at {after.revision} (head) {took}")
+    elif before.revision is None:
+        print(f"{store}: schema {before.legacy} from before revisions upgraded to {after.revision} (head) {took}")
+    else:
+        print(f"{store}: upgraded from {before.revision} to {after.revision} (head) {took}")
+    return 0
+
+
+def _db_current(url: str) -> int:
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            state = read_state(conn)
+    finally:
+        engine.dispose()
+    print(state.describe())
+    return 0 if state.at_head else 1
+
+
 def _public_url(text: str) -> str:
     try:
         return check_public_url(text)
@@ -224,6 +265,12 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Command]]:
     )
     table: dict[str, Command] = {"serve": cmd_serve, "preview": cmd_preview, "check": cmd_check, "demo": cmd_demo}
     table.update(add_commands(commands))
+    db = commands.add_parser("db", help="the store's schema: upgrade it, or show its revision")
+    db.add_argument(
+        "action",
+        choices=["upgrade", "current"],
+        help="upgrade: to this version's head revision (a deploy step); current: the revision, and whether it is head",
+    )
     for sub in commands.choices.values():
         sub.add_argument("--config", default=argparse.SUPPRESS, help="config file")
     return parser, table
@@ -237,6 +284,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         setup_logging(args.log_level)
         try:
             config: Config = load_config(args.config)
+            if args.command == "db":
+                return cmd_db(args, config)
             return table[args.command](args, build_services(config))
         except ScorebotError as exc:
             print(f"error: {exc}", file=sys.stderr)

@@ -16,7 +16,7 @@ from flask import Flask, Response
 from bot.chat.web import MAX_BODY_BYTES, create_chat_blueprint
 from bot.config import Config, load_config
 from bot.context import Services
-from bot.errors import ConfigError
+from bot.errors import ConfigError, SchemaError
 from bot.google_tokens import CertCache
 from bot.logs import setup_logging
 from bot.pages.charts import create_charts_blueprint
@@ -70,7 +70,7 @@ def create_app_or_exit() -> Flask:
     setup_logging()
     try:
         return create_app()
-    except ConfigError as exc:
+    except (ConfigError, SchemaError) as exc:
         log.critical("cannot start: %s", exc)
         sys.exit(3)
 

@@ -5,6 +5,7 @@ that user (never a traceback, never a secret):
 
     ScorebotError
     ├── ConfigError          the configuration file is wrong; names file and key path
+    ├── SchemaError          the store's schema is not this version's; names the command that fixes it
     ├── VerificationError    a request did not prove it came from Google Chat
     ├── SourceError          a data source could not give counts
     │   ├── SourceUnavailable    unreachable, timed out, HTTP 5xx, throttled
@@ -23,6 +24,10 @@ class ScorebotError(Exception):
 
 class ConfigError(ScorebotError):
     """The configuration is invalid; the message names the file and key path."""
+
+
+class SchemaError(ScorebotError):
+    """The store's schema is not the one this version uses (behind it, or unknown); the message says what to run."""
 
 
 class VerificationError(ScorebotError):

@@ -11,6 +11,7 @@ import os
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
 import sqlalchemy as sa
 
@@ -25,6 +26,8 @@ from bot.sources import build_source
 from bot.store import Store, resolve_url
 from handlers import scheduled
 
+T = TypeVar("T")
+
 
 def utc_now() -> datetime:
     """The current time in UTC (the production clock)."""
@@ -32,7 +35,14 @@ def utc_now() -> datetime:
 
 
 def open_store(url: str, where: str) -> Store:
-    """The store at ``url``, or a one-line `ConfigError` naming ``where`` the URL came from (password hidden)."""
+    """The store at ``url``, or a one-line `ConfigError` naming ``where`` the URL came from (password hidden);
+    a store whose schema is behind this version's raises `SchemaError` (see `bot.store.migrate`)."""
+    return use_store_url(url, where, Store)
+
+
+def use_store_url(url: str, where: str, use: Callable[[str], T]) -> T:
+    """``use(url)`` once ``url`` is a store URL Scorebot supports; a bad URL, or a store that cannot be
+    reached, is a one-line `ConfigError` naming ``where`` the URL came from (password hidden)."""
     try:
         parsed = sa.engine.make_url(url)
     except (sa.exc.ArgumentError, ValueError):
@@ -49,7 +59,7 @@ def open_store(url: str, where: str) -> Store:
     if not shown.startswith(("sqlite:", "postgresql:", "postgresql+psycopg:")):
         raise ConfigError(f"{where}: {shown}: only sqlite:///FILE and postgresql://... stores are supported")
     try:
-        return Store(url)
+        return use(url)
     except sa.exc.SQLAlchemyError as exc:
         reason = type(exc.orig).__name__ if isinstance(exc, sa.exc.DBAPIError) else type(exc).__name__
         raise ConfigError(f"{where}: cannot open the store at {shown} ({reason}: {_first_line(exc)})") from None
@@ -77,14 +87,21 @@ def _first_line(exc: sa.exc.SQLAlchemyError) -> str:
     return text.strip().splitlines()[0] if text.strip() else "no detail"
 
 
-def build_services(config: Config, clock: Callable[[], datetime] = utc_now, store_url: str | None = None) -> Services:
-    """Services for ``config``; the store URL is ``store_url``, else $SCOREBOT_STORE, else the config's."""
-    validate_templates(config)
+def store_location(config: Config, store_url: str | None = None) -> tuple[str, str]:
+    """The store's URL (``store_url``, else $SCOREBOT_STORE, else the config's; a relative SQLite path taken
+    from the config file's folder) and where it came from, for messages."""
     base = config.path.parent if config.path else Path.cwd()
     where = "store URL argument" if store_url else "$SCOREBOT_STORE" if os.environ.get("SCOREBOT_STORE") else "store"
     if where == "store" and config.path:
         where = f"{config.path}: store"
-    store = open_store(resolve_url(store_url or os.environ.get("SCOREBOT_STORE") or config.store, base), where)
+    return resolve_url(store_url or os.environ.get("SCOREBOT_STORE") or config.store, base), where
+
+
+def build_services(config: Config, clock: Callable[[], datetime] = utc_now, store_url: str | None = None) -> Services:
+    """Services for ``config``; the store URL is ``store_url``, else $SCOREBOT_STORE, else the config's."""
+    validate_templates(config)
+    base = config.path.parent if config.path else Path.cwd()
+    store = open_store(*store_location(config, store_url))
     sources = {name: build_source(name, settings, base) for name, settings in config.sources.items()}
     reporter = Reporter(
         sources,

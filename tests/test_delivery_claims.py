@@ -13,6 +13,7 @@ from bot.schedule.claim import Claim, ClaimLost
 from bot.schedule.tick import Scheduler
 from bot.services import build_services
 from bot.store import Store, metadata
+from bot.store.migrate import upgrade
 from tests.fakes.chat import FakeChat, write_config
 from tests.test_tick import Clock, run_cli
 
@@ -208,6 +209,8 @@ def test_a_store_from_before_retry_at_gets_the_column(store_url):
     with old.engine.begin() as conn:  # back to the version-2 slot_runs table, with the slot in it
         conn.execute(sa.text("ALTER TABLE slot_runs DROP COLUMN retry_at"))
         conn.execute(sa.text("UPDATE schema_info SET version = 2"))
+        conn.execute(sa.text("DROP TABLE alembic_version"))  # as before Alembic
+    upgrade(old.engine)
     old.engine.dispose()
 
     store = Store(store_url)

@@ -179,10 +179,10 @@ def make_schema_2(url: str, snapshots: int) -> None:
     engine.dispose()
 
 
-def test_a_schema_2_store_opened_by_several_processes_at_once_is_migrated_once(store_url):
+def test_a_schema_2_store_upgraded_by_several_processes_at_once_is_migrated_once(store_url):
     make_schema_2(store_url, snapshots=30)
-    command = [sys.executable, "-c", "import sys; from bot.store import Store; Store(sys.argv[1])", store_url]
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    command = [sys.executable, "-m", "bot", "db", "upgrade"]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "SCOREBOT_STORE": store_url}
     starts = [subprocess.Popen(command, cwd=REPO, env=env, stderr=subprocess.PIPE, text=True) for _ in range(4)]
     errors = [start.communicate(timeout=60)[1] for start in starts]
     assert [s.returncode for s in starts] == [0] * 4, errors

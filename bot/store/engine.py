@@ -16,7 +16,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from bot.secrets import scrub
-from bot.store.schema import create_schema
+from bot.store.migrate import prepare
 
 
 def resolve_url(url: str, base_dir: Path) -> str:
@@ -88,12 +88,19 @@ def utc_aware(moment: datetime) -> datetime:
 
 
 class Database:
-    """One store's engine (its schema made ready on opening), and the connection a thread's reads may share."""
+    """One store's engine, and the connection a thread's reads may share.
+
+    Opening a store creates an empty one at the head revision and refuses one behind it (`bot.store.migrate`).
+    """
 
     def __init__(self, url: str) -> None:
         self.engine = make_engine(url)
         self._local = threading.local()
-        create_schema(self.engine)
+        try:
+            prepare(self.engine)
+        except BaseException:
+            self.engine.dispose()
+            raise
 
     @contextmanager
     def one_connection(self) -> Iterator[None]:
