@@ -343,7 +343,8 @@ def _facts(report: KpiReport, now: datetime, zone: ZoneInfo, brief: bool = False
         facts.append(f"oldest{among}: {age(result.oldest, now)}")
     if result.created_since is not None and report.new_since is not None:
         since = "" if brief else f" since last post {_when(report.new_since, now, zone)}"
-        facts.append(f"{result.created_since} new{since}")
+        closed = f" · {result.closed_since} closed" if result.closed_since is not None else ""
+        facts.append(f"{result.created_since} new{closed}{since}")
     return facts
 
 

@@ -16,7 +16,9 @@ import yaml
 from bot.cards import plain_text, team_message
 from bot.config import load_config
 from bot.errors import ConfigError
+from bot.reports import KpiReport, TeamReport, score_reading
 from bot.services import build_services
+from bot.sources.base import Deadline, FetchResult, Wanted
 from bot.store import SCORE
 from scoring import Status
 from tests.fakes.vtiger import FakeVtiger
@@ -338,3 +340,44 @@ def test_a_closed_kpi_is_higher_is_better_unless_told(tmp_path, peers):
     del block["lower_is_better"]
     path = write_config(tmp_path, peers, [{"id": "team", "name": "Team", "kpis": [block]}])
     assert load_config(path).teams[0].kpis[0].lower_is_better is False
+
+
+SINCE = ago(5)
+"""The team's previous post, for what is new and what was closed since."""
+
+
+def test_a_count_kpi_says_how_many_were_closed_since_the_last_post_from_a_file(tmp_path, peers):
+    block = kpi_block("file", "count", True)
+    block["count"] = QUERIES["file"]["count"] | {"closed_at": "closed_at", "left": {"status": "closed"}}
+    config, services = services_for(tmp_path, peers, [block])
+    kpi = config.teams[0].kpis[0]
+    wanted = Wanted(top=3, weights=kpi.weights, since=SINCE, kind="count")
+    result = services.sources["file"].fetch(kpi.count, kpi.category, Deadline.after(5), wanted)
+    assert (result.created_since, result.closed_since) == (1, 1), "new: the Low of 2 days; closed: 3 days ago"
+    unasked = services.sources["file"].fetch(kpi.count, kpi.category, Deadline.after(5), Wanted(kind="count"))
+    assert unasked.closed_since is None
+
+
+def test_a_count_kpi_says_how_many_were_closed_since_the_last_post_from_vtiger(tmp_path, peers):
+    _, fake = peers
+    block = kpi_block("vtiger", "count", True)
+    block["count"] = QUERIES["vtiger"]["count"] | {"left": "ticketstatus = 'Closed'"}
+    config, services = services_for(tmp_path, peers, [block])
+    kpi = config.teams[0].kpis[0]
+    before = len(fake.queries())
+    wanted = Wanted(top=3, weights=kpi.weights, since=SINCE, kind="count")
+    result = services.sources["vtiger"].fetch(kpi.count, kpi.category, Deadline.after(5), wanted)
+    assert result.closed_since == 1, "the High closed 3 days ago (the others were closed before the post)"
+    asked = [q for q in fake.queries()[before:] if "modifiedtime > " in q]
+    expected = f"SELECT count(*) FROM HelpDesk WHERE ticketstatus = 'Closed' AND modifiedtime > '{crm(SINCE)}';"  # noqa: S608
+    assert asked == [expected], "one count(*), in the CRM's zone"
+
+
+def test_the_card_says_what_is_new_and_what_was_closed_since_the_last_post(tmp_path, peers):
+    config, _ = services_for(tmp_path, peers, [kpi_block("file", "count", True)])
+    team, kpi = config.teams[0], config.teams[0].kpis[0]
+    score = score_reading(kpi, {"High": 1, "Low": 1})
+    fetch = FetchResult(counts={"High": 1, "Low": 1}, plan="read file", calls=1, created_since=2, closed_since=5)
+    report = KpiReport(kpi=kpi, score=score, as_of=NOW, fetch=fetch, new_since=NOW - timedelta(days=1))
+    card = json.dumps(team_message(TeamReport(team, (report,), NOW, "UTC"), refresh_function=None))
+    assert "2 new \\u00b7 5 closed since last post Wed 15:00" in card

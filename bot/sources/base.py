@@ -191,6 +191,8 @@ class FetchResult:
     created_since: int | None = None
     value: float | None = None
     """A value KPI's number (its counts are then empty)."""
+    closed_since: int | None = None
+    """How many items left the count (were closed) after ``Wanted.since`` (None: not asked, or not known)."""
 
     @property
     def rows(self) -> int | None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import json
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
@@ -67,6 +68,9 @@ class FileQuery(StrictModel):
     """The column saying when a record was closed (ISO 8601; empty while open): a closed KPI needs it."""
     value: str | None = None
     """The column holding a value KPI's number (the last matching record's)."""
+    left: dict[str, Annotated[str | list[str], PlainValidator(_text_or_texts)]] | None = None
+    """A count KPI with ``closed_at``: what its records are once closed (``{team: customer, status: Closed}``),
+    so the card also says how many were closed since the last post."""
 
     @property
     def item_columns(self) -> tuple[str, ...]:
@@ -102,7 +106,7 @@ class FileSource:
         count new items from the optional columns."""
         columns, records = self._read()
         allowed_values = {field: [v] if isinstance(v, str) else v for field, v in query.where.items()}
-        needed = (*allowed_values, *((category,) if category else ()), *query.item_columns)
+        needed = (*allowed_values, *((category,) if category else ()), *query.item_columns, *(query.left or {}))
         if columns is not None and (missing := [f for f in needed if f not in columns]):
             raise SourceQueryError(
                 f"{self.path.name} has no column {missing[0]!r} (its header: {', '.join(columns) or 'empty'}); "
@@ -111,10 +115,15 @@ class FileSource:
         counts = CategoryCounts()
         tally = ItemTally(wanted, dated=query.created is not None)
         last: tuple[int, dict[str, object]] | None = None
+        left = self._left(query, wanted)
+        closed_since = 0
         for number, record in enumerate(records, start=1):
             missing = [f for f in needed if f not in record]
             if missing:
                 raise SourceQueryError(f"{self.path.name}: record {number} has no field {missing[0]!r}")
+            if left is not None and all(str(record[f]) in allowed for f, allowed in left.items()):
+                closed = self._time(query.closed_at or "", record, number)
+                closed_since += closed is not None and wanted.since is not None and closed > wanted.since
             if not all(str(record[f]) in allowed for f, allowed in allowed_values.items()):
                 continue
             last = (number, record)
@@ -127,7 +136,15 @@ class FileSource:
                 tally.add(item)
         if wanted.kind == "value":
             return FetchResult(counts={}, plan="read file", calls=1, value=self._value(query, last))
-        return tally.result(counts.counts, "read file", 1, {})
+        result = tally.result(counts.counts, "read file", 1, {})
+        return result if left is None else replace(result, closed_since=closed_since)
+
+    @staticmethod
+    def _left(query: FileQuery, wanted: Wanted) -> dict[str, list[str]] | None:
+        """The ``left`` condition as allowed values per field, when a count KPI's card asks what was closed."""
+        if query.left is None or query.closed_at is None or wanted.kind != "count" or wanted.since is None:
+            return None
+        return {field: [v] if isinstance(v, str) else v for field, v in query.left.items()}
 
     def _value(self, query: FileQuery, last: tuple[int, dict[str, object]] | None) -> float:
         """The value column of the last matching record, as a number."""

@@ -113,6 +113,17 @@ class VtigerQuery(StrictModel):
     closed_at: str = Field(default=MODIFIED, pattern=f"^{IDENTIFIER.pattern}$")
     """A closed KPI: the date field its window applies to (the filter selects the closed status values)."""
 
+    left: str | None = None
+    """A count KPI: what its items are once closed (``ticketstatus = 'Closed'``), so the card also says how
+    many were closed since the last post (those whose ``closed_at`` is after it; one more ``count(*)``)."""
+
+    @field_validator("left")
+    @classmethod
+    def _valid_left(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_filter(value)
+        return value
+
     def unfit_for(self, kind: str) -> str | None:
         """Why this query cannot measure ``kind`` (None when it can)."""
         if kind == "value":
@@ -217,6 +228,11 @@ class VtigerSource:
             else:
                 result = self._page(read, calls)
         self._last_rows[key] = result.details["rows"]
+        if query.left and wanted.kind == "count" and wanted.since is not None:
+            since = wanted.since.astimezone(self.settings.zone).strftime("%Y-%m-%d %H:%M:%S")
+            left = parse_filter(query.left)
+            closed = self._count(query.module, left.where(Condition(query.closed_at, ">", (since,))), calls)
+            result = replace(result, closed_since=closed, calls=calls.count)
         return result
 
     def _windowed(self, query: VtigerQuery, wanted: Wanted) -> Filter:
@@ -251,7 +267,7 @@ class VtigerSource:
         classes: dict[_Class, list[int]] = {}
         for at, (query, _) in enumerate(reads):
             where = query.condition
-            if query.plan != "count" and (where.joiner == "AND" or len(where.conditions) < 2):
+            if query.plan != "count" and not query.left and (where.joiner == "AND" or len(where.conditions) < 2):
                 classes.setdefault((query.module, query.title, frozenset(where.conditions)), []).append(at)
         rows = {c: self._rows_of(reads, ats) for c, ats in classes.items()}
         splits: dict[tuple[str, str | None, frozenset[Condition], str], list[_Class]] = {}
