@@ -65,6 +65,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from bot.alerts.runner import CHECK, AlertOutcome, AlertRunner
 from bot.config import ChatApiTarget, DeliveryTarget, LogTarget, TeamConfig, WebhookTarget
 from bot.context import Services
 from bot.delivery import Delivery, Post, live_message_id, message_id, target_key
@@ -135,6 +136,8 @@ class TickResult:
 
     now: datetime
     outcomes: list[SlotOutcome] = field(default_factory=list)
+    alerts: list[AlertOutcome] = field(default_factory=list)
+    """What the tick did about alerts (checks and notices)."""
 
     def count(self, state: str) -> int:
         """How many slots ended in ``state``."""
@@ -152,6 +155,9 @@ class TickResult:
         line = ", ".join(f"{n} {state}" for state, n in sorted(counts.items())) or "nothing due"
         if self.not_reached:
             line += f"; deadline reached before: {', '.join(self.not_reached)}"
+        if self.alerts:
+            alerts = Counter(o.state for o in self.alerts)
+            line += "; alerts: " + ", ".join(f"{n} {state}" for state, n in sorted(alerts.items()))
         return line
 
 
@@ -192,6 +198,16 @@ class Scheduler:
             pace_seconds=self.settings.pace_seconds,
         )
         self.owner = owner or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self.alerts = AlertRunner(
+            config,
+            services.store,
+            self.delivery,
+            lambda team, scans: services.report(team, CHECK, record=True, cached=True, scans=scans),
+            self._prefetch,
+            self.owner,
+            lease_seconds=self.settings.lease_seconds,
+            concurrency=self.settings.concurrency,
+        )
 
     def tick(self, now: datetime | None = None) -> TickResult:
         """Work every due slot of every scheduled team once, as of ``now`` (default: the services' clock).
@@ -215,6 +231,7 @@ class Scheduler:
                     work += [pool.submit(self._work, o, clock, scans.get(o.team.id)) for o in opened]
                 for done in work:
                     result.outcomes.extend(done.result())
+        result.alerts = self.alerts.run(clock.now, clock.deadline)  # after the posts: an alert never delays one
         self.prune()
         return result
 

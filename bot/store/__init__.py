@@ -40,6 +40,15 @@ whichever table and column it is written to.
 
 from __future__ import annotations
 
+from bot.store.alerts import (
+    NOTICE_FAILED,
+    NOTICE_PENDING,
+    NOTICE_SENT,
+    AlertRow,
+    Alerts,
+    NoticeRow,
+    TransitionRow,
+)
 from bot.store.engine import make_engine, resolve_url, to_utc
 from bot.store.outbox import Outbox
 from bot.store.readings import Readings
@@ -70,7 +79,7 @@ from bot.store.schema import (
 )
 
 
-class Store(Readings, Schedule, Outbox, Retention):
+class Store(Readings, Schedule, Outbox, Retention, Alerts):
     """Scorebot's persistent state: every concern's methods on one engine."""
 
 
@@ -81,6 +90,9 @@ __all__ = [
     "FAILED",
     "LEGACY",
     "MISSED",
+    "NOTICE_FAILED",
+    "NOTICE_PENDING",
+    "NOTICE_SENT",
     "PENDING",
     "POST",
     "POSTED_OUTCOMES",
@@ -93,13 +105,17 @@ __all__ = [
     "SKIPPED",
     "SUPERSEDED",
     "UNFINISHED",
+    "AlertRow",
+    "Alerts",
     "CardHistory",
     "DeliveryRecord",
+    "NoticeRow",
     "OutboxEntry",
     "Reading",
     "SlotRun",
     "Store",
     "TeamMark",
+    "TransitionRow",
     "make_engine",
     "metadata",
     "resolve_url",

@@ -15,7 +15,8 @@
   that repeats the request's key, token and bearer token, as Google's errors
   name the API key they refuse; whether a webhook post (one with ``key`` in
   its query) honours ``messageId`` is *unverified*, so it is a switch
-  (``webhook_ids``, off by default);
+  (``webhook_ids``, off by default); or (`flaky`) it refuses a random share
+  of the requests with 429 or 503;
 - ``PATCH /v1/spaces/X/messages/ID?updateMask=...&allowMissing=...``
   (``messages.patch``): replaces the fields the mask names (``text``,
   ``cardsV2`` or ``cards_v2``) of a stored message; an unknown ID answers 404
@@ -33,6 +34,7 @@
 from __future__ import annotations
 
 import json
+import random
 import re
 import threading
 import time
@@ -104,6 +106,9 @@ class FakeChat:
         self._hangs: dict[str, _Hang] = {}
         self._echo: set[str] = set()
         self._late: dict[str, float] = {}
+        self._flaky: dict[str, tuple[float, random.Random]] = {}
+        self.answered: list[tuple[str, str, int]] = []
+        """(Space, messageId, status) of every message request answered, in order."""
         self.echoed: list[str] = []
         self.scripted_status = "SCRIPTED"
         """The ``error.status`` of scripted error answers."""
@@ -131,6 +136,11 @@ class FakeChat:
     def always(self, space: str, status: int) -> None:
         """Answer every request to ``space`` with ``status`` (e.g. 404: a deleted webhook)."""
         self._always[space] = status
+
+    def flaky(self, space: str, rate: float, seed: int) -> None:
+        """Answer a share ``rate`` of the requests to ``space`` with 429 or 503 (half each, drawn from ``seed``)
+        before looking at them, as an overloaded Chat does."""
+        self._flaky[space] = (rate, random.Random(seed))
 
     def echo_secrets(self, space: str) -> None:
         """Refuse every request to ``space`` with 403, repeating its credentials in the error message."""
@@ -244,6 +254,12 @@ class FakeChat:
             scripted = queued.pop(0) if queued else None
         if scripted is None and space in self._always:
             scripted = (self._always[space], {})
+        if scripted is None and space in self._flaky:
+            rate, draw = self._flaky[space]
+            with self._lock:
+                roll, which = draw.random(), draw.random()
+            if roll < rate:
+                scripted = (429 if which < 0.5 else 503, {})
         if scripted is not None:
             status, headers = scripted
             return status, headers, {"error": {"code": status, "message": "scripted", "status": self.scripted_status}}
@@ -308,6 +324,8 @@ def _handler(fake: FakeChat) -> type[BaseHTTPRequestHandler]:
             with fake._lock:
                 fake.received.append(received)
             status, headers, body = fake._respond(received)
+            with fake._lock:
+                fake.answered.append((received.space, received.query.get("messageId", ""), status))
             self._send(status, headers, body)
 
         def _send(self, status: int, headers: dict[str, str], body: dict[str, Any]) -> None:
