@@ -7,6 +7,7 @@ tick      post every scheduled slot that is due (for any cron)
 send      post a team's card to its targets now (--dry-run: print it)
 demo      the demo: fresh store with 60 days of generated history, then serve
 history   a team's recent readings, slots and deliveries
+alerts    each KPI's alert state, since when, and its last transitions
 schedule  each team's next scheduled slots, in its zone
 db        the store's schema: `db upgrade` to this version's revision (a deploy step), `db current` where it is
 """
@@ -22,9 +23,12 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from pydantic import SecretStr
 
+from bot.alert_cards import AlertNotice, alert_message, alerts_status_message
+from bot.alerts.status import team_alert_states
 from bot.callplan import DAYS, daily_calls, tick_calls
 from bot.card_text import message_as_text
 from bot.cards import items_line, kind_words, overview_message, overview_page_size, team_message, value_text
@@ -34,7 +38,7 @@ from bot.demo import DEMO_DAYS, current_counts, seed_history
 from bot.errors import ConfigError, ScorebotError, SourceError
 from bot.logs import setup_logging
 from bot.overview import overview
-from bot.reports import measure_of, rule_of, wanted_of
+from bot.reports import TeamReport, measure_of, rule_of, wanted_of
 from bot.schedule.cli import add_commands
 from bot.schedule.tick import start_background_ticker
 from bot.secrets import scrubbed_output
@@ -42,7 +46,7 @@ from bot.services import build_services, store_location, use_store_url
 from bot.sources import Deadline, with_categories_of
 from bot.store import SCORE, make_engine
 from bot.store.migrate import read_state, upgrade
-from scoring import score_kpi
+from scoring import Status, score_kpi
 
 log = logging.getLogger("bot")
 Command = Callable[[argparse.Namespace, Services], int]
@@ -108,8 +112,38 @@ def cmd_preview(args: argparse.Namespace, services: Services) -> int:
         print(f"no team {args.team!r}; teams: {', '.join(t.id for t in services.config.teams)}", file=sys.stderr)
         return 2
     report = services.report(team, SCORE, record=False)  # a preview shows; it writes nothing
-    message = team_message(report, refresh_function=services.config.chat.button_function)
+    if args.alert:
+        message = preview_alert(services, report)
+    else:
+        message = team_message(report, refresh_function=services.config.chat.button_function)
     print(json.dumps(message, indent=2, ensure_ascii=False) if args.format == "json" else message_as_text(message))
+    return 0
+
+
+def preview_alert(services: Services, report: TeamReport) -> dict[str, Any]:
+    """The alert card the team's worst KPI would give if it crossed into its status now (bad, if it is fine)."""
+    team = report.team
+    worst = max(report.kpis, key=lambda k: (k.status is Status.BAD, k.status is Status.WARNING))
+    level = "warning" if worst.status is Status.WARNING else "bad"
+    items = tuple(json.loads(AlertNotice.items_json(worst.fetch.items))) if worst.fetch else ()
+    index = worst.score.index if worst.score else None
+    notice = AlertNotice(
+        "fire", worst.kpi, report.generated_at, level, index, report.generated_at, None, None, "good", items
+    )
+    zone = services.config.zone(team)
+    return alert_message(
+        team, [notice], zone, report.generated_at, refresh_function=services.config.chat.button_function
+    )
+
+
+def cmd_alerts(args: argparse.Namespace, services: Services) -> int:
+    """Print each KPI's alert state, since when, and its last transitions."""
+    team = services.config.team(args.team)
+    if team is None:
+        print(f"no team {args.team!r}; teams: {', '.join(t.id for t in services.config.teams)}", file=sys.stderr)
+        return 2
+    states = team_alert_states(services.store, team) if team.alerts else []
+    print(alerts_status_message(team, states, services.config.zone(team))["text"])
     return 0
 
 
@@ -256,14 +290,23 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Command]]:
     preview.add_argument(
         "--format", choices=["text", "json"], default="text", help="text for people, json for the exact message"
     )
+    preview.add_argument("--alert", action="store_true", help="the alert card its worst KPI would give now")
     commands.add_parser("check", help="validate the config and read every KPI once")
+    alerts = commands.add_parser("alerts", help="each KPI's alert state and its last transitions")
+    alerts.add_argument("team", help="the team's id")
     demo = commands.add_parser("demo", help="the demo, with 60 days of generated history")
     demo.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     demo.add_argument("--port", type=int, default=8080, help="port to listen on (default 8080)")
     demo.add_argument(
         "--public-url", type=_public_url, help="put chart images in cards, at this address (e.g. http://127.0.0.1:8080)"
     )
-    table: dict[str, Command] = {"serve": cmd_serve, "preview": cmd_preview, "check": cmd_check, "demo": cmd_demo}
+    table: dict[str, Command] = {
+        "serve": cmd_serve,
+        "preview": cmd_preview,
+        "check": cmd_check,
+        "demo": cmd_demo,
+        "alerts": cmd_alerts,
+    }
     table.update(add_commands(commands))
     db = commands.add_parser("db", help="the store's schema: upgrade it, or show its revision")
     db.add_argument(
@@ -286,7 +329,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             config: Config = load_config(args.config)
             if args.command == "db":
                 return cmd_db(args, config)
-            return table[args.command](args, build_services(config))
+            services = build_services(config)
+            try:
+                return table[args.command](args, services)
+            finally:
+                services.store.engine.dispose()  # the store's connections closed, not left to the collector
         except ScorebotError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2

@@ -18,8 +18,10 @@ from html import escape
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from bot.alert_settings import format_duration
 from bot.cards import MAX_CARD_WIDGETS, STATUS_LOOK, Message, age, within_limits
 from bot.config import KpiConfig, TeamConfig
+from bot.store import TransitionRow
 from scoring import Status
 
 MAX_ITEMS_SHOWN = 5
@@ -199,3 +201,58 @@ def _duration(delta: timedelta | None) -> str:
     if hours < 48:
         return f"{hours} h {minutes} min" if minutes else f"{hours} h"
     return f"{hours // 24} days {hours % 24} h"
+
+
+@dataclass(frozen=True)
+class KpiAlertState:
+    """A KPI's alert as `/score alerts` and ``alerts TEAM`` show it (state None: not checked yet)."""
+
+    kpi: KpiConfig
+    state: str | None
+    since: datetime | None
+    level: str | None
+    announced: bool
+    transitions: Sequence[TransitionRow]
+    """The last ones, newest first."""
+
+
+def alerts_status_message(team: TeamConfig, states: Sequence[KpiAlertState], zone: ZoneInfo) -> Message:
+    """Each KPI's alert state, since when, and its last transitions; or that the team has no alerts."""
+    settings = team.alerts
+    if settings is None:
+        text = f"{team.name} has no alerts: its configuration has no alerts block."
+        card = {
+            "header": {"title": f"🔕 {team.name}: no alerts"},
+            "sections": [{"widgets": [_paragraph(escape(text))]}],
+        }
+        return {"text": text, "cardsV2": [{"cardId": f"alerts-{team.id}", "card": card}]}
+    rules = (
+        f"checked every {format_duration(settings.check_every)} · on {', '.join(settings.on)} · "
+        f"pending {settings.pending} · recover at {settings.recover_at}"
+    )
+    sections, lines = [], [f"{team.name}: alerts ({rules})"]
+    for item in states:
+        now_line = _state_line(item, zone)
+        history = [
+            f"{_local(t.at, zone)}: {t.before} → {t.after}"
+            + (f" ({_num(t.index_value)})" if t.index_value is not None else "")
+            + (f", {t.reason}" if t.reason else "")
+            for t in item.transitions
+        ]
+        widgets = [{"decoratedText": {"topLabel": escape(item.kpi.name), "text": escape(now_line)}}]
+        if history:
+            widgets.append(_paragraph("<br>".join(escape(line) for line in history)))
+        sections.append({"header": escape(item.kpi.name), "widgets": widgets})
+        lines += [f"{item.kpi.name}: {now_line}", *(f"  {line}" for line in history)]
+    header = {"title": f"🔔 {team.name}: alerts", "subtitle": rules}
+    card = {"cardId": f"alerts-{team.id}", "card": {"header": header, "sections": sections}}
+    return within_limits({"text": "\n".join(lines)[:4000], "cardsV2": [card]})
+
+
+def _state_line(item: KpiAlertState, zone: ZoneInfo) -> str:
+    if item.state is None:
+        return "not checked yet"
+    level = f" ({STATUS_LOOK[_LEVEL_STATUS[item.level]][1]})" if item.level else ""
+    quiet = "" if item.announced or item.state not in ("firing", "recovering") else ", not alerted (it began that way)"
+    since = f" since {_local(item.since, zone)}" if item.since else ""
+    return f"{item.state}{level}{since}{quiet}"

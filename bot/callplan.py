@@ -1,4 +1,5 @@
-"""How many calls the configured schedules cost each source: a tick's plan and the calls a day (``check``).
+"""How many calls the configured schedules and alert checks cost each source: a tick's plan and the calls a
+day (``check``).
 
 Counted, not guessed: from each KPI's row count and calls as ``check`` just read
 them, with the plan the tick would choose (`bot.sources.ScansTogether`: count KPIs
@@ -14,7 +15,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from bot.config import Config, KpiConfig, TeamConfig
 from bot.slots import slots_between
@@ -91,12 +92,18 @@ def daily_calls(
     calls_alone: Mapping[tuple[str, str], int],
     now: datetime,
 ) -> dict[str, DayCalls]:
-    """Per source the scheduled teams read, its calls on the busiest of the next `DAYS` local days (UTC days)."""
+    """Per source the scheduled teams and the alert checks read, its calls on the busiest of the next `DAYS`
+    days (UTC days). A check at the instant of a post reads with it (the tick's reads share the cache)."""
     due: dict[datetime, list[TeamConfig]] = defaultdict(list)
+    until = now + timedelta(days=DAYS)
     for team in config.teams:
+        instants = set()
         if team.schedule and team.deliver:
-            for slot in slots_between(team.schedule, config.zone(team), now, now + timedelta(days=DAYS)):
-                due[slot].append(team)
+            instants.update(slots_between(team.schedule, config.zone(team), now, until))
+        if team.alerts is not None:
+            instants.update(check_times(now, until, team.alerts.check_every))
+        for instant in instants:
+            due[instant].append(team)
     per_day: dict[str, dict[date, int]] = defaultdict(lambda: defaultdict(int))
     memo: dict[tuple[str, ...], dict[str, TickCalls]] = {}
     for slot, teams in due.items():
@@ -111,6 +118,14 @@ def daily_calls(
         limit = config.sources[name].daily_call_limit
         found[name] = DayCalls(busiest, days[busiest], sum(days.values()) / DAYS, limit)
     return found
+
+
+def check_times(start: datetime, end: datetime, every: timedelta) -> list[datetime]:
+    """The alert checks from ``start`` to ``end`` (excluded): the multiples of ``every`` since the epoch (UTC)."""
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    first = epoch + -((epoch - start.astimezone(UTC)) // every) * every
+    count = max(0, -((first - end.astimezone(UTC)) // every))
+    return [first + n * every for n in range(count)]
 
 
 def _label(team: TeamConfig, kpi: KpiConfig) -> str:

@@ -1,7 +1,10 @@
-"""`/score [TEAM|all|help]`, or an @mention with the word "score": the team's card, every team, or help."""
+"""`/score [TEAM|all|help|alerts [TEAM]]`, or an @mention with the word "score": the team's card, every team,
+help, or a team's alerts."""
 
 from __future__ import annotations
 
+from bot.alert_cards import alerts_status_message
+from bot.alerts.status import team_alert_states
 from bot.cards import help_message, team_message, user_text
 from bot.chat.events import ChatEvent, Kind, mention_words
 from bot.chat.replies import Reply
@@ -24,9 +27,12 @@ def handle(event: ChatEvent, services: Services) -> Reply:
     if event.kind is Kind.MESSAGE:
         words = mention_words(event.text)
         after = words[words.index("score") + 1 :] if "score" in words else words
-        argument = next((w for w in after if w in COMMAND_WORDS or config.team(w)), "")
+        named = [w for w in after if w in COMMAND_WORDS or config.team(w)]
     else:
-        argument = next(iter(event.text.split()), "")
+        named = event.text.split()
+    argument = next(iter(named), "")
+    if argument.lower() == "alerts":
+        return alerts(services, event, named[1] if len(named) > 1 else "")
     if argument.lower() == "help":
         return Reply(help_message(config), private=True)
     if argument.lower() == "all":
@@ -43,3 +49,18 @@ def handle(event: ChatEvent, services: Services) -> Reply:
             return Reply(help_message(config, note), private=True)
     report = services.report(team, SCORE, cached=True)
     return Reply(team_message(report, refresh_function=config.chat.button_function))
+
+
+def alerts(services: Services, event: ChatEvent, argument: str) -> Reply:
+    """`/score alerts [TEAM]`: each KPI's alert state, since when, and its last transitions (reads no source)."""
+    config = services.config
+    team = config.team(argument.lower()) if argument else config.team_for_space(event.space)
+    if team is None:
+        note = (
+            f"There is no team called “{user_text(argument)}”."
+            if argument
+            else ("This Space is not linked to a team: name one, e.g. /score alerts TEAM.")
+        )
+        return Reply(help_message(config, note), private=True)
+    states = team_alert_states(services.store, team) if team.alerts else []
+    return Reply(alerts_status_message(team, states, config.zone(team)))

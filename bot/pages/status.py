@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 from flask import Blueprint, Response, abort, render_template, request
 
+from bot.alerts.status import Firing, firing_alerts
 from bot.cards import value_text
 from bot.chart_links import STATUS_LINK_LIFETIME, chart_paths
 from bot.config import Config, TeamConfig
@@ -136,6 +137,10 @@ class StatusPages:
             latest |= {(team.id, kpi_id): reading for kpi_id, reading in readings.items()}
             teams.append(self.team_line(team, now, readings))
         return teams, self._sources(latest)
+
+    def firing(self) -> list[Firing]:
+        """Every firing alert, worst first."""
+        return firing_alerts(self.services.store, self.config)
 
     def team_line(self, team: TeamConfig, now: datetime, readings: Mapping[str, Reading] | None = None) -> TeamLine:
         """The team's line: status, KPIs with charts, last post, problems, next slot."""
@@ -273,9 +278,9 @@ def create_status_blueprint(services: Services, keys: CertCache | None = None) -
     def overview() -> Response:
         now = services.clock()
         teams, sources = pages.overview(now)
-        return _page(
-            "status.html", 200, teams=teams, sources=sources, now=local(now, ZoneInfo(services.config.timezone))
-        )
+        zone = ZoneInfo(services.config.timezone)
+        alerts = [(alert, local(alert.since, zone) if alert.since else "") for alert in pages.firing()]
+        return _page("status.html", 200, teams=teams, sources=sources, alerts=alerts, now=local(now, zone))
 
     @blueprint.get("/status/<team_id>")
     def team_page(team_id: str) -> Response:
