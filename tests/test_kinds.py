@@ -381,3 +381,14 @@ def test_the_card_says_what_is_new_and_what_was_closed_since_the_last_post(tmp_p
     report = KpiReport(kpi=kpi, score=score, as_of=NOW, fetch=fetch, new_since=NOW - timedelta(days=1))
     card = json.dumps(team_message(TeamReport(team, (report,), NOW, "UTC"), refresh_function=None))
     assert "2 new \\u00b7 5 closed since last post Wed 15:00" in card
+
+
+def test_a_count_kpi_says_how_many_were_closed_since_the_last_post_from_a_json_endpoint(tmp_path, peers):
+    block = kpi_block("http", "count", True)
+    block["count"] = QUERIES["http"]["count"] | {"closed_at": "closed_at", "left": "items[?state=='closed']"}
+    config, services = services_for(tmp_path, peers, [block])
+    kpi = config.teams[0].kpis[0]
+    wanted = Wanted(top=3, weights=kpi.weights, since=SINCE, kind="count")
+    result = services.sources["http"].fetch(kpi.count, kpi.category, Deadline.after(5), wanted)
+    assert result.closed_since == 1, "the High closed 3 days ago; the Low 10 days ago is before the post"
+    assert result.created_since == 1

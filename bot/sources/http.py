@@ -8,7 +8,7 @@ and what went wrong, never the URL's query string or a credential.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -165,6 +165,9 @@ class HttpQuery(StrictModel):
     link: str | None = None
     closed_at: str | None = None
     """When a record was closed (ISO 8601; empty or null while open): a closed KPI needs it."""
+    left: str | None = None
+    """A count KPI with ``closed_at``: JMESPath selecting its records once closed (``items[?state=='closed']``),
+    so the card also says how many were closed since the last post."""
 
     def unfit_for(self, kind: str) -> str | None:
         """Why this query cannot measure ``kind``: the expression it lacks (None when it can)."""
@@ -174,7 +177,7 @@ class HttpQuery(StrictModel):
             return "an aged KPI on an http source needs count.created: when each record was created"
         return None
 
-    @field_validator("path", "title", "created", "link", "closed_at")
+    @field_validator("path", "title", "created", "link", "closed_at", "left")
     @classmethod
     def _valid_path(cls, value: str | None) -> str | None:
         if value is None:
@@ -228,7 +231,8 @@ class HttpSource:
         if isinstance(selected, list):
             tally = ItemTally(wanted, dated=query.created is not None)
             counts = self._group(selected, category, query, tally)
-            return tally.result(counts, "group records", calls.count, {"rows": len(selected)})
+            result = tally.result(counts, "group records", calls.count, {"rows": len(selected)})
+            return replace(result, closed_since=self._closed_since(document, query, wanted))
         found = "nothing" if selected is None else type(selected).__name__
         raise SourceDataError(
             f"{self.name}: path {query.path!r} selected {found}; it must select a {{category: count}} object "
@@ -300,6 +304,19 @@ class HttpSource:
         if not seen_field:
             raise SourceQueryError(f"{self.name}: no record under {path!r} has a field {category!r}")
         return counts.counts
+
+    def _closed_since(self, document: Any, query: HttpQuery, wanted: Wanted) -> int | None:
+        """How many of the records ``query.left`` selects were closed after ``wanted.since`` (None: not asked)."""
+        if not (query.left and query.closed_at and wanted.kind == "count" and wanted.since is not None):
+            return None
+        try:
+            records = jmespath.search(query.left, document)
+        except jmespath.exceptions.JMESPathError as exc:
+            raise SourceDataError(f"{self.name}: left {query.left!r} does not apply to the answer ({exc})") from None
+        if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+            raise SourceDataError(f"{self.name}: left {query.left!r} must select a list of records")
+        since = wanted.since
+        return sum(1 for n, r in enumerate(records, 1) if (at := self._time(query.closed_at, r, n)) and at > since)
 
     def _pick(self, expression: str | None, record: dict[str, Any], number: int) -> str:
         try:
