@@ -2,8 +2,8 @@
 day (``check``).
 
 Counted, not guessed: from each KPI's row count and calls as ``check`` just read
-them, with the plan the tick would choose (`bot.sources.ScansTogether`: count KPIs
-read together where one scan costs fewer calls; closed, aged and value KPIs are
+them, with the plan the tick would choose (`bot.sources.ScansTogether`: count and
+aged KPIs read together where one scan costs fewer calls; closed and value KPIs are
 read alone, at the calls ``check`` measured for them). Teams whose slots fall on the
 same instant are read by one tick, so the day's count plans each instant's
 teams together. Signing in and ``describe`` are left out of the counts (a few
@@ -65,8 +65,8 @@ def tick_calls(
         source = sources[name]
         plans: list[ScanPlan] = []
         # count KPIs as the source plans them (shared scans); other kinds, read alone, as check measured them
-        group.sort(key=lambda pair: pair[1].kind != "count")
-        counting = [kpi for _, kpi in group if kpi.kind == "count"] if isinstance(source, ScansTogether) else []
+        group.sort(key=lambda pair: not pair[1].scannable)
+        counting = [kpi for _, kpi in group if kpi.scannable] if isinstance(source, ScansTogether) else []
         if isinstance(source, ScansTogether):
             plans = source.plan_scans([(kpi.count, kpi.category) for kpi in counting])
         alone = (

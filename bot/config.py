@@ -234,6 +234,12 @@ class KpiConfig(StrictModel):
         return self
 
     @property
+    def scannable(self) -> bool:
+        """Whether a shared scan of its filter's open items can answer it (count, and aged: the rows created
+        before its cut-off); a closed KPI's window and a value are read alone."""
+        return self.kind in ("count", "aged")
+
+    @property
     def counted(self) -> bool:
         """Whether the KPI's index is Σ weight × items (every kind but ``value``)."""
         return self.kind in COUNTED_KINDS

@@ -346,8 +346,9 @@ class Reporter:
 
     def _plan_scans(self, pairs: Sequence[tuple[TeamConfig, KpiConfig]]) -> Iterator[_PlannedScan]:
         """Per source that reads KPIs together: each scan it plans for ``pairs``, with its members and its run
-        (count KPIs only: an aged or closed KPI's window is a condition of its own, read by itself)."""
-        counting = [(team, kpi) for team, kpi in pairs if kpi.kind == "count"]
+        (count and aged KPIs: an aged one keeps the scan's rows created before its cut-off; closed and value
+        KPIs are read by themselves)."""
+        counting = [(team, kpi) for team, kpi in pairs if kpi.scannable]
         for source_name, group in _by_source(counting).items():
             source = self.sources[source_name]
             if isinstance(source, ScansTogether):

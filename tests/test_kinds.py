@@ -104,9 +104,9 @@ QUERIES = {
         "value": {"path": "search.p95_ms"},
     },
     "vtiger": {
-        "count": {"module": "HelpDesk", "filter": "ticketstatus != 'Closed'"},
+        "count": {"module": "HelpDesk", "filter": "ticketstatus != 'Closed'", "title": "ticket_title"},
         "closed": {"module": "HelpDesk", "filter": "ticketstatus = 'Closed'"},
-        "aged": {"module": "HelpDesk", "filter": "ticketstatus != 'Closed'"},
+        "aged": {"module": "HelpDesk", "filter": "ticketstatus != 'Closed'", "title": "ticket_title"},
     },
 }
 CATEGORY = {"file": "priority", "http": "priority", "vtiger": "ticketpriorities"}
@@ -392,3 +392,24 @@ def test_a_count_kpi_says_how_many_were_closed_since_the_last_post_from_a_json_e
     result = services.sources["http"].fetch(kpi.count, kpi.category, Deadline.after(5), wanted)
     assert result.closed_since == 1, "the High closed 3 days ago; the Low 10 days ago is before the post"
     assert result.created_since == 1
+
+
+def test_an_aged_kpi_shares_the_scan_of_a_count_kpi_of_the_same_filter(tmp_path, peers):
+    _, fake = peers
+    kpis = [
+        kpi_block("vtiger", "count", True) | {"id": "open", "name": "Open", "count": QUERIES["vtiger"]["count"]},
+        kpi_block("vtiger", "aged", True) | {"id": "sla", "name": "Past 30 days"},
+    ]
+    config, services = services_for(tmp_path, peers, kpis)
+    services.report(config.teams[0], SCORE, record=False)  # signs in and describes HelpDesk
+    before = len(fake.queries())
+    shared = services.report(config.teams[0], SCORE, record=False)
+    queries = fake.queries()[before:]
+    assert len(queries) == 1 and "LIMIT 0,100" in queries[0], queries
+    assert [k.score.index for k in shared.kpis] == [EXPECTED["count"], EXPECTED["aged"]]
+    assert shared.kpis[1].fetch.plan.startswith("shared scan of 2 KPIs")
+    assert [i.title for i in shared.kpis[1].fetch.items] == ["old high"], "only the item past 30 days"
+    (tmp_path / "alone").mkdir()
+    alone = services_for(tmp_path / "alone", peers, [kpis[1]])
+    [by_itself] = alone[1].report(alone[0].teams[0], SCORE, record=False).kpis
+    assert by_itself.fetch.counts == shared.kpis[1].fetch.counts

@@ -410,8 +410,12 @@ class VtigerSource:
         def finish(wanted: Wanted) -> FetchResult:
             one = _Read(query.module, query.condition, category, values, titles, wanted)
             counts, tally = CategoryCounts(values), ItemTally(wanted, dated=True)
-            for row in rows:
-                tally.add(self._item(one, row, counts.add(_value(row, category, query.module))))
+            for row in rows:  # an aged KPI keeps the rows created before its cut-off (a count keeps every row)
+                value = _value(row, category, query.module)
+                item = self._item(one, row, counts.name(value))
+                if wanted.keeps(item.created, None):
+                    counts.add(value)
+                    tally.add(item)
             details = {"rows": len(rows), "api": self.settings.api, "scan": id(plan)}
             return tally.result(counts.counts, how, calls, details)
 
