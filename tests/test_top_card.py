@@ -259,3 +259,25 @@ def test_checks_items_line_names_each_item_with_its_category_and_age_then_the_ol
     nothing = FetchResult(counts={}, plan="p", calls=1, items=(), oldest=NOW - timedelta(hours=5))
     assert items_line(nothing, NOW) == "top: none listed · oldest: 5 h"
     assert items_line(replace(nothing, oldest=None), NOW) == "top: none listed"
+
+
+def test_an_item_is_new_only_when_created_after_the_last_post():
+    at_post = item("Filed as the post went out", days=1)  # created exactly at LAST_POST
+    assert at_post.created == LAST_POST
+    message = team_message(team_report(kpi_report(items=(at_post,))), refresh_function=None)
+    card = json.dumps(message["cardsV2"], ensure_ascii=False)
+    assert 'Filed as the post went out</a> (Critical, 1 d)"' in card
+    assert "Filed as the post went out> (Critical, 1 d)" in message["text"]
+
+
+def test_links_up_to_a_thousand_characters_are_kept_and_a_title_cannot_break_chats_link_syntax():
+    kept, dropped = VTIGER_LINK + "1" * (1000 - len(VTIGER_LINK)), VTIGER_LINK + "1" * (1001 - len(VTIGER_LINK))
+    items = (
+        item("Kept", link=kept),
+        item("Dropped", link=dropped),
+        item("a|b <c> d", link="https://crm.example.com/r/9"),
+    )
+    text = plain_text(team_report(kpi_report(items=items)))
+    assert f"- <{kept}|Kept> (Critical, 12 d)" in text
+    assert "- Dropped (Critical, 12 d)" in text and dropped not in text
+    assert "- <https://crm.example.com/r/9|a/b ‹c› d> (Critical, 12 d)" in text
