@@ -281,3 +281,8 @@ def test_links_up_to_a_thousand_characters_are_kept_and_a_title_cannot_break_cha
     assert f"- <{kept}|Kept> (Critical, 12 d)" in text
     assert "- Dropped (Critical, 12 d)" in text and dropped not in text
     assert "- <https://crm.example.com/r/9|a/b ‹c› d> (Critical, 12 d)" in text
+
+
+def test_an_item_without_a_title_is_listed_as_untitled():
+    text = plain_text(team_report(kpi_report(items=(item("  \t ", link=None),))))
+    assert "    - (untitled) (Critical, 12 d)" in text.splitlines()
