@@ -283,6 +283,11 @@ def test_links_up_to_a_thousand_characters_are_kept_and_a_title_cannot_break_cha
     assert "- <https://crm.example.com/r/9|a/b ‹c› d> (Critical, 12 d)" in text
 
 
-def test_an_item_without_a_title_is_listed_as_untitled():
-    text = plain_text(team_report(kpi_report(items=(item("  \t ", link=None),))))
-    assert "    - (untitled) (Critical, 12 d)" in text.splitlines()
+def test_an_item_without_a_title_is_listed_as_untitled_and_a_title_is_cut_after_sixty_characters():
+    items = (item("  \t ", link=None), item("x" * 60, link=None), item("y" * 61, link=None))
+    lines = plain_text(team_report(kpi_report(items=items))).splitlines()
+    assert lines[-3:] == [
+        "    - (untitled) (Critical, 12 d)",
+        f"    - {'x' * 60} (Critical, 12 d)",
+        f"    - {'y' * 59}… (Critical, 12 d)",
+    ]
