@@ -199,8 +199,8 @@ def test_the_welcome_card_names_the_linked_team_and_its_schedule_or_says_how_to_
     ]
     own_zone = TEAM.model_copy(update={"timezone": None})  # a team without its own zone posts in the config's
     assert "Scheduled updates: * * * * * (Europe/Berlin)." in message_as_text(welcome_message(CONFIG, own_zone))
-    unlinked = message_as_text(welcome_message(CONFIG, None))
-    assert "This Space is not linked to a team yet: use /score TEAM, or ask an admin to add it." in unlinked
+    unlinked = message_as_text(welcome_message(CONFIG, None)).splitlines()
+    assert unlinked[3] == "│ This Space is not linked to a team yet: use /score TEAM, or ask an admin to add it."
 
 
 def test_a_change_within_a_week_names_the_weekday_and_older_ones_the_date():
