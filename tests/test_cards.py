@@ -10,8 +10,10 @@ import pytest
 from bot.card_text import message_as_text
 from bot.cards import (
     MAX_CATEGORY_LINES,
+    MAX_MESSAGE_BYTES,
     age,
     help_message,
+    message_bytes,
     team_message,
     user_text,
     welcome_message,
@@ -287,3 +289,16 @@ def test_a_users_words_are_echoed_up_to_sixty_characters():
     assert user_text("x" * 60) == "x" * 60
     assert user_text("x" * 61) == "x" * 59 + "…"
     assert user_text("\ud800 ok") == "\ufffd ok"
+
+
+def test_a_help_card_of_exactly_chats_limit_lists_every_team_and_one_byte_more_is_shortened():
+    def config_with(length):
+        teams = [TEAM.model_copy(update={"id": f"t{n:03}", "name": "n" * 200}) for n in range(100)]
+        teams[-1] = teams[-1].model_copy(update={"name": "n" * length})
+        return CONFIG.model_copy(update={"teams": teams})
+
+    length = 10 + MAX_MESSAGE_BYTES - message_bytes(help_message(config_with(10)))  # each letter is one byte
+    at_limit = help_message(config_with(length))
+    assert message_bytes(at_limit) == MAX_MESSAGE_BYTES
+    assert "more teams" not in at_limit["text"]
+    assert help_message(config_with(length + 1))["text"].endswith("t049, … and 50 more teams")
