@@ -48,6 +48,9 @@ log = logging.getLogger(__name__)
 SPARK_DAYS = 14
 """The sparkline's length: one point a local day."""
 WEEK = timedelta(days=7)
+KEEP_HISTORY = timedelta(seconds=60)
+"""The longest `/score` shows a team's history without reading it again while nothing changed: the
+moment "7 days ago" moves with the clock (a new reading or post is seen on the next request)."""
 _T = TypeVar("_T")
 
 
@@ -131,6 +134,24 @@ class TeamHistory:
     days: dict[str, list[tuple[date, Reading | None]]] = field(default_factory=dict)
     post: tuple[datetime, dict[str, Reading]] | None = None
     week: dict[str, Reading] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Kept:
+    """A team's history as `/score` read it, valid while the team's change marker is ``version``, its
+    local day is ``day`` and the clock is in [``since``, ``until``); and the KPI reports built from it."""
+
+    version: int
+    day: date
+    since: datetime
+    until: datetime
+    history: TeamHistory
+    shown: dict[str, tuple[object, KpiReport]] = field(default_factory=dict)
+    """Per KPI, the report of its stored reading, with the process's own read it was built with."""
+
+    def holds(self, version: int, day: date, now: datetime) -> bool:
+        """Whether this history is still the one the store would give."""
+        return version == self.version and day == self.day and self.since <= now < self.until
 
 
 def score_reading(
@@ -225,6 +246,8 @@ class Reporter:
         self._seeded_teams: set[str] = set()
         self._last_fetch: dict[tuple[str, str], tuple[datetime, FetchResult]] = {}
         """Per (team, KPI), the read behind the last reading this process stored (its items, for the cache)."""
+        self._kept: dict[tuple[str, str], _Kept] = {}
+        """Per (team, zone), the history `/score` read last (see `_kept_history`)."""
 
     def report(
         self,
@@ -244,14 +267,20 @@ class Reporter:
         ``slot`` is the post the reading is for (its previous post is the one
         before it). ``cached`` (``/score``) shows a KPI's last stored reading
         instead of reading again when it is younger than its source's
-        ``cache_seconds``, whichever process took it. ``scans``: the KPIs'
-        parts of scans started for several teams (`prefetch`); KPIs of the team
-        that share a filter are read by one scan too.
+        ``cache_seconds``, whichever process took it; it also keeps the team's
+        history while the store's change marker for the team says nothing
+        changed (`_kept_history`). ``scans``: the KPIs' parts of scans started
+        for several teams (`prefetch`); KPIs of the team that share a filter
+        are read by one scan too.
         """
         now = self.clock()
         local = ZoneInfo(zone)
+        kept = None
         with self.store.one_connection():
-            history = self._history(team, local, now, slot or now)
+            if cached and slot is None:
+                history, kept = self._kept_history(team, zone, now)
+            else:
+                history = self._history(team, local, now, slot or now)
         latest = history.latest
         self._seed(team, latest)
         since = history.post[0] if history.post else None  # what is new is what was created since
@@ -266,7 +295,7 @@ class Reporter:
         kpis = tuple(
             self._settle(team, kpi, flights.get(kpi.id) or shares[kpi.id], since, now, history, local)
             if kpi in reading
-            else self._from_cache(team, kpi, latest[kpi.id], now, history, local)
+            else self._shown(team, kpi, now, history, local, kept)
             for kpi in team.kpis
         )
         if record:
@@ -366,7 +395,38 @@ class Reporter:
             )
             return TeamHistory(latest=found.latest, days=found.days, post=found.post, week=found.week)
 
-        return self._ask("history", team, ask, TeamHistory())
+        return self._ask("history", team, ask, _NO_HISTORY)
+
+    def _kept_history(self, team: TeamConfig, zone: str, now: datetime) -> tuple[TeamHistory, _Kept | None]:
+        """`/score`'s history of ``team``: kept from the last request while the team's change marker (a
+        one-row read, bumped with every reading, delivery and pruning, by any process) is unchanged,
+        the local day is the same and it is under `KEEP_HISTORY` old; else read and kept."""
+        local = ZoneInfo(zone)
+        version = self._ask("change marker", team, lambda: self.store.team_version(team.id), None)
+        if version is None:
+            return self._history(team, local, now, now), None
+        today = now.astimezone(local).date()
+        kept = self._kept.get((team.id, zone))
+        if kept is not None and kept.holds(version, today, now):
+            return kept.history, kept
+        history = self._history(team, local, now, now)
+        if history is _NO_HISTORY:  # the store failed: nothing to keep
+            return history, None
+        kept = _Kept(version, today, now, now + KEEP_HISTORY, history)
+        self._kept[(team.id, zone)] = kept
+        return history, kept
+
+    def _shown(
+        self, team: TeamConfig, kpi: KpiConfig, now: datetime, history: TeamHistory, zone: ZoneInfo, kept: _Kept | None
+    ) -> KpiReport:
+        """The KPI's stored reading as `_from_cache` shows it, built once per kept history (and own read)."""
+        own = self._last_fetch.get((team.id, kpi.id))
+        if kept is not None and (shown := kept.shown.get(kpi.id)) is not None and shown[0] is own:
+            return shown[1]
+        report = self._from_cache(team, kpi, history.latest[kpi.id], now, history, zone)
+        if kept is not None:
+            kept.shown[kpi.id] = (own, report)
+        return report
 
     def _read(self, kpi: KpiConfig, since: datetime | None, now: datetime) -> Callable[[Deadline], FetchResult]:
         def read(deadline: Deadline) -> FetchResult:
@@ -480,6 +540,9 @@ class Reporter:
             if k.fetch is not None and any(r.kpi_id == k.kpi.id for r in readings):
                 self._last_fetch[(team.id, k.kpi.id)] = (now, k.fetch)
 
+
+_NO_HISTORY = TeamHistory()
+"""What a report compares with when the store cannot be read."""
 
 _PlannedScan = tuple[str, ScanPlan, list[tuple[TeamConfig, KpiConfig]], Callable[[Deadline], dict[int, Finish]]]
 """A scan a source plans: the source's name, the plan, the (team, KPI) reads it indexes, and what runs it."""

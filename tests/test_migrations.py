@@ -15,7 +15,9 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 import yaml
+from alembic import command
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 
 from bot.__main__ import main
@@ -26,8 +28,15 @@ from bot.store.migrate import BASELINE, MIGRATIONS, head, read_state, upgrade
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 T0 = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
-LATER_TABLES = ("alert_states", "alert_checks", "alert_transitions", "alert_notices", "alert_deliveries")
-"""The tables revisions after the baseline add (0002: alerts)."""
+LATER_TABLES = (
+    "alert_states",
+    "alert_checks",
+    "alert_transitions",
+    "alert_notices",
+    "alert_deliveries",
+    "team_changes",
+)
+"""The tables revisions after the baseline add (0002: alerts; 0003: team change markers)."""
 LAST = T0 + timedelta(days=5, hours=1)
 """The fixture's last slot: beta's is pending (HTTP 429, retry at +2 min), alpha's is claimed by tick-3."""
 
@@ -40,6 +49,15 @@ def load_3c76008(url: str) -> None:
         return
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute((FIXTURES / "store-3c76008.postgresql.sql").read_text())
+
+
+def at_revision(engine: sa.Engine, revision: str) -> None:
+    """Bring the store to ``revision`` with Alembic's own command, in one transaction."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, revision)
 
 
 def schema_of(engine: sa.Engine) -> dict[str, object]:
@@ -237,3 +255,24 @@ def test_the_revisions_ship_and_are_found_from_any_working_directory(tmp_path):
         check=True,
     )
     assert found.stdout == f"{head()}\n"
+
+
+def test_a_store_at_0002_with_rows_upgrades_to_change_markers_that_start_at_0(store_url):
+    engine = make_engine(store_url)
+    at_revision(engine, "0002")
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO readings (team_id, kpi_id, taken_at, origin, counts, index_value)"
+                " VALUES ('alpha', 'open', :at, 'score', '{\"High\": 2}', 10.0)"
+            ),
+            {"at": T0},
+        )
+    upgrade(engine)
+    engine.dispose()
+    store = Store(store_url)
+    assert [r.index for r in store.recent_readings("alpha")] == [10.0]
+    assert store.team_version("alpha") == 0
+    store.add_readings([Reading("alpha", "open", T0 + timedelta(minutes=1), POST, {"High": 3}, 15.0)])
+    assert store.team_version("alpha") == 1
+    store.engine.dispose()

@@ -7,7 +7,8 @@ SQLite file by default; PostgreSQL for several instances. One module a concern:
 - `bot.store.readings` (with `bot.store.history`, the card's statements): readings and history queries;
 - `bot.store.schedule`: team marks, slots, claims and deliveries;
 - `bot.store.outbox`: the ``log`` target's messages;
-- `bot.store.retention`: pruning.
+- `bot.store.retention`: pruning;
+- `bot.store.changes`: each team's change marker, moved by every write a card may show.
 
 `Store` is all of them on one engine; call sites use it and the names below.
 
@@ -49,6 +50,7 @@ from bot.store.alerts import (
     NoticeRow,
     TransitionRow,
 )
+from bot.store.changes import Changes
 from bot.store.engine import make_engine, resolve_url, to_utc
 from bot.store.outbox import Outbox
 from bot.store.readings import Readings
@@ -79,7 +81,7 @@ from bot.store.schema import (
 )
 
 
-class Store(Readings, Schedule, Outbox, Retention, Alerts):
+class Store(Readings, Schedule, Outbox, Retention, Alerts, Changes):
     """Scorebot's persistent state: every concern's methods on one engine."""
 
 

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
+from bot.store.changes import bump
 from bot.store.engine import Database, to_utc, utc_aware
 from bot.store.history import (
     KNOWN_READINGS,
@@ -70,6 +71,7 @@ class Readings(Database):
                 if known is None or (utc_aware(row.taken_at), row.id) > (utc_aware(known.taken_at), known.id):
                     newest[(row.team_id, row.kpi_id)] = row
             _point_latest(conn, [{**row._mapping, "reading_id": row.id} for row in newest.values()])
+            bump(conn, {reading.team_id for reading in new})
 
     def latest_readings(self, team_id: str) -> dict[str, Reading]:
         """Each KPI's newest reading (one query, however long the history)."""

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, time, timedelta
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from bot.store.changes import bump_all
 from bot.store.engine import Database, insert_ignore, to_utc, utc_aware
 from bot.store.schema import deliveries, outbox, prune_marks, readings, slot_runs
 
@@ -39,6 +40,8 @@ class Retention(Database):
                 .limit(batch)
             )
             counts["slot_runs"] = conn.execute(slot_runs.delete().where(key.in_(old_slots))).rowcount
+            if counts["readings"] or counts["deliveries"]:  # what cards compare with may have changed
+                bump_all(conn)
         return counts
 
 

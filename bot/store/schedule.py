@@ -14,6 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from bot.store.changes import bump
 from bot.store.engine import Database, insert_ignore, to_utc, utc_aware
 from bot.store.records import DeliveryRecord, SlotRun, TeamMark
 from bot.store.schema import (
@@ -311,6 +312,7 @@ def _insert_delivery(conn: Connection, record: DeliveryRecord) -> None:
             detail=record.detail,
         )
     )
+    bump(conn, {record.team_id})
 
 
 def _delivery(row: Any) -> DeliveryRecord:
