@@ -459,6 +459,8 @@ def test_new_items_are_counted_since_the_previous_post_across_zones(fake: FakeVt
             fake.records["Calendar"][-1]["createdtime"] = crm_time(post + timedelta(minutes=minutes))
         clock.now = post + timedelta(hours=3)
         report = services.report(services.config.teams[0], SCORE)
+        clock.now += timedelta(seconds=10)
+        cached = services.report(services.config.teams[0], SCORE, cached=True)  # /score shows that reading
     finally:
         for source in services.sources.values():
             source.close()  # type: ignore[attr-defined]
@@ -471,6 +473,10 @@ def test_new_items_are_counted_since_the_previous_post_across_zones(fake: FakeVt
     assert kpi.fetch is not None and kpi.fetch.created_since == 2
     text = message_as_text(team_message(report, refresh_function=None))
     assert "oldest High: 3 h · 2 new since last post today 09:00" in text  # the oldest of the heaviest
+    assert cached.kpis[0].cached
+    cached_text = message_as_text(team_message(cached, refresh_function=None))
+    assert "2 new since last post today 09:00" in cached_text, "a cached card still says what is new"
+    assert "Printer on fire" in cached_text and "(High, 2 h, new)" in cached_text
     link = f"{fake.url}/index.php?module=Calendar&view=Detail&record="
     top = [line.strip("│ ") for line in text.splitlines() if "(High, " in line and line.startswith("│")]
     assert top == [
