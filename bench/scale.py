@@ -89,7 +89,7 @@ APP = ("bot", "handlers", "scoring", "main.py")
 DEFINITION = (
     "minimum = sum over KPIs, no sharing between KPIs, of min(page, count): page = rows // 100 + 1; "
     "count = 1 + picklist values + (rest // 100 + 1 if records with an empty or off-picklist category) "
-    "+ 1 for the top items if a weighted category has records + 1 for the new-items count once the team "
+    "+ 1 for the top items (or the oldest item) + 1 for the new-items count once the team "
     "has posted; login and describe not counted"
 )
 

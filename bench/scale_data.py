@@ -20,8 +20,9 @@ scan every record for every call and become the bottleneck it is not.
 between KPIs: the cheaper of paging (``rows // 100 + 1`` calls) and counting
 (``1 + picklist values``, plus ``rest // 100 + 1`` pages when ``rest``
 records have an empty or off-picklist category, plus 1 for the card's top
-items when a weighted category has records, plus 1 for the count of new items
-when the team has posted before); login and ``describe`` are not counted.
+items, or its oldest item when no weighted category has records, plus 1 for
+the count of new items when the team has posted before); login and
+``describe`` are not counted.
 """
 
 from __future__ import annotations
@@ -130,7 +131,7 @@ def generate(teams: int, seed: int = 7, big_share: float = 0.1) -> list[Team]:
     return out
 
 
-def kpi_minimum(records: Iterable[Mapping[str, str]], field: str, weights: Mapping[str, float], since: bool) -> int:
+def kpi_minimum(records: Iterable[Mapping[str, str]], field: str, since: bool) -> int:
     """The fewest data calls one KPI's read takes on ``records`` (the matching ones), as the module says."""
     rows = list(records)
     if not rows:
@@ -139,8 +140,7 @@ def kpi_minimum(records: Iterable[Mapping[str, str]], field: str, weights: Mappi
     keys = {_key(v): v for v in values}
     named = [keys[_key(r[field])] for r in rows if _key(r[field]) in keys]
     rest = len(rows) - len(named)
-    heavy = any(weights.get(value, 0) > 0 for value in named)
-    count = 1 + len(values) + (rest // PAGE + 1 if rest else 0) + (TOP > 0 and heavy) + since
+    count = 1 + len(values) + (rest // PAGE + 1 if rest else 0) + 1 + since  # + the top items or the oldest
     return min(len(rows) // PAGE + 1, count)
 
 
@@ -149,8 +149,8 @@ def minimum_calls(teams: Iterable[Team], *, posted_before: bool) -> int:
     total = 0
     for team in teams:
         rows = team.open_records()
-        for field, weights in KPIS.values():
-            total += kpi_minimum(rows, field, weights, posted_before)
+        for field, _ in KPIS.values():
+            total += kpi_minimum(rows, field, posted_before)
     return total
 
 

@@ -47,7 +47,7 @@ def test_minimum_is_the_cheaper_of_the_two_plans_the_source_runs(teams, posted):
                     plan: VtigerQuery(module=MODULE, filter=team.filter(), plan=plan) for plan in ("page", "count")
                 }
                 plans = {plan: data_calls(source, fake, query, field, wanted) for plan, query in queries.items()}
-                assert kpi_minimum(team.open_records(), field, weights, posted) == min(plans.values()), (team.id, plans)
+                assert kpi_minimum(team.open_records(), field, posted) == min(plans.values()), (team.id, plans)
     finally:
         source.close()
         fake.close()
@@ -55,13 +55,13 @@ def test_minimum_is_the_cheaper_of_the_two_plans_the_source_runs(teams, posted):
 
 def test_minimum_by_hand():
     high = [{"ticketpriorities": "High"}] * 950
-    assert kpi_minimum(high, "ticketpriorities", {"High": 5}, since=False) == 6  # count(*), 4 values, top items
-    assert kpi_minimum(high, "ticketpriorities", {"High": 5}, since=True) == 7  # and the new ones
+    assert kpi_minimum(high, "ticketpriorities", since=False) == 6  # count(*), 4 values, top items
+    assert kpi_minimum(high, "ticketpriorities", since=True) == 7  # and the new ones
     odd = high + [{"ticketpriorities": ""}] * 3 + [{"ticketpriorities": "HIGH "}]
-    assert kpi_minimum(odd, "ticketpriorities", {"High": 5}, since=True) == 8  # one page of the 3 others
-    assert kpi_minimum(high[:250], "ticketpriorities", {"High": 5}, since=True) == 3  # pages
-    assert kpi_minimum(high[:700], "ticketpriorities", {"Low": 5}, since=False) == 5  # nothing weighted to list
-    assert kpi_minimum([], "ticketpriorities", {"High": 5}, since=True) == 1
+    assert kpi_minimum(odd, "ticketpriorities", since=True) == 8  # one page of the 3 others
+    assert kpi_minimum(high[:250], "ticketpriorities", since=True) == 3  # pages
+    assert kpi_minimum(high[:700], "ticketpriorities", since=False) == 6  # count(*), 4 values, the oldest item
+    assert kpi_minimum([], "ticketpriorities", since=True) == 1
 
 
 def test_the_stand_in_answers_as_the_plain_fake_does(teams):

@@ -230,7 +230,7 @@ def test_a_vtiger_page_of_no_rows_is_a_real_zero(tmp_path: Path, crm: FakeVtiger
     assert_real_zero(vtiger_team(tmp_path, crm, api))  # read for the first time: one page, and it is empty
     assert crm.queries() == [
         "SELECT id,subject,taskpriority,createdtime FROM Calendar WHERE taskstatus != 'Completed' "
-        "ORDER BY id LIMIT 0,100;"
+        "ORDER BY id LIMIT 100;"
     ]
 
 

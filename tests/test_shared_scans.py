@@ -20,7 +20,7 @@ from bot.config import load_config
 from bot.errors import SourceDataError
 from bot.schedule.tick import Scheduler
 from bot.services import build_services
-from bot.sources.base import Deadline, Wanted
+from bot.sources.base import NO_CATEGORY, Deadline, Wanted
 from bot.sources.vtiger import VtigerQuery, VtigerSettings, VtigerSource
 from tests.fakes.vtiger import FakeVtiger
 
@@ -315,9 +315,7 @@ def test_check_prints_each_kpis_plan_the_ticks_calls_and_the_busiest_day_against
     assert (f"     {day} (sign-in and describe not counted)" in out) is not over
 
 
-def test_kpis_of_one_filter_read_for_the_first_time_share_one_page_or_are_read_alone_after_a_full_one(
-    fake: FakeVtiger,
-) -> None:
+def test_kpis_of_one_filter_read_for_the_first_time_share_their_pages_while_paging_pays(fake: FakeVtiger) -> None:
     seed(fake)
     fake.add("HelpDesk", 120, assigned_user_id="20x7", ticketstatus="Open", ticketpriorities="High")
     source = make_source(fake)
@@ -334,13 +332,24 @@ def test_kpis_of_one_filter_read_for_the_first_time_share_one_page_or_are_read_a
 
     [probe] = source.plan_scans(big)
     before = fake.count("query")
-    with pytest.raises(SourceDataError, match=r"^the records of HelpDesk filled more than one page$"):
-        source.scan(probe, big, Deadline.after(5))
-    result = source.fetch(*big[0], Deadline.after(5), WANTED)  # known now to be larger: counted first
-    assert result.counts == {"High": 120}
-    assert fake.queries()[before + 1].startswith("SELECT count(*) FROM HelpDesk")
-    # 120 rows known: from now on one scan of 2 pages, against count(*) and then 2 pages for each KPI
-    assert [(p.calls, p.alone) for p in source.plan_scans(big)] == [(2, 6)]
+    finishers = source.scan(probe, big, Deadline.after(5))  # the first page is full: the next one ends it
+    assert fake.count("query") - before == 2
+    assert [finish(WANTED).counts for finish in finishers.values()] == [{"High": 120}, {NO_CATEGORY: 120}]
+    # 120 rows known: from now on one scan of 2 pages, against 2 pages for each KPI
+    assert [(p.calls, p.alone) for p in source.plan_scans(big)] == [(2, 4)]
+
+    # 1500 rows: paging stops where it has cost what counting both would (2 x (count(*), 4 values, 2 extras))
+    fake.add("HelpDesk", 1500, assigned_user_id="20x8", ticketstatus="Open", ticketpriorities="Low")
+    huge_query = VtigerQuery.model_validate({"module": "HelpDesk", "filter": f"{OPEN} AND assigned_user_id = '20x8'"})
+    huge = [(huge_query, "ticketpriorities"), (huge_query, "ticketseverities")]
+    [probe] = source.plan_scans(huge)
+    before = fake.count("query")
+    with pytest.raises(SourceDataError, match=r"^the records of HelpDesk filled 14 pages$"):
+        source.scan(probe, huge, Deadline.after(5))
+    assert fake.count("query") - before == 14
+    result = source.fetch(*huge[0], Deadline.after(5), WANTED)  # known now to be larger: counted at once
+    assert result.counts == {"Low": 1500}
+    assert fake.queries()[before + 14].startswith("SELECT count(*) FROM HelpDesk")
 
 
 def described(fake: FakeVtiger) -> VtigerSource:
@@ -366,23 +375,23 @@ def team_reads(source: VtigerSource, rows: list[int | tuple[int, str]]) -> list[
     return reads
 
 
-# Alone, a read costs one call under 100 rows; from 100 rows, count(*) and then the cheaper of the 4 values
-# (+ the card's 2 extras) and the pages: 100-199 rows 3 calls, 200-299 rows 4. A scan holds at most 299 rows
-# (3 pages; 300 rows would take a 4th page to prove the 3rd was the last).
+# Alone, a read costs the cheaper of its pages and counting (count(*), 4 values and the card's 2 extras: 7
+# calls): under 100 rows 1 call, 100-199 rows 2, 200-299 rows 3. A scan holds at most 299 rows (3 pages; 300
+# rows would take a 4th page to prove the 3rd was the last).
 @pytest.mark.parametrize(
     ("rows", "plans"),
     [
         ([40, 40], [((0, 1), 1, 2)]),  # two teams
-        ([100, 100, 99], [((0, 1, 2), 3, 7)]),  # 299 rows: one scan
-        ([100, 100, 100], [((0, 1), 3, 6)]),  # 300 rows: the third is read alone
-        ([299, 0], [((0, 1), 3, 5)]),
+        ([100, 100, 99], [((0, 1, 2), 3, 5)]),  # 299 rows: one scan
+        ([100, 100, 100], [((0, 1), 3, 4)]),  # 300 rows: the third is read alone
+        ([299, 0], [((0, 1), 3, 4)]),
         ([400, 40, 40], [((1, 2), 1, 2)]),  # too big for any scan: read alone, the others still shared
-        ([200, 200, 99], [((1, 2), 3, 5)]),
+        ([200, 200, 99], [((1, 2), 3, 4)]),
         ([200, 200, 100], []),  # 200 + 100 rows: a 4th page; each read alone
         ([90, 90, 90, 40, 40], [((3, 4), 1, 2)]),  # 270 rows cost 3 calls either way; the next scan is worth it
         ([250, 200], []),  # one read is no scan, though its 3 pages cost less than its count plan's 4 calls
-        ([250, 40], [((0, 1), 3, 5)]),
-        ([40, (250, "ticketseverities"), 40], [((0, 1, 2), 3, 6)]),  # a team's largest row count counts
+        ([250, 40], [((0, 1), 3, 4)]),
+        ([40, (250, "ticketseverities"), 40], [((0, 1, 2), 3, 5)]),  # a team's largest row count counts
     ],
 )
 def test_scans_are_cut_at_299_rows_and_planned_only_where_they_save_calls(

@@ -120,7 +120,7 @@ def test_a_paged_kpi_costs_no_extra_query_and_ranks_weight_then_age(fake: FakeVt
     assert result.calls == without.calls
     assert fake.queries() == [
         "SELECT id,subject,taskpriority,createdtime FROM Calendar WHERE taskstatus != 'Completed' "
-        "ORDER BY id LIMIT 0,100;"
+        "ORDER BY id LIMIT 100;"
     ]
     assert [i.title for i in result.items] == ["High task 2", "High task 4", "Medium task 1"]
     assert result.oldest == datetime(2026, 9, 1, 9, 0, tzinfo=UTC)
@@ -389,8 +389,8 @@ def test_check_counts_the_top_items_query_and_lists_them(
     assert counted[0].startswith("plan: count(*) per category; 6 calls;")  # describe + 4 counts + the top query
     assert counted[1].startswith("top: High task 150 (High, ")
     assert " · oldest High: " in counted[1]  # the count plan read only the High ones
-    assert quiet[0].startswith("plan: count(*) per category; 4 calls;")  # top: 0, no extra query
-    assert quiet[1] == "top: none listed"
+    assert quiet[0].startswith("plan: count(*) per category; 5 calls;")  # top: 0: the oldest item's query
+    assert quiet[1].startswith("top: none listed · oldest: ")
     assert paged[0].startswith("plan: page records; 5 calls;")  # 400 rows: 4 full pages and an empty one
     assert paged[1].startswith("top: High task 150 (High, ") and "oldest: " in paged[1]
 

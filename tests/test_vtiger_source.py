@@ -8,7 +8,7 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -61,6 +61,22 @@ def make_source(fake: FakeVtiger) -> Iterator[MakeSource]:
 
 def tasks(filter: str = "", plan: str = "auto") -> VtigerQuery:
     return VtigerQuery.model_validate({"module": "Calendar", "filter": filter, "plan": plan})
+
+
+def keyset(select: str, alternatives: Sequence[str], ids: Sequence[str]) -> list[str]:
+    """The queries that page through records with ``ids`` (in id order): 100 a page, each after the last id of
+    the page before, ANDed to each of the filter's ``alternatives`` (joined by OR)."""
+    queries = []
+    for page in range(len(ids) // 100 + 1):
+        after = [f"id > '{ids[page * 100 - 1]}'"] if page else []
+        parts = [" AND ".join([alternative, *after]) for alternative in alternatives] or after
+        queries.append(f"{select}{' WHERE ' + ' OR '.join(parts) if parts else ''} ORDER BY id LIMIT 100;")
+    return queries
+
+
+def ids_of(fake: FakeVtiger, keep: Callable[[dict[str, str | None]], bool] = lambda _: True) -> list[str]:
+    """The ids of the tasks ``keep`` keeps, in id order."""
+    return [str(r["id"]) for r in fake.records["Calendar"] if r.get("activitytype") == "Task" and keep(r)]
 
 
 def fetch(source: VtigerSource, query: VtigerQuery | None = None, category: str = "taskpriority", seconds: float = 5):
@@ -282,8 +298,15 @@ def test_auto_pages_first_after_a_small_result_and_stays_right_when_it_grows(
     small = fetch(source)
     assert (small.plan, small.calls, small.counts) == ("page records", 1, {"High": 30, "Low": 20})
     seed_tasks(fake, high=400)
-    grown = fetch(source)  # expected one page, found 450 rows: paging goes on, the counts stay right
-    assert (grown.calls, grown.counts) == (5, {"High": 430, "Low": 20})
+    # expected one page, found 450 rows: 4 full pages cost what counting would (count(*) + 3 values), so it
+    # counts them all, and reads the one page left (cheaper than 3 counts per value), the counts still right
+    grown = fetch(source)
+    assert (grown.plan, grown.calls, grown.counts) == ("page records", 6, {"High": 430, "Low": 20})
+    assert [q.split(" WHERE ")[0].split(" ORDER")[0] for q in fake.queries()[-6:]] == [
+        *["SELECT taskpriority FROM Calendar"] * 4,
+        "SELECT count(*) FROM Calendar;",
+        "SELECT taskpriority FROM Calendar",
+    ]
     again = fetch(source)  # 450 rows last time: count first, then per value (3 values < 5 pages)
     assert (again.plan, again.calls, again.counts) == ("count(*) per category", 4, {"High": 430, "Low": 20})
 
@@ -314,30 +337,56 @@ def test_paging_is_exact_at_page_boundaries(
     assert result.counts == expected
     assert result.plan == "page records"
     assert result.details["rows"] == rows
-    assert fake.queries() == [
-        f"SELECT taskpriority FROM Calendar ORDER BY id LIMIT {offset},100;"  # noqa: S608
-        for offset in range(0, pages * 100, 100)
-    ]
+    assert fake.queries() == keyset("SELECT taskpriority FROM Calendar", [], ids_of(fake))
+    assert len(fake.queries()) == pages
     assert result.calls == SETUP_CALLS[api] + pages
 
 
 @APIS
-@pytest.mark.parametrize(
-    ("rows", "queries", "plan"), [(0, 1, "count"), (100, 3, "page"), (101, 3, "page"), (250, 4, "page")]
-)
-def test_auto_spends_the_total_then_the_cheaper_plan(
-    fake: FakeVtiger, make_source: MakeSource, api: str, rows: int, queries: int, plan: str
+@pytest.mark.parametrize(("rows", "queries"), [(0, 1), (100, 2), (101, 2), (250, 3), (399, 4)])
+def test_auto_pages_without_counting_when_the_stored_row_count_says_paging_is_cheaper(
+    fake: FakeVtiger, make_source: MakeSource, api: str, rows: int, queries: int
 ) -> None:
     fake.add("Calendar", rows, taskpriority="Low")
     source = make_source(api)
-    source.seed_rows(tasks(), "taskpriority", 100)  # its last read found 100 rows: more than one page
+    source.seed_rows(tasks(), "taskpriority", 150)  # 2 pages last time, against count(*) and 3 values
     result = fetch(source)
     assert result.counts == ({"Low": rows} if rows else {})
-    assert result.details["rows"] == rows
-    assert result.plan.startswith(plan)
-    assert fake.count("query") == queries
+    assert (result.details["rows"], result.plan) == (rows, "page records")
+    assert fake.queries() == keyset("SELECT taskpriority FROM Calendar", [], ids_of(fake))
+    assert fake.count("query") == result.details["queries"] == queries  # no count(*): the pages are all it takes
     assert result.calls == SETUP_CALLS[api] + queries
-    assert fake.queries()[0] == "SELECT count(*) FROM Calendar;"
+
+
+@pytest.mark.parametrize(
+    ("stored", "rows", "plan", "queries"),
+    [
+        (150, 150, "page records", 2),  # as stored: 2 pages, the fewest
+        (150, 40, "page records", 1),  # fewer since: one short page
+        (150, 399, "page records", 4),  # more since, still cheaper to page: 4 pages, as many as counting takes
+        # more than paging pays for: 4 full pages, count(*), then 3 values (fewer than the 6 pages left)
+        (150, 1000, "count(*) per category", 4 + 1 + 3),
+        (20, 1000, "count(*) per category", 4 + 1 + 3),  # from under a page: the same
+        (150, 450, "page records", 4 + 1 + 1),  # 4 full pages, count(*): 1 page left beats 3 values
+        (1000, 1000, "count(*) per category", 1 + 3),  # as stored: count(*) and 3 values, the fewest
+        (1000, 150, "page records", 1 + 2),  # fewer since: count(*) says 2 pages beat 3 values
+        (1000, 0, "count(*) per category", 1),  # emptied: count(*) says 0
+        (1000, 3000, "count(*) per category", 1 + 3),  # more since: counting stays the cheaper
+    ],
+)
+def test_a_stale_stored_row_count_costs_calls_but_never_correctness(
+    fake: FakeVtiger, make_source: MakeSource, stored: int, rows: int, plan: str, queries: int
+) -> None:
+    fake.add("Calendar", rows - rows // 3, taskpriority="Low")
+    fake.add("Calendar", rows // 3, taskpriority="high")
+    source = make_source()
+    source.seed_rows(tasks(), "taskpriority", stored)
+    result = fetch(source)
+    assert result.counts == {k: v for k, v in {"Low": rows - rows // 3, "High": rows // 3}.items() if v}
+    assert (result.plan, result.details["rows"], fake.count("query")) == (plan, rows, queries)
+    again = fetch(source)  # planned from the row count just read
+    assert again.counts == result.counts
+    assert fake.count("query") - queries == min(rows // 100 + 1, 1 + 3)
 
 
 @APIS
@@ -354,18 +403,19 @@ def test_count_plan_spends_the_total_and_one_call_per_value(
 
 
 def test_auto_counts_per_value_when_that_is_cheaper(fake: FakeVtiger, make_source: MakeSource) -> None:
-    seed_tasks(fake, high=200, low=100, empty=50)  # 350 rows: 4 pages > 3 picklist values
-    result = fetch(make_source())
+    seed_tasks(fake, high=300, low=150, empty=50)
+    source = make_source()
+    source.seed_rows(tasks(), "taskpriority", 500)  # 6 pages last time > count(*) and 3 picklist values
+    result = fetch(source)
     assert result.plan == "count(*) per category + 1 page of other values"
-    assert result.counts == {"High": 200, "Low": 100, NO_CATEGORY: 50}
+    assert result.counts == {"High": 300, "Low": 150, NO_CATEGORY: 50}
     assert fake.queries() == [
-        "SELECT taskpriority FROM Calendar ORDER BY id LIMIT 0,100;",  # nothing known yet: a full first page
         "SELECT count(*) FROM Calendar;",
         "SELECT count(*) FROM Calendar WHERE taskpriority = 'High';",
         "SELECT count(*) FROM Calendar WHERE taskpriority = 'Medium';",
         "SELECT count(*) FROM Calendar WHERE taskpriority = 'Low';",
         "SELECT taskpriority FROM Calendar WHERE taskpriority != 'High' AND taskpriority != 'Medium' "
-        "AND taskpriority != 'Low' ORDER BY id LIMIT 0,100;",
+        "AND taskpriority != 'Low' ORDER BY id LIMIT 100;",
     ]
 
 
@@ -373,9 +423,9 @@ def test_auto_pages_helpdesk_when_pages_are_fewer_than_values(fake: FakeVtiger, 
     fake.add("HelpDesk", 250, ticketpriorities="Urgent", ticketstatus="Open")
     query = VtigerQuery.model_validate({"module": "HelpDesk", "filter": "ticketstatus != 'Closed'"})
     result = fetch(make_source(), query, category="ticketpriorities")
-    assert result.plan == "page records"  # 3 pages < 4 values (Low, Normal, High, Urgent)
+    assert result.plan == "page records"  # 3 pages < the total and 4 values (Low, Normal, High, Urgent)
     assert result.counts == {"Urgent": 250}
-    assert fake.count("query") == 1 + 1 + 3  # a full first page, the total, then the pages
+    assert fake.count("query") == 3  # nothing known: the pages, while they cost no more than counting
 
 
 @pytest.mark.parametrize(
@@ -420,17 +470,20 @@ def test_count_plan_reads_values_outside_the_picklist(
     assert by_count.details["rows"] == sum(expected.values())
     assert by_count.calls == SETUP_CALLS[api] + 4 + pages
     others = (
-        "SELECT taskpriority FROM Calendar WHERE taskstatus != 'Completed' AND taskpriority != 'High' "
-        "AND taskpriority != 'Normal' AND taskpriority != 'Low' ORDER BY id LIMIT {},100;"
+        "taskstatus != 'Completed' AND taskpriority != 'High' AND taskpriority != 'Normal' AND taskpriority != 'Low'"
     )
-    assert fake.queries()[4 : 4 + pages] == [others.format(offset) for offset in range(0, pages * 100, 100)]
+    off_list = ids_of(fake, lambda r: r["taskstatus"] != "Completed" and r["taskpriority"] in ("", "Medium", "Urgent"))
+    assert fake.queries()[4 : 4 + pages] == keyset("SELECT taskpriority FROM Calendar", [others], off_list)
 
 
 def test_auto_reads_values_outside_the_picklist(fake: FakeVtiger, make_source: MakeSource) -> None:
-    expected = seed_renamed(fake, off=340)  # 560 rows: 6 pages > 3 values
-    result = fetch(make_source(), tasks("taskstatus != 'Completed'"))
-    assert result.counts == expected
-    assert result.plan == "count(*) per category + 4 pages of other values"
+    expected = seed_renamed(fake, off=340)  # 560 rows: 6 pages > count(*) and 3 values
+    source = make_source()
+    first = fetch(source, tasks("taskstatus != 'Completed'"))  # 4 full pages, count(*): 2 pages left < 3 values
+    assert (first.counts, first.plan, first.details["queries"]) == (expected, "page records", 4 + 1 + 2)
+    later = fetch(source, tasks("taskstatus != 'Completed'"))  # 560 rows known: counting looks cheaper
+    assert later.counts == expected
+    assert later.plan == "count(*) per category + 4 pages of other values"
 
 
 def test_count_plan_with_an_or_filter_pages_every_record(fake: FakeVtiger, make_source: MakeSource) -> None:
@@ -438,11 +491,10 @@ def test_count_plan_with_an_or_filter_pages_every_record(fake: FakeVtiger, make_
     result = fetch(make_source(), tasks("taskstatus = 'Not Started' OR taskstatus = 'In Progress'", plan="count"))
     assert result.counts == expected
     assert result.plan == "count(*) per category + 3 pages of all records"
-    every = (
-        "SELECT taskpriority FROM Calendar WHERE taskstatus = 'Not Started' OR taskstatus = 'In Progress' "
-        "ORDER BY id LIMIT {},100;"
-    )
-    assert fake.queries()[4:] == [every.format(offset) for offset in (0, 100, 200)]
+    alternatives = ["taskstatus = 'Not Started'", "taskstatus = 'In Progress'"]  # the id bound joins each
+    listed = ids_of(fake, lambda r: r["taskstatus"] != "Completed")
+    assert fake.queries()[4:] == keyset("SELECT taskpriority FROM Calendar", alternatives, listed)
+    assert len(fake.queries()) == 4 + 3
 
 
 @pytest.mark.parametrize("plan", ["auto", "count", "page"])
@@ -541,10 +593,10 @@ def test_a_row_count_from_the_store_plans_a_fresh_process_read(fake: FakeVtiger,
     source.seed_rows(tasks(), "taskpriority", 30)  # the last reading, stored by an earlier process
     result = fetch(source)
     assert result.plan == "page records"
-    assert fake.queries() == ["SELECT taskpriority FROM Calendar ORDER BY id LIMIT 0,100;"]
+    assert fake.queries() == ["SELECT taskpriority FROM Calendar ORDER BY id LIMIT 100;"]
     source.seed_rows(tasks(), "taskpriority", 500)  # this process has read it since: its own count stands
     fetch(source)
-    assert fake.queries()[1:] == ["SELECT taskpriority FROM Calendar ORDER BY id LIMIT 0,100;"]
+    assert fake.queries()[1:] == ["SELECT taskpriority FROM Calendar ORDER BY id LIMIT 100;"]
 
 
 def test_close_releases_the_kept_alive_connection() -> None:
@@ -1212,28 +1264,29 @@ def test_fake_challenge_tokens_expire_after_five_minutes() -> None:
         fake.close()
 
 
-def test_a_failed_read_forgets_that_the_kpi_fit_one_page(fake: FakeVtiger, make_source: MakeSource) -> None:
+def test_a_kpi_that_outgrew_its_pages_is_paged_only_while_that_pays(fake: FakeVtiger, make_source: MakeSource) -> None:
     seed_tasks(fake, high=30)
     source = make_source()
     fetch(source)
     fake.inject("query", b"", status=500)
     with pytest.raises(SourceError, match=r"^Vtiger answered HTTP 500 to query"):
         fetch(source)
-    seed_tasks(fake, high=400)
-    after = fetch(source)  # the row count was forgotten: one page first, then count(*), not page after page
-    assert [q.split(" FROM")[0] for q in fake.queries()[-after.calls :][:2]] == [
-        "SELECT taskpriority",
-        "SELECT count(*)",
+    seed_tasks(fake, high=4000)
+    after = fetch(source)  # one page expected: 4 pages (what counting costs), count(*), then 3 values, not 41 pages
+    assert [q.split(" FROM")[0] for q in fake.queries()[-after.details["queries"] :]] == [
+        *["SELECT taskpriority"] * 4,
+        *["SELECT count(*)"] * 4,
     ]
-    assert after.counts == {"High": 430}
+    assert after.counts == {"High": 4030}
 
 
 @APIS
 @pytest.mark.parametrize(
-    ("rows", "queries", "plan"), [(0, 1, "page"), (99, 1, "page"), (100, 4, "page"), (350, 5, "count")]
+    ("rows", "queries", "plan", "later"),
+    [(0, 1, "page", 1), (99, 1, "page", 1), (100, 2, "page", 2), (350, 4, "page", 4), (500, 4 + 1 + 2, "page", 4)],
 )
-def test_a_kpi_read_for_the_first_time_reads_one_page_first(
-    fake: FakeVtiger, make_source: MakeSource, api: str, rows: int, queries: int, plan: str
+def test_a_kpi_read_for_the_first_time_pages_while_that_costs_no_more_than_counting(
+    fake: FakeVtiger, make_source: MakeSource, api: str, rows: int, queries: int, plan: str, later: int
 ) -> None:
     seed_tasks(fake, high=rows - rows // 3, low=rows // 3)
     source = make_source(api)
@@ -1243,20 +1296,22 @@ def test_a_kpi_read_for_the_first_time_reads_one_page_first(
     assert result.counts == {k: v for k, v in {"High": rows - rows // 3, "Low": rows // 3}.items() if v}
     assert (result.plan.split(" +")[0], fake.count("query")) == (
         {"page": "page records", "count": "count(*) per category"}[plan],
-        queries,  # under 100: that page is all; 100: + count(*) + 2 pages; 350: + count(*) + 3 values
+        queries,  # up to 4 pages (as many calls as count(*) and 3 values); 500: + count(*) + the 2 pages left
     )
-    assert fake.queries()[0] == "SELECT taskpriority FROM Calendar ORDER BY id LIMIT 0,100;"
-    again = fetch(source)  # the row count is known now: no first page spent
+    assert fake.queries()[: min(queries, 4)] == keyset("SELECT taskpriority FROM Calendar", [], ids_of(fake))[:4]
+    again = fetch(source)  # the row count is known now: 500 rows are counted (4 calls against 6 pages)
     assert again.counts == result.counts
-    assert fake.count("query") - queries == (1 if rows < 100 else queries - 1)
+    assert fake.count("query") - queries == later
 
 
 @pytest.mark.parametrize(
     ("top", "since", "rows", "plan", "queries"),
     [
-        (3, True, 450, "page records", 6),  # 3 values + the top and the new items' queries: 5, as many as 5 pages
-        (1, False, 350, "page records", 5),  # 3 values + the top query: 4, as many as 4 pages
-        (1, False, 450, "count(*) per category", 5),  # 4 against 5 pages: count(*), 3 values, the top query
+        (3, True, 450, "page records", 5),  # count(*), 3 values, the top and the new items' queries: 6 > 5 pages
+        (1, False, 350, "page records", 4),  # count(*), 3 values and the top query: 5 > 4 pages
+        (1, False, 450, "page records", 5),  # 5 against 5 pages: a tie pages
+        (1, False, 550, "count(*) per category", 5),  # 5 against 6 pages: count(*), 3 values, the top query
+        (3, True, 550, "page records", 6),  # 6 against 6 pages
     ],
 )
 def test_auto_counts_what_a_cards_extra_queries_cost_against_the_pages(
@@ -1264,7 +1319,7 @@ def test_auto_counts_what_a_cards_extra_queries_cost_against_the_pages(
 ) -> None:
     fake.add("Calendar", rows, taskpriority="Low")
     source = make_source()
-    source.seed_rows(tasks(), "taskpriority", 100)  # more than one page: the total is counted first
+    source.seed_rows(tasks(), "taskpriority", rows)  # as the last read found it
     wanted = Wanted(top=top, weights={"Low": 1}, since=datetime(2020, 1, 1, tzinfo=UTC) if since else None)
 
     result = source.fetch(tasks(), "taskpriority", Deadline.after(5), wanted)

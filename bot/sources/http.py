@@ -58,11 +58,13 @@ def host_of(url: str) -> str:
 
 @dataclass
 class Calls:
-    """The HTTP calls of one fetch: the deadline they share, and how many were made."""
+    """The HTTP calls of one fetch: the deadline they share, and how many were made (``queries``: of them, how
+    many asked for data, where the source tells them apart from signing in and describing)."""
 
     deadline: Deadline
     service: str
     count: int = 0
+    queries: int = 0
     budget: float = field(init=False)
 
     def __post_init__(self) -> None:

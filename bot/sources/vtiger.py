@@ -5,9 +5,11 @@ Their costs below leave out the login (webservice: getchallenge + login, once a
 session) and ``describe`` (once a cache period); ``FetchResult.calls`` counts
 those too when they happen:
 
-- ``page``: ``SELECT <category> ... LIMIT offset,100`` until a short page,
-  grouped here: ``rows // 100 + 1`` calls (a page of exactly 100 rows needs
-  one more page to prove it was the last).
+- ``page``: ``SELECT <category> ... ORDER BY id LIMIT 100``, each next page
+  ``... AND id > '<the last id read>'`` (keyset paging: records added or
+  removed meanwhile shift no page), until a short page, grouped here:
+  ``rows // 100 + 1`` calls (a page of exactly 100 rows needs one more page
+  to prove it was the last).
 - ``count``: ``count(*)`` of the total, then one per picklist value: ``1 +
   len(values)`` calls. The rest (total minus those counts) holds records whose
   category is empty or not in the picklist (admins rename and remove values;
@@ -27,20 +29,26 @@ heaviest categories>) ORDER BY createdtime LIMIT n;`` (n is ``top`` when those
 categories share one weight; when the heaviest weight holds fewer than ``top``
 items the next weights join in, and n is all their items, at most 100, ranked
 here; beyond 100 only the heavier ones are listed), whose first row is also
-the oldest of those categories, and one ``count(*) ... AND createdtime >
-'<since>'`` for the new ones. Times are read and written in ``crm_timezone``.
+the oldest of those categories (with ``top: 0``, or no weighted category
+holding items, ``... ORDER BY createdtime LIMIT 1`` finds the oldest
+instead), and one ``count(*) ... AND createdtime > '<since>'`` for the new
+ones. Times are read and written in ``crm_timezone``.
 Each record links to its detail view, ``{url}/index.php?module=M&view=Detail&record=N``.
 
-``auto`` (the default) pages at once when the category has no picklist values
-VTQL can write, or when the KPI's previous fetch found under 100 rows (one
-short page then answers in one call, where counting first would take two).
-When nothing is known of the KPI yet, it reads the first page: a short one
-answers in one call; after a full one (which is not used further) it goes on as
-for a KPI known to be larger. Otherwise it counts the total, then takes the plan with fewer
-calls left: ``len(values)`` (plus the one or two queries above, when asked)
-against ``total // 100 + 1`` pages; on a tie it pages. The rest is unknown until
-counted, so records with an empty or off-list category make the count plan
-cost more than ``auto`` assumed.
+``auto`` (the default) pages when the category has no picklist values VTQL
+can write. Otherwise it plans by the KPI's last row count (this process's, or
+the stored one a fresh process is given): counting costs ``1 + len(values)``
+calls plus the queries above that the card asks for; paging costs the pages.
+When the row count says paging costs more, it counts: ``count(*)`` first, then
+per value, unless the total has shrunk so far that the pages are now fewer.
+Otherwise (paging is cheaper, or nothing is known yet) it pages, with no
+``count(*)``, for as long as paging costs no more than counting would: after
+that many full pages, ``count(*)`` tells whether the pages left or the counts
+per value cost fewer calls, and it goes on with those (the pages read are
+kept as the first pages). A stale row count thus costs calls, never
+correctness: at most the counting calls once more than the cheaper plan. The
+rest is unknown until counted, so records with an empty or off-list category
+make the count plan cost more than ``auto`` assumed.
 
 Vtiger's ``=`` compares as its database does: letter case, accents and
 trailing spaces do not count (``taskpriority = 'High'`` matches ``high``,
@@ -57,7 +65,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -210,30 +218,45 @@ class VtigerSource:
             )
         read = _Read(query.module, where, category, values or (), titles, wanted)
         key = (query.module, query.filter + WINDOW_KEYS.get(wanted.kind, ""), category)
-        # A failed read forgets the last row count, so a KPI that outgrew one page is looked at afresh next time.
-        known = self._last_rows.pop(key, None) if query.plan == "auto" else None
-        if query.plan == "page" or not plain or not values or (known is not None and known < PAGE):
+        known = self._last_rows.get(key) if query.plan == "auto" else None
+        counting = 1 + len(read.values) + _extras(wanted)  # the count plan's calls when no record is off the list
+        if query.plan == "page" or not plain or not values:
             result = self._page(read, calls)
-        elif query.plan == "auto" and known is None and (first := self._paged(read, calls, first_only=True)):
-            result = first  # nothing was known, and one short page is all
-        else:
-            total = self._count(query.module, where.where(), calls)
-            extra = (wanted.top > 0) + (wanted.since is not None)
-            if total == 0:
-                result = self._result({}, "count(*) per category", calls, 0)
-                result = replace(result, created_since=0 if wanted.since is not None else None)
-            elif query.plan == "count" or len(read.values) + extra < total // PAGE + 1:
-                result = self._per_value(read, total, calls)
-                result = self._count_extras(read, result, calls)
-            else:
-                result = self._page(read, calls)
+        elif query.plan == "count" or (known is not None and known // PAGE + 1 > counting):
+            result = self._counted(read, calls, query.plan == "count")
+        else:  # paging is the cheaper plan, or nothing is known yet
+            result = self._page_or_count(read, calls, counting)
         self._last_rows[key] = result.details["rows"]
         if query.left and wanted.kind == "count" and wanted.since is not None:
             since = wanted.since.astimezone(self.settings.zone).strftime("%Y-%m-%d %H:%M:%S")
             left = parse_filter(query.left)
             closed = self._count(query.module, left.where(Condition(query.closed_at, ">", (since,))), calls)
             result = replace(result, closed_since=closed, calls=calls.count)
-        return result
+        return replace(result, details={**result.details, "queries": calls.queries})
+
+    def _counted(self, read: _Read, calls: Calls, only_count: bool) -> FetchResult:
+        """``count(*)`` in all, then per category; unless ``only_count``, every page instead when the total
+        shows that paging costs fewer calls (the row count the plan was chosen by has changed since)."""
+        total = self._count(read.module, read.where.where(), calls)
+        if total == 0:
+            result = self._result({}, "count(*) per category", calls, 0)
+            return replace(result, created_since=0 if read.wanted.since is not None else None)
+        if only_count or len(read.values) + _extras(read.wanted) < total // PAGE + 1:
+            return self._count_extras(read, self._per_value(read, total, calls), calls)
+        return self._page(read, calls)
+
+    def _page_or_count(self, read: _Read, calls: Calls, counting: int) -> FetchResult:
+        """Every page, while paging costs no more than counting would (``counting`` calls); after that many full
+        pages, ``count(*)`` tells whether the pages left or the counts per category cost fewer calls."""
+        walk = self._walker(read)
+        walk.run(calls, limit=counting)
+        if walk.done:
+            return self._result(walk.counts.counts, "page records", calls, walk.rows, walk.tally)
+        total = self._count(read.module, read.where.where(), calls)
+        if max(total - walk.rows, 0) // PAGE + 1 <= len(read.values) + _extras(read.wanted):
+            walk.run(calls)
+            return self._result(walk.counts.counts, "page records", calls, walk.rows, walk.tally)
+        return self._count_extras(read, self._per_value(read, total, calls), calls)
 
     def _windowed(self, query: VtigerQuery, wanted: Wanted) -> Filter:
         """The query's filter, with an aged or closed KPI's window as one more condition, in ``crm_timezone``:
@@ -261,8 +284,9 @@ class VtigerSource:
         member's values, paged, each row given to the members whose values it matches as Vtiger's ``=``
         compares. A scan's cost is counted from the members' last row counts, against what each would cost
         alone: its cheaper plan, as ``auto`` chooses it. Reads of one filter whose row count is not known
-        yet share a probe: its first page, which answers them all when it is short (else each is read
-        alone, as one known to be larger). An explicit ``count`` plan and an ``OR`` filter are read alone.
+        yet share a probe: its pages answer them all, as long as paging costs no more than counting each
+        (after that many full pages, each is read alone, as one known to be larger). An explicit ``count``
+        plan and an ``OR`` filter are read alone.
         """
         classes: dict[_Class, list[int]] = {}
         for at, (query, _) in enumerate(reads):
@@ -347,17 +371,22 @@ class VtigerSource:
         return plans
 
     def calls_alone(self, query: VtigerQuery, category: str) -> int:
-        """What ``fetch`` would cost for this read, by its last row count (login and describe left out); a
-        read whose row count is not known, at least its first page."""
+        """What ``fetch`` would cost for this read, by its last row count (login and describe left out): the
+        cheaper of its pages and counting; a read whose row count is not known, at least its first page."""
         rows = self._last_rows.get((query.module, query.filter, category))
         if rows is None:
             return 1  # the first page: all of it when it is short
-        pages = rows // PAGE + 1
+        counting = self._counting(query, category)
+        return rows // PAGE + 1 if counting is None else min(rows // PAGE + 1, counting)
+
+    def _counting(self, query: VtigerQuery, category: str) -> int | None:
+        """What the count plan costs this read with the card's extras (`CARD_EXTRAS`) when no record's category
+        is off the picklist; None when it can only be paged."""
         module = self._modules.get(query.module)
         values = module.picklists.get(category) if module else None
-        if query.plan == "page" or rows < PAGE or not values or not all(quotable(v) for v in values):
-            return pages
-        return 1 + min(len(values) + CARD_EXTRAS, pages)
+        if query.plan == "page" or not values or not all(quotable(v) for v in values):
+            return None
+        return 1 + len(values) + CARD_EXTRAS
 
     def scan(self, plan: ScanPlan, reads: Sequence[tuple[VtigerQuery, str]], deadline: Deadline) -> dict[int, Finish]:
         """Page through ``plan``'s common filter once; per member, what makes its result from its rows."""
@@ -371,26 +400,25 @@ class VtigerSource:
                 raise SourceQueryError(f"Vtiger module {plan.module!r} has no field {name!r}")
         columns = ",".join(dict.fromkeys(("id", *titles, *categories, CREATED, *((plan.split,) if plan.split else ()))))
         rows: dict[int, list[dict[str, Any]]] = {at: [] for at in plan.members}
-        offset = pages = 0
-        while True:
-            # module and the columns are checked identifiers; where() quotes every value
-            vtql = f"SELECT {columns} FROM {plan.module}{plan.where.where()} ORDER BY id LIMIT {offset},{PAGE};"  # noqa: S608
-            page = self._rows(self.api.query(vtql, plan.module, calls), plan.module)
-            pages += 1
+        # a probe (row counts unknown) pages while that costs no more than its members would alone, counted
+        limit = None
+        if plan.probe:
+            costs = [self._counting(*reads[at]) for at in plan.members]
+            limit = None if None in costs else sum(c or 0 for c in costs)
+        walk = _Keyset(self, plan.module, plan.where, (), columns)
+        for page in walk.next_pages(calls, limit):
             for row in page:
                 value = category_key(str(_value(row, plan.split, plan.module) or "")) if plan.split else ""
                 for at, values in plan.routes:
                     if values is None or value in values:
                         rows[at].append(row)
-            offset += len(page)
-            if len(page) < PAGE:
-                break
-            if plan.probe:  # more than a page: each member is read alone, as one known to be larger
-                for at in plan.members:
-                    self._last_rows[_row_key(reads[at])] = PAGE
-                raise SourceDataError(f"the records of {plan.module} filled more than one page")
+        if not walk.done:  # more records than paging them pays for: each member is read alone, counted
+            for at in plan.members:
+                self._last_rows[_row_key(reads[at])] = walk.rows
+            raise SourceDataError(f"the records of {plan.module} filled {_pages(walk.pages)}")
+        pages = walk.pages
         how = f"shared scan of {len(plan.members)} KPIs: {_pages(pages)}"
-        return {at: self._finisher(reads[at], module, titles, rows[at], how, calls.count, plan) for at in plan.members}
+        return {at: self._finisher(reads[at], module, titles, rows[at], how, calls, plan) for at in plan.members}
 
     def _finisher(
         self,
@@ -399,11 +427,12 @@ class VtigerSource:
         titles: tuple[str, ...],
         rows: list[dict[str, Any]],
         how: str,
-        calls: int,
+        scanned: Calls,
         plan: ScanPlan,
     ) -> Finish:
         """What makes one member's result from its rows of a shared scan, for what its card asks."""
         query, category = read
+        calls, queries = scanned.count, scanned.queries
         values = module.picklists.get(category) or ()
         self._last_rows[_row_key(read)] = len(rows)
 
@@ -416,7 +445,7 @@ class VtigerSource:
                 if wanted.keeps(item.created, None):
                     counts.add(value)
                     tally.add(item)
-            details = {"rows": len(rows), "api": self.settings.api, "scan": id(plan)}
+            details = {"rows": len(rows), "api": self.settings.api, "scan": id(plan), "queries": queries}
             return tally.result(counts.counts, how, calls, details)
 
         return finish
@@ -450,11 +479,11 @@ class VtigerSource:
         if where.joiner == "OR":
             # the != chain would repeat in every alternative of the filter: read every record instead
             every = CategoryCounts(values)
-            pages = self._group(module, where.where(), category, calls, every)
+            pages = self._group(module, where, (), category, calls, every)
             rows = sum(every.counts.values())
             return self._result(every.counts, f"{plan} + {_pages(pages)} of all records", calls, rows)
-        others = [Condition(category, "!=", (value,)) for value in values]
-        pages = self._group(module, where.where(*others), category, calls, counts)
+        others = tuple(Condition(category, "!=", (value,)) for value in values)
+        pages = self._group(module, where, others, category, calls, counts)
         found = sum(counts.counts.values()) - counted
         missed = rest - found  # NULL matches no !=: an empty category
         if missed < 0:
@@ -465,63 +494,57 @@ class VtigerSource:
 
     def _page(self, read: _Read, calls: Calls) -> FetchResult:
         """Every record, paged."""
-        result = self._paged(read, calls, first_only=False)
-        assert result is not None  # noqa: S101 (None only for first_only)
-        return result
+        walk = self._walker(read)
+        walk.run(calls)
+        return self._result(walk.counts.counts, "page records", calls, walk.rows, walk.tally)
 
-    def _paged(self, read: _Read, calls: Calls, *, first_only: bool) -> FetchResult | None:
-        """Every record, paged; with ``first_only``, the first page's, or None when it is full (more may follow)."""
-        counts = CategoryCounts(read.values)
-        tally = ItemTally(read.wanted, dated=True)
-        items = (read, tally) if read.wanted.dates else None
-        self._group(read.module, read.where.where(), read.category, calls, counts, items, first_only=first_only)
-        rows = sum(counts.counts.values())
-        if first_only and rows >= PAGE:
-            return None
-        return self._result(counts.counts, "page records", calls, rows, tally)
+    def _walker(self, read: _Read) -> _Walk:
+        """A walk through ``read``'s records, each counted by its category and, when the card asks for dates,
+        tallied as an item."""
+        return _Walk(self, read.module, read.where, (), read.category, CategoryCounts(read.values), read)
 
     def _group(
         self,
         module: str,
-        where: str,
+        where: Filter,
+        others: tuple[Condition, ...],
         category: str,
         calls: Calls,
         counts: CategoryCounts,
-        items: tuple[_Read, ItemTally] | None = None,
-        *,
-        first_only: bool = False,
     ) -> int:
-        """Add the records selected by ``where``, read 100 at a time, to ``counts`` by ``category`` (and each,
-        as an item, to the tally of ``items``, whose read says what makes one); the pages read (with
-        ``first_only``, one)."""
-        offset = pages = 0
-        columns = items[0].columns(items=True) if items else category
-        while True:
-            # module and the columns are checked identifiers; where() quotes every value
-            vtql = f"SELECT {columns} FROM {module}{where} ORDER BY id LIMIT {offset},{PAGE};"  # noqa: S608
-            rows = self._rows(self.api.query(vtql, module, calls), module)
-            pages += 1
-            for row in rows:
-                name = counts.add(_value(row, category, module))
-                if items:
-                    items[1].add(self._item(items[0], row, name))
-            offset += len(rows)
-            if len(rows) < PAGE or first_only:
-                return pages
+        """Add the records ``where`` and ``others`` select to ``counts`` by ``category``; the pages read."""
+        walk = _Walk(self, module, where, others, category, counts)
+        walk.run(calls)
+        return walk.pages
 
     def _count_extras(self, read: _Read, result: FetchResult, calls: Calls) -> FetchResult:
         """The heaviest items (with the oldest among them) and the new ones, after counting per category."""
         wanted = read.wanted
-        if wanted.top > 0:
-            result = self._heaviest(read, result, calls)
+        listed = wanted.top > 0 and self._heaviest(read, result, calls)
+        if listed:
+            result = listed
+        elif wanted.oldest and any(result.counts.values()):
+            result = self._oldest(read, result, calls)
         if wanted.since is not None:
             since = wanted.since.astimezone(self.settings.zone).strftime("%Y-%m-%d %H:%M:%S")
             where = read.where.where(Condition(CREATED, ">", (since,)))
             result = replace(result, created_since=self._count(read.module, where, calls))
         return replace(result, calls=calls.count)
 
-    def _heaviest(self, read: _Read, result: FetchResult, calls: Calls) -> FetchResult:
-        """One query for the ``top`` heaviest, then oldest, items (see the module's notes)."""
+    def _oldest(self, read: _Read, result: FetchResult, calls: Calls) -> FetchResult:
+        """One query for the oldest item, when no heaviest items are listed."""
+        columns = read.columns(items=True)
+        # module and the columns are checked identifiers; where() quotes every value
+        vtql = f"SELECT {columns} FROM {read.module}{read.where.where()} ORDER BY {CREATED} LIMIT 1;"  # noqa: S608
+        tally = ItemTally(NOTHING_MORE, dated=True)
+        naming = CategoryCounts(read.values)
+        for row in self._rows(self.api.query(vtql, read.module, calls), read.module):
+            tally.add(self._item(read, row, naming.add(_value(row, read.category, read.module))))
+        return replace(result, oldest=tally.oldest)
+
+    def _heaviest(self, read: _Read, result: FetchResult, calls: Calls) -> FetchResult | None:
+        """One query for the ``top`` heaviest, then oldest, items (see the module's notes); None when no
+        category with open items weighs anything."""
         wanted, counts = read.wanted, result.counts
         listable = [(wanted.weight(c), c, n) for c, n in counts.items() if n and c != NO_CATEGORY and quotable(c)]
         heavy = sorted((entry for entry in listable if entry[0] > 0), key=lambda entry: -entry[0])
@@ -538,7 +561,7 @@ class VtigerSource:
         if len(chosen) > 1 and listed > PAGE:
             listed -= sum(n for _, _, n in chosen.pop())  # only the heavier ones: fewer than top, all listed
         if not chosen:
-            return result
+            return None
         names = tuple(c for tier in chosen for _, c, _ in tier)
         limit = wanted.top if len(chosen) == 1 else listed
         where = read.where.where(Condition(read.category, "IN", names))
@@ -644,7 +667,83 @@ class _Scan(ScanPlan):
     split: str | None
     routes: tuple[tuple[int, frozenset[str] | None], ...]
     probe: bool = False
-    """Row counts unknown: the first page only, or none (more than one page: the members are read alone)."""
+    """Row counts unknown: pages while that costs no more than counting each member (else they are read alone)."""
+
+
+class _Keyset:
+    """The records a filter selects, 100 at a time in id order, each page after the last id read (keyset paging:
+    records added or removed meanwhile shift no page)."""
+
+    def __init__(
+        self, source: VtigerSource, module: str, where: Filter, others: tuple[Condition, ...], columns: str
+    ) -> None:
+        """``others`` are ANDed to ``where``; ``columns`` (checked identifiers) are selected."""
+        self.source, self.module, self.where, self.others, self.columns = source, module, where, others, columns
+        self.pages = self.rows = 0
+        self.last: str | None = None
+        """The id of the last row read (``9x123``)."""
+        self.done = False
+
+    def next_pages(self, calls: Calls, limit: int | None = None) -> Iterator[list[dict[str, Any]]]:
+        """The next pages: to the end (a short page), or until ``limit`` pages are read in all."""
+        while not self.done and (limit is None or self.pages < limit):
+            after = () if self.last is None else (Condition("id", ">", (self.last,)),)
+            where = self.where.where(*self.others, *after)
+            # module and the columns are checked identifiers; where() quotes every value
+            vtql = f"SELECT {self.columns} FROM {self.module}{where} ORDER BY id LIMIT {PAGE};"  # noqa: S608
+            rows = self.source._rows(self.source.api.query(vtql, self.module, calls), self.module)
+            self.pages += 1
+            self.rows += len(rows)
+            self.done = len(rows) < PAGE
+            if not self.done:
+                self._after(rows[-1].get("id"))
+            yield rows
+
+    def _after(self, last: object) -> None:
+        """Take ``last``, the id of a full page's last row, as where the next page starts."""
+        number = _record_number(last)
+        if number is None or (self.last is not None and number <= (_record_number(self.last) or 0)):
+            raise SourceDataError(f"Vtiger's pages of {self.module} are not in id order (a row's id is {last!r:.30})")
+        self.last = str(last)
+
+
+class _Walk(_Keyset):
+    """Pages of records counted by their category and, when a read's card asks for dates, tallied as its items."""
+
+    def __init__(
+        self,
+        source: VtigerSource,
+        module: str,
+        where: Filter,
+        others: tuple[Condition, ...],
+        category: str,
+        counts: CategoryCounts,
+        read: _Read | None = None,
+    ) -> None:
+        self.read = read if read is not None and read.wanted.dates else None
+        super().__init__(source, module, where, others, self.read.columns(items=True) if self.read else category)
+        self.category = category
+        self.counts = counts
+        self.tally = ItemTally(read.wanted if read else NOTHING_MORE, dated=True)
+
+    def run(self, calls: Calls, limit: int | None = None) -> None:
+        """Count the next pages: to the end, or until ``limit`` pages are read in all."""
+        for rows in self.next_pages(calls, limit):
+            for row in rows:
+                name = self.counts.add(_value(row, self.category, self.module))
+                if self.read:
+                    self.tally.add(self.source._item(self.read, row, name))
+
+
+def _extras(wanted: Wanted) -> int:
+    """The queries a card's asks cost after counting per category: the heaviest items or the oldest, and the new."""
+    return (wanted.top > 0 or wanted.oldest) + (wanted.since is not None)
+
+
+def _record_number(value: object) -> int | None:
+    """The record number of a webservice id (``9x123``: 123), None when ``value`` is not one."""
+    match = _WEBSERVICE_ID.fullmatch(str(value or ""))
+    return int(match.group(1)) if match else None
 
 
 def _row_key(read: tuple[VtigerQuery, str]) -> tuple[str, str, str]:

@@ -124,7 +124,10 @@ class Transport:
 
     def call(self, method: str, url: str, calls: Calls, *, op: str, subject: str = "", **kwargs: Any) -> Any:
         """The ``result`` of one API call; ``SessionRefused`` for a refused session on a read."""
+        before = calls.count
         response = self._send(method, url, calls, **kwargs)
+        if op == "query":
+            calls.queries += calls.count - before
         status = response.status_code
         if status >= 500:
             raise SourceUnavailable(f"Vtiger answered HTTP {status} to {op}; try again later")
