@@ -21,6 +21,7 @@ import secrets
 import sys
 import threading
 import time
+from collections import defaultdict
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -163,7 +164,8 @@ def preview_all(args: argparse.Namespace, services: Services) -> int:
 
 def cmd_check(args: argparse.Namespace, services: Services) -> int:
     """Sign in to every source, read every KPI once; print counts, index, plan, calls (the top items' query
-    included), time, the top items and the oldest; then each source's calls for a tick of every scheduled team
+    included), time, the top items and the oldest; with ``--again``, read every KPI a second time, as later
+    reads plan it from the first read's row count; then each source's calls for a tick of every scheduled team
     and on the busiest day of the schedules, against its ``daily_call_limit``. Fail on any error."""
     config = services.config
     print(f"config {config.path}: {len(config.sources)} sources, {len(config.teams)} teams: valid")
@@ -177,6 +179,20 @@ def cmd_check(args: argparse.Namespace, services: Services) -> int:
         else:
             print(f"ok   source {name}: {detail}")
     measured: dict[tuple[str, str], int] = {}
+    failures += read_every_kpi(services, measured, "first read" if args.again else "")
+    if args.again:
+        failures += read_every_kpi(services, measured, "later read")
+    print_call_plan(services, measured)
+    return 1 if failures else 0
+
+
+def read_every_kpi(services: Services, measured: dict[tuple[str, str], int], which: str) -> int:
+    """Read every KPI once and print what each read found and cost (``which``: "first read", "later read", or
+    "" when there is one); put each read's calls in ``measured``; return the failures."""
+    config, failures = services.config, 0
+    data: dict[str, int] = defaultdict(int)
+    if which:
+        print(f"{which}:")
     for team in config.teams:
         for kpi in team.kpis:
             started = time.monotonic()
@@ -195,16 +211,20 @@ def cmd_check(args: argparse.Namespace, services: Services) -> int:
                 continue
             elapsed = (time.monotonic() - started) * 1000
             measured[(team.id, kpi.id)] = result.calls
+            queries = result.details.get("queries")
+            data[kpi.source] += queries if isinstance(queries, int) else result.calls
             if kpi.counted:
                 listed = ", ".join(f"{c}={n}" for c, n in sorted(result.counts.items())) or "none"
                 print(f"ok   {label}: index {score.index:g} ({score.status.value}); counts {listed}")
             else:
                 print(f"ok   {label}: value {value_text(score.index, kpi.unit)} ({score.status.value})")
-            print(f"     plan: {result.plan}; {result.calls} calls; {elapsed:.0f} ms")
+            spent = f"; {queries} data calls" if isinstance(queries, int) else ""
+            print(f"     plan: {result.plan}; {result.calls} calls; {elapsed:.0f} ms{spent}")
             if kpi.counted:
                 print(f"     {items_line(result, services.clock(), oldest=kpi.kind != 'closed')}")
-    print_call_plan(services, measured)
-    return 1 if failures else 0
+    for name, calls in data.items():
+        print(f"data calls source {name}{': ' + which if which else ''}: {calls} (sign-in and describe not counted)")
+    return failures
 
 
 def print_call_plan(services: Services, measured: dict[tuple[str, str], int]) -> None:
@@ -291,7 +311,10 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Command]]:
         "--format", choices=["text", "json"], default="text", help="text for people, json for the exact message"
     )
     preview.add_argument("--alert", action="store_true", help="the alert card its worst KPI would give now")
-    commands.add_parser("check", help="validate the config and read every KPI once")
+    check = commands.add_parser("check", help="validate the config and read every KPI once")
+    check.add_argument(
+        "--again", action="store_true", help="read every KPI a second time, as later reads plan it (its calls too)"
+    )
     alerts = commands.add_parser("alerts", help="each KPI's alert state and its last transitions")
     alerts.add_argument("team", help="the team's id")
     demo = commands.add_parser("demo", help="the demo, with 60 days of generated history")

@@ -303,7 +303,7 @@ def test_check_prints_each_kpis_plan_the_ticks_calls_and_the_busiest_day_against
         config, clock=lambda: datetime(2026, 11, 9, 8, 0, tzinfo=UTC), store_url=f"sqlite:///{tmp_path / 's.db'}"
     )
 
-    assert cmd_check(argparse.Namespace(), services) == 0  # over the limit is a warning, not a failure
+    assert cmd_check(argparse.Namespace(again=False), services) == 0  # over the limit is a warning, not a failure
 
     out = capsys.readouterr().out
     assert out.count("plan: page records;") == 6  # each KPI read by itself, as check always reads
