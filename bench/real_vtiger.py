@@ -122,6 +122,7 @@ def seed(client: Client) -> int:
             element = {STATUS[module]: status, PRIORITY[module]: priority, "assigned_user_id": client.user}
             if module == "Calendar":
                 element |= {
+                    "activitytype": "Task",  # else it is stored as an event, which Calendar queries leave out
                     "subject": title,
                     "date_start": "2026-12-01",
                     "due_date": "2026-12-31",

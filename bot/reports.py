@@ -22,7 +22,7 @@ import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -34,6 +34,7 @@ from bot.sources import (
     Deadline,
     FetchResult,
     Finish,
+    Item,
     RemembersRows,
     ScanPlan,
     ScansTogether,
@@ -146,8 +147,8 @@ class _Kept:
     since: datetime
     until: datetime
     history: TeamHistory
-    shown: dict[str, tuple[object, KpiReport]] = field(default_factory=dict)
-    """Per KPI, the report of its stored reading, with the process's own read it was built with."""
+    shown: dict[str, KpiReport] = field(default_factory=dict)
+    """Per KPI, the report of its stored reading."""
 
     def holds(self, version: int, day: date, now: datetime) -> bool:
         """Whether this history is still the one the store would give."""
@@ -244,8 +245,6 @@ class Reporter:
         self.cache_seconds = dict(cache_seconds)
         self.fetcher = Fetcher(max_concurrent, budget_seconds)
         self._seeded_teams: set[str] = set()
-        self._last_fetch: dict[tuple[str, str], tuple[datetime, FetchResult]] = {}
-        """Per (team, KPI), the read behind the last reading this process stored (its items, for the cache)."""
         self._kept: dict[tuple[str, str], _Kept] = {}
         """Per (team, zone), the history `/score` read last (see `_kept_history`)."""
 
@@ -419,13 +418,12 @@ class Reporter:
     def _shown(
         self, team: TeamConfig, kpi: KpiConfig, now: datetime, history: TeamHistory, zone: ZoneInfo, kept: _Kept | None
     ) -> KpiReport:
-        """The KPI's stored reading as `_from_cache` shows it, built once per kept history (and own read)."""
-        own = self._last_fetch.get((team.id, kpi.id))
-        if kept is not None and (shown := kept.shown.get(kpi.id)) is not None and shown[0] is own:
-            return shown[1]
+        """The KPI's stored reading as `_from_cache` shows it, built once per kept history."""
+        if kept is not None and (shown := kept.shown.get(kpi.id)) is not None:
+            return shown
         report = self._from_cache(team, kpi, history.latest[kpi.id], now, history, zone)
         if kept is not None:
-            kept.shown[kpi.id] = (own, report)
+            kept.shown[kpi.id] = report
         return report
 
     def _read(self, kpi: KpiConfig, since: datetime | None, now: datetime) -> Callable[[Deadline], FetchResult]:
@@ -438,14 +436,11 @@ class Reporter:
     def _from_cache(
         self, team: TeamConfig, kpi: KpiConfig, reading: Reading, now: datetime, history: TeamHistory, zone: ZoneInfo
     ) -> KpiReport:
-        """The KPI's stored reading, with the items of the read behind it when this process made that read."""
+        """The KPI's stored reading, with what the read behind it found (whichever process made that read)."""
         today = now.astimezone(zone).date()
         report = compare(team, kpi, measure(kpi, reading), reading.taken_at.astimezone(zone).date(), history, today)
-        taken_at, fetch = self._last_fetch.get((team.id, kpi.id), (None, None))
         new_since = history.post[0] if history.post else None
-        if taken_at != reading.taken_at:
-            fetch = None
-        return replace(report, as_of=reading.taken_at, cached=True, fetch=fetch, new_since=new_since)
+        return replace(report, as_of=reading.taken_at, cached=True, fetch=fetch_of(reading), new_since=new_since)
 
     def _settle(
         self,
@@ -523,6 +518,7 @@ class Reporter:
                 rows=k.fetch.rows,
                 plan=k.fetch.plan,
                 slot=slot,
+                extras=extras_of(k.fetch),
             )
             for k in kpis
             if k.fetch is not None
@@ -535,10 +531,49 @@ class Reporter:
             self.store.add_readings(readings)
         except SQLAlchemyError as exc:
             log.error("team %s: readings not stored (%s)", team.id, type(exc).__name__)
-            return
-        for k in kpis:
-            if k.fetch is not None and any(r.kpi_id == k.kpi.id for r in readings):
-                self._last_fetch[(team.id, k.kpi.id)] = (now, k.fetch)
+
+
+def extras_of(result: FetchResult) -> dict[str, Any] | None:
+    """What a read found besides the counts (top items, oldest, new, closed), as JSON values for its reading."""
+    extras: dict[str, Any] = {}
+    if result.items:
+        extras["items"] = [
+            {"title": i.title, "category": i.category, "created": _iso(i.created), "link": i.link} for i in result.items
+        ]
+    if result.oldest is not None:
+        extras |= {"oldest": _iso(result.oldest), "oldest_among": list(result.oldest_among)}
+    for name, number in (("created_since", result.created_since), ("closed_since", result.closed_since)):
+        if number is not None:
+            extras[name] = number
+    return extras or None
+
+
+def fetch_of(reading: Reading) -> FetchResult:
+    """The read behind a stored reading, as a card shows it: its counts and what `extras_of` kept."""
+    extras = reading.extras or {}
+    items = tuple(
+        Item(title=i["title"], category=i["category"], created=_moment(i["created"]), link=i["link"])
+        for i in extras.get("items", [])
+    )
+    return FetchResult(
+        counts=reading.counts,
+        plan=reading.plan or "",
+        calls=0,
+        details={"rows": reading.rows},
+        items=items,
+        oldest=_moment(extras.get("oldest")),
+        oldest_among=tuple(extras.get("oldest_among", ())),
+        created_since=extras.get("created_since"),
+        closed_since=extras.get("closed_since"),
+    )
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
+
+
+def _moment(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
 
 
 _NO_HISTORY = TeamHistory()

@@ -208,15 +208,17 @@ def test_ten_concurrent_reads_of_one_kpi_make_one_fetch(tmp_path, fake, monkeypa
         source.close()
 
 
-def test_the_worker_that_read_keeps_the_top_items_on_its_cached_card(workers, fake, auth):
+def test_every_worker_shows_the_top_items_and_the_oldest_of_a_reading_whichever_took_it(workers, fake, auth):
     (first, second), _, clock = workers
+    fake.add("HelpDesk", 1, ticketpriorities="Urgent", ticketstatus="Open", createdtime="2026-11-20 09:00:00")
     fresh = send(first, p.classic_slash(), auth)
-    assert "index.php?module=HelpDesk&view=Detail" in fresh["text"]
+    assert "index.php?module=HelpDesk&view=Detail" in fresh["text"] and "oldest: 6 d" in fresh["text"]
     calls = fake.count()
     clock.now += timedelta(seconds=20)
     again = send(first, p.classic_slash(), auth)
-    other = send(second, p.classic_slash(), auth)
+    other = send(second, p.classic_slash(), auth)  # another process: it never read, the store has it all
     assert fake.count() == calls
-    assert "read 20 s ago" in again["text"] and "read 20 s ago" in other["text"]
-    assert "index.php?module=HelpDesk&view=Detail" in again["text"], "the read behind the reading is in memory"
-    assert "index.php?module=HelpDesk&view=Detail" not in other["text"], "another worker has the counts only"
+    assert "read 20 s ago" in again["text"] and "oldest: 6 d" in again["text"]
+    assert other == again, "every worker shows a reading alike"
+    listed = [line for line in fresh["text"].splitlines() if "index.php" in line]
+    assert listed and listed == [line for line in other["text"].splitlines() if "index.php" in line]

@@ -59,6 +59,7 @@ class Readings(Database):
                 "rows": reading.rows,
                 "plan": reading.plan,
                 "slot_utc": to_utc(reading.slot) if reading.slot else None,
+                "extras": json.dumps(reading.extras, sort_keys=True) if reading.extras is not None else None,
             }
             for reading in new
         ]
@@ -261,6 +262,7 @@ def _reading(row: Any) -> Reading:
         rows=row.rows,
         plan=row.plan,
         slot=utc_aware(row.slot_utc) if row.slot_utc else None,
+        extras=json.loads(row.extras) if row.extras else None,
     )
 
 

@@ -12,7 +12,9 @@ class Reading:
     """One fetch of one KPI: its counts and index at ``taken_at`` (UTC), and where it came from.
 
     ``rows`` and ``plan`` are what the source reported (None when it did not
-    say); ``slot`` is the scheduled slot (or manual send) the reading was taken for.
+    say); ``slot`` is the scheduled slot (or manual send) the reading was taken for;
+    ``extras`` what the read found besides the counts, as JSON values (top items,
+    oldest, new), so that any process shows the reading as the one that took it.
     """
 
     team_id: str
@@ -24,6 +26,7 @@ class Reading:
     rows: int | None = None
     plan: str | None = None
     slot: datetime | None = None
+    extras: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)

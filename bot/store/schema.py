@@ -49,6 +49,7 @@ readings = sa.Table(
     sa.Column("rows", sa.Integer),
     sa.Column("plan", sa.String(200)),
     sa.Column("slot_utc", sa.DateTime(timezone=True)),
+    sa.Column("extras", sa.Text),
     sa.Index("ix_readings_team_kpi_time", "team_id", "kpi_id", "taken_at"),
     sa.Index("ix_readings_team_slot", "team_id", "slot_utc"),
     sa.Index("ix_readings_time", "taken_at"),
