@@ -2,7 +2,7 @@
 
 serve     run the Chat app (and the in-process scheduler)
 preview   print a team's card (or every team's, "all") as text, or as the exact message JSON
-check     validate the configuration, read every KPI once, report
+check     validate the configuration, read every KPI once (--again: twice), report
 tick      post every scheduled slot that is due (for any cron)
 send      post a team's card to its targets now (--dry-run: print it)
 demo      the demo: fresh store with 60 days of generated history, then serve
