@@ -15,6 +15,7 @@ from bot.services import build_services
 from bot.store import Store, metadata
 from bot.store.migrate import upgrade
 from tests.fakes.chat import FakeChat, write_config
+from tests.test_migrations import at_revision
 from tests.test_tick import Clock, run_cli
 
 T0 = datetime(2026, 11, 9, 9, 0, 30, tzinfo=UTC)
@@ -206,6 +207,7 @@ def test_a_retry_after_longer_than_the_tick_is_kept_with_the_slot(tmp_path, fake
 def test_a_store_from_before_retry_at_gets_the_column(store_url):
     old = Store(store_url)
     assert old.claim("alpha", SLOT, "one", T0, T0)
+    at_revision(old.engine, "0001", "downgrade")  # the tables as the release before Alembic left them
     with old.engine.begin() as conn:  # back to the version-2 slot_runs table, with the slot in it
         conn.execute(sa.text("ALTER TABLE slot_runs DROP COLUMN retry_at"))
         conn.execute(sa.text("UPDATE schema_info SET version = 2"))

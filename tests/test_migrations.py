@@ -53,13 +53,13 @@ def load_3c76008(url: str) -> None:
         conn.execute((FIXTURES / "store-3c76008.postgresql.sql").read_text())
 
 
-def at_revision(engine: sa.Engine, revision: str) -> None:
-    """Bring the store to ``revision`` with Alembic's own command, in one transaction."""
+def at_revision(engine: sa.Engine, revision: str, action: str = "upgrade") -> None:
+    """Bring the store to ``revision`` with Alembic's own command (``upgrade`` or ``downgrade``), in one transaction."""
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     with engine.begin() as conn:
         config.attributes["connection"] = conn
-        command.upgrade(config, revision)
+        getattr(command, action)(config, revision)
 
 
 def schema_of(engine: sa.Engine) -> dict[str, object]:
