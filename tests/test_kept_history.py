@@ -6,10 +6,12 @@ at the same moment: equal means nothing stale was served. Real SQLite files and 
 through Flask's test client with signed tokens, and `python -m bot send` as a second process.
 """
 
+import gc
 import json
 import os
 import subprocess
 import sys
+import warnings
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -205,3 +207,15 @@ def test_a_broken_marker_connection_falls_back_to_reading_and_reconnects(tmp_pat
             fresh.close()
     finally:
         first.close()
+
+
+@pytest.mark.postgres
+def test_a_store_dropped_without_dispose_closes_its_marker_connection(pg_url):
+    """The marker's connection is detached from the pool, so the pool never closes it: its reader does."""
+    store = Store(pg_url)
+    store.team_version("customer")
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        del store
+        gc.collect()
+    assert [str(w.message) for w in seen if issubclass(w.category, ResourceWarning)] == []

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import weakref
 from typing import Any
 
 import sqlalchemy as sa
@@ -72,6 +73,7 @@ class ChangeMarks:
         self._engine = engine
         self._lock = threading.Lock()
         self._conn: Any = None
+        self._closer: weakref.finalize[Any, Any] | None = None
         self._sql = _MARK_SQL[engine.dialect.name]
         sa.event.listen(engine, "engine_disposed", self.close)
 
@@ -105,10 +107,16 @@ class ChangeMarks:
             conn.isolation_level = None  # autocommit: each read sees the latest commit (WAL)
         else:
             conn.autocommit = True
+        # Detached, the pool never closes it: close it when this reader goes, even if its engine was never disposed.
+        self._closer = weakref.finalize(self, _close_quietly, conn)
         return conn
 
     def _close_locked(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            with contextlib.suppress(Exception):  # a broken connection may fail to close too
-                conn.close()
+        closer, self._conn, self._closer = self._closer, None, None
+        if closer is not None:
+            closer()
+
+
+def _close_quietly(conn: Any) -> None:
+    with contextlib.suppress(Exception):  # a broken connection may fail to close too
+        conn.close()
