@@ -18,6 +18,7 @@ from bot.chart_links import card_images
 from bot.config import Config, TeamConfig
 from bot.delivery import Delivery
 from bot.reports import Reporter, ScanShare, TeamReport
+from bot.settings_access import SpaceRoles
 from bot.sources import Source
 from bot.store import Store
 
@@ -43,6 +44,8 @@ class Services:
     """Posts outside the tick: a Refresh click's update of a live card."""
     scheduled_post: ScheduledPost
     """What the tick posts at a team's slot."""
+    space_roles: SpaceRoles
+    """Who manages which Space, asked of the Chat API and remembered briefly (the settings' ``space-managers``)."""
 
     def report(
         self,

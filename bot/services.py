@@ -22,6 +22,7 @@ from bot.errors import ConfigError
 from bot.reports import Reporter
 from bot.schedule.templates import validate_templates
 from bot.secrets import register
+from bot.settings_access import ChatMemberships, SpaceRoles
 from bot.sources import build_source
 from bot.store import Store, resolve_url
 from handlers import scheduled
@@ -120,4 +121,5 @@ def build_services(config: Config, clock: Callable[[], datetime] = utc_now, stor
         clock=clock,
         delivery=delivery,
         scheduled_post=scheduled.handle,
+        space_roles=SpaceRoles(ChatMemberships(config.chat, base)),
     )

@@ -66,6 +66,46 @@ def validate_addon_response(body: Any) -> list[str]:
     return problems
 
 
+NAVIGATIONS = ("pushCard", "updateCard", "endNavigation")
+
+
+def validate_addon_dialog(body: Any) -> list[str]:
+    """Problems with an add-on dialog answer: ``renderActions.action`` holding ``navigations`` (one each of
+    ``pushCard`` / ``updateCard``, a card checked like any card, or ``endNavigation: {action: CLOSE_DIALOG}``)
+    and an optional ``notification: {text}``; nothing else (the discovery document does not describe them)."""
+    action = body.get("renderActions", {}).get("action") if isinstance(body, dict) and len(body) == 1 else None
+    if not isinstance(action, dict) or set(action) - {"navigations", "notification"}:
+        return ["$: expected {renderActions: {action: {navigations, notification?}}}"]
+    problems: list[str] = []
+    notification = action.get("notification", {"text": "-"})
+    if not (isinstance(notification, dict) and set(notification) == {"text"} and isinstance(notification["text"], str)):
+        problems.append("$.renderActions.action.notification: expected {text: string}")
+    navigations = action.get("navigations")
+    if not isinstance(navigations, list) or not navigations:
+        return [*problems, "$.renderActions.action.navigations: expected a non-empty list"]
+    for i, navigation in enumerate(navigations):
+        path = f"$.renderActions.action.navigations[{i}]"
+        if not isinstance(navigation, dict) or len(navigation) != 1 or next(iter(navigation)) not in NAVIGATIONS:
+            problems.append(f"{path}: expected exactly one of {list(NAVIGATIONS)}")
+            continue
+        kind, value = next(iter(navigation.items()))
+        if kind == "endNavigation":
+            if value != {"action": "CLOSE_DIALOG"}:
+                problems.append(f"{path}.endNavigation: expected {{action: CLOSE_DIALOG}}")
+            continue
+        problems += validate_dialog_card(value, f"{path}.{kind}")
+    return problems
+
+
+def validate_dialog_card(card: Any, path: str = "$") -> list[str]:
+    """Problems with a dialog's card (a ``GoogleAppsCardV1Card``): the schema, the widget count and the size."""
+    problems = _schema_problems(card, "GoogleAppsCardV1Card", path) + _widget_count_problems(card, path)
+    size = len(json.dumps(card, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+    if size > MAX_MESSAGE_BYTES:
+        problems.append(f"{path}: card is {size} bytes as UTF-8 JSON; the limit is {MAX_MESSAGE_BYTES}")
+    return problems
+
+
 @functools.cache
 def chat_json_schema() -> dict[str, Any]:
     """The discovery document's schemas as one JSON Schema with a definition per schema."""

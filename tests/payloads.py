@@ -136,3 +136,87 @@ def addon_removed() -> dict:
 
 def addon_other() -> dict:
     return _addon("widgetUpdatedPayload", {"space": SPACE})
+
+
+# Dialogs: a button with OPEN_DIALOG, a slash command that opens a dialog, and the dialog's own buttons -----
+
+
+def form_inputs(values: dict[str, Any]) -> dict:
+    """``formInputs`` as Chat sends them: a list of strings for most widgets, ``msSinceEpoch`` for a date."""
+    inputs: dict[str, Any] = {}
+    for name, value in values.items():
+        if isinstance(value, int):
+            inputs[name] = {"dateInput": {"msSinceEpoch": str(value)}}
+        else:
+            inputs[name] = {"stringInputs": {"value": [value] if isinstance(value, str) else list(value)}}
+    return inputs
+
+
+def classic_dialog_click(
+    parameters: dict[str, str],
+    dialog: str = "SUBMIT_DIALOG",
+    form: dict[str, Any] | None = None,
+    user: dict = USER,
+    space: dict = SPACE,
+) -> dict:
+    """A classic CARD_CLICKED dialog event: ``REQUEST_DIALOG`` from a card's button, ``SUBMIT_DIALOG`` from the
+    dialog's, ``CANCEL_DIALOG`` from its close icon (which carries no parameters)."""
+    common: dict[str, Any] = {"hostApp": "CHAT"}
+    if dialog != "CANCEL_DIALOG":
+        common["invokedFunction"] = parameters.get("action", "")
+        common["parameters"] = parameters
+    if form is not None:
+        common["formInputs"] = form_inputs(form)
+    body: dict[str, Any] = {
+        "type": "CARD_CLICKED",
+        "eventTime": "2026-11-26T10:00:00.000Z",
+        "space": space,
+        "user": user,
+        "isDialogEvent": True,
+        "dialogEventType": dialog,
+        "common": common,
+    }
+    if dialog == "REQUEST_DIALOG":
+        body["message"] = {"name": "spaces/DEMO-CUSTOMER/messages/m2", "sender": {"type": "BOT"}}
+    return body
+
+
+def addon_dialog_click(
+    parameters: dict[str, str],
+    dialog: str = "SUBMIT_DIALOG",
+    form: dict[str, Any] | None = None,
+    user: dict = USER,
+    space: dict = SPACE,
+) -> dict:
+    """An add-on button click in or into a dialog: ``buttonClickedPayload`` with the dialog's event type."""
+    payload: dict[str, Any] = {"space": space, "isDialogEvent": True, "dialogEventType": dialog}
+    if dialog == "REQUEST_DIALOG":
+        payload["message"] = {"name": "spaces/DEMO-CUSTOMER/messages/m2", "sender": {"type": "BOT"}}
+    body = _addon("buttonClickedPayload", payload, parameters if dialog != "CANCEL_DIALOG" else None)
+    body["chat"]["user"] = user
+    if form is not None:
+        body["commonEventObject"]["formInputs"] = form_inputs(form)
+    return body
+
+
+def classic_dialog_command(argument: str, user: dict = USER, space: dict = SPACE) -> dict:
+    """A slash command configured to open a dialog: MESSAGE with ``isDialogEvent`` and ``REQUEST_DIALOG``."""
+    return classic_slash(argument, space=space) | {
+        "isDialogEvent": True,
+        "dialogEventType": "REQUEST_DIALOG",
+        "user": user,
+    }
+
+
+def addon_dialog_command(argument: str, user: dict = USER, space: dict = SPACE) -> dict:
+    """The same as an add-on: ``appCommandPayload`` with ``isDialogEvent`` and ``REQUEST_DIALOG``."""
+    payload = {
+        "appCommandMetadata": {"appCommandId": 1.0, "appCommandType": "SLASH_COMMAND"},
+        "message": _message("/score" + argument, argument),
+        "space": space,
+        "isDialogEvent": True,
+        "dialogEventType": "REQUEST_DIALOG",
+    }
+    body = _addon("appCommandPayload", payload)
+    body["chat"]["user"] = user
+    return body

@@ -6,12 +6,12 @@ import logging
 from collections.abc import Callable, Mapping
 
 from bot.chat.events import ChatEvent, Kind, mention_words
-from bot.chat.replies import Reply
+from bot.chat.replies import DialogReply, Reply
 from bot.context import Services
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[ChatEvent, Services], Reply | None]
+Handler = Callable[[ChatEvent, Services], Reply | DialogReply | None]
 Routes = Mapping[tuple[Kind, str], Handler]
 """The handler table: a kind with ``"*"`` answers every name of that kind that has no entry of its own."""
 
@@ -22,6 +22,8 @@ def route_key(event: ChatEvent, services: Services) -> tuple[Kind, str]:
         name = "score" if event.command_id == services.config.chat.score_command_id else "unknown"
     elif event.kind is Kind.MESSAGE:
         name = "score" if "score" in mention_words(event.text) else "text"
+    elif event.kind is Kind.CLICK and event.dialog == "CANCEL_DIALOG":
+        name = "dialog-closed"  # the dialog's close icon: its buttons' parameters may not come with it
     elif event.kind is Kind.CLICK:
         name = event.parameters.get("action", "")
     else:
@@ -29,7 +31,7 @@ def route_key(event: ChatEvent, services: Services) -> tuple[Kind, str]:
     return event.kind, name
 
 
-def dispatch(event: ChatEvent, services: Services, routes: Routes) -> Reply | None:
+def dispatch(event: ChatEvent, services: Services, routes: Routes) -> Reply | DialogReply | None:
     """Run the handler ``routes`` has for ``event``; unknown events are logged and answered with nothing."""
     kind, name = route_key(event, services)
     handler = routes.get((kind, name)) or routes.get((kind, "*"))

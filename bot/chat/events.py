@@ -7,11 +7,14 @@ was seen to send (numbers as floats or strings, missing keys, extra keys).
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
 WORD = re.compile(r"[a-z0-9-]+")
+EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s]{1,255}")
+DIALOG_EVENTS = ("REQUEST_DIALOG", "SUBMIT_DIALOG", "CANCEL_DIALOG")
 USER_NAME = re.compile(r"users/[\x21-\x2e\x30-\x7e]{1,254}")
 """A user's resource name: ``users/{id}`` or ``users/{email}`` (printable ASCII without a slash, 254 at most)."""
 
@@ -59,6 +62,12 @@ class ChatEvent:
     """That message's ``clientAssignedMessageId`` (``client-...``), when the app chose its id."""
     added_by_mention: bool = False
     raw_type: str = ""
+    user_email: str | None = None
+    """The asker's email as the event gives it (``user.email``), None when absent or not an address."""
+    dialog: str | None = None
+    """``REQUEST_DIALOG``, ``SUBMIT_DIALOG`` or ``CANCEL_DIALOG`` for a dialog event, else None."""
+    form: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """A dialog's inputs by widget name: ``stringInputs`` values, a date as its milliseconds since the epoch."""
 
 
 def parse_event(body: dict[str, Any]) -> ChatEvent:
@@ -80,6 +89,9 @@ def _classic(body: dict[str, Any]) -> ChatEvent:
         message_name=_name(message),
         message_client_id=_client_id(message),
         raw_type=raw_type,
+        user_email=_email(body.get("user")),
+        dialog=_dialog(body),
+        form=_form(_dict(body.get("common")).get("formInputs")),
     )
     if raw_type in ("MESSAGE", "APP_COMMAND"):
         command_id = _command_id(message, body.get("appCommandMetadata"))
@@ -118,6 +130,9 @@ def _addon(body: dict[str, Any]) -> ChatEvent:
         message_name=_name(message),
         message_client_id=_client_id(message),
         raw_type=name or "unknown add-on payload",
+        user_email=_email(chat.get("user")),
+        dialog=_dialog(payload),
+        form=_form(_dict(body.get("commonEventObject")).get("formInputs")),
     )
     if kind in (Kind.COMMAND, Kind.MESSAGE):
         command_id = _command_id(message, payload.get("appCommandMetadata"))
@@ -208,3 +223,31 @@ def _user(value: Any) -> str | None:
     """The ``name`` of an event's ``user`` if it is a `USER_NAME`, else None (replies to no one in particular)."""
     name = _dict(value).get("name")
     return name if isinstance(name, str) and USER_NAME.fullmatch(name) else None
+
+
+def _email(value: Any) -> str | None:
+    """The ``email`` of an event's ``user``, if it looks like an address."""
+    email = _dict(value).get("email")
+    return email if isinstance(email, str) and EMAIL.fullmatch(email) else None
+
+
+def _dialog(node: dict[str, Any]) -> str | None:
+    """The dialog event type of a classic event or an add-on payload (``isDialogEvent`` with ``dialogEventType``)."""
+    kind = node.get("dialogEventType")
+    if kind in DIALOG_EVENTS and node.get("isDialogEvent") is not False:
+        return str(kind)
+    return None
+
+
+def _form(value: Any) -> dict[str, tuple[str, ...]]:
+    """Form inputs by widget name: strings as given, a date (or date and time) as its milliseconds since the epoch."""
+    form: dict[str, tuple[str, ...]] = {}
+    for name, inputs in _dict(value).items():
+        node = _dict(inputs)
+        strings = _list(_dict(node.get("stringInputs")).get("value"))
+        date = _dict(node.get("dateInput")) or _dict(node.get("dateTimeInput"))
+        if strings:
+            form[str(name)] = tuple(str(item) for item in strings)
+        elif "msSinceEpoch" in date:
+            form[str(name)] = (str(date["msSinceEpoch"]),)
+    return form

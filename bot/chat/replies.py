@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from bot.cards import MAX_MESSAGE_BYTES, Message, message_bytes, within_limits
+from bot.cards import MAX_CARD_WIDGETS, MAX_MESSAGE_BYTES, Message, message_bytes, within_limits
 from bot.chat.events import ChatEvent, Format
 
 CHAT_MESSAGE_BYTES = 32_000
@@ -24,6 +24,48 @@ class Reply:
     message: dict[str, Any]
     update: bool = False
     private: bool = False
+
+
+@dataclass(frozen=True)
+class DialogReply:
+    """A dialog to show (``card``), or the dialog closed with ``notice`` shown to the user (``card`` None).
+
+    ``replace``: the card takes the place of the dialog already open (a step inside it) rather than opening one.
+    """
+
+    card: dict[str, Any] | None
+    notice: str = ""
+    replace: bool = False
+
+
+def dialog_body(reply: DialogReply, event_format: Format) -> dict[str, Any]:
+    """The HTTP response body that opens, replaces or closes a dialog in this event format.
+
+    Classic apps answer an `actionResponse` of type ``DIALOG`` (a ``dialog`` to show, or an ``actionStatus``
+    that closes it); add-ons answer ``renderActions`` navigations (``pushCard`` opens, ``updateCard``
+    replaces, ``endNavigation`` closes, with a notification). A card over Chat's limits is not sent: the dialog
+    closes with a notice instead (`dialog_fits`).
+    """
+    card = reply.card if reply.card is not None and dialog_fits(reply.card) else None
+    notice = reply.notice if card is not None or reply.card is None else "These settings are too large to show."
+    if event_format is Format.ADDON:
+        if card is None:
+            action: dict[str, Any] = {"navigations": [{"endNavigation": {"action": "CLOSE_DIALOG"}}]}
+            if notice:
+                action["notification"] = {"text": notice}
+        else:
+            action = {"navigations": [{"updateCard" if reply.replace else "pushCard": card}]}
+        return {"renderActions": {"action": action}}
+    if card is None:
+        status = {"statusCode": "OK", "userFacingMessage": notice} if notice else {"statusCode": "OK"}
+        return {"actionResponse": {"type": "DIALOG", "dialogAction": {"actionStatus": status}}}
+    return {"actionResponse": {"type": "DIALOG", "dialogAction": {"dialog": {"body": card}}}}
+
+
+def dialog_fits(card: dict[str, Any]) -> bool:
+    """Whether a dialog's card is within Chat's limits: `MAX_CARD_WIDGETS` widgets and `MAX_MESSAGE_BYTES`."""
+    widgets = sum(len(section.get("widgets", [])) for section in card.get("sections", []))
+    return widgets <= MAX_CARD_WIDGETS and message_bytes(card) <= MAX_MESSAGE_BYTES
 
 
 def private_viewer(reply: Reply, event: ChatEvent, enabled: bool = True) -> str | None:

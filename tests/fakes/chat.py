@@ -24,6 +24,12 @@
   which creates the message (the mask ignored); an unknown mask field or a
   missing mask answers 400. Scripted answers, hangs and slow answers apply as
   for ``POST``;
+- ``GET /v1/spaces/X/members/M`` (``spaces.members.get``): the membership
+  of user ``M`` (their id, or email) set by `member`, as Chat answers it
+  (``name``, ``state: JOINED``, ``role`` ``ROLE_MANAGER`` or ``ROLE_MEMBER``,
+  ``member``), or 404 ``NOT_FOUND`` for someone not in the Space; a request
+  without the app's access token answers 401 ``UNAUTHENTICATED``, and
+  `member_answers` scripts failures (each request is in ``member_requests``);
 - ``POST /token``: an OAuth token endpoint, so a service-account key file
   whose ``token_uri`` points here drives google-auth's real refresh path
   (`token_answers` scripts failures, ``token_delay`` slows every answer).
@@ -42,7 +48,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 import yaml
 
@@ -107,6 +113,10 @@ class FakeChat:
         self._echo: set[str] = set()
         self._late: dict[str, float] = {}
         self._flaky: dict[str, tuple[float, random.Random]] = {}
+        self.memberships: dict[tuple[str, str], str] = {}
+        self.member_requests: list[tuple[str, str]] = []
+        """(Space, member) of every ``spaces.members.get``, in order."""
+        self._member_answers: list[int] = []
         self.answered: list[tuple[str, str, int]] = []
         """(Space, messageId, status) of every message request answered, in order."""
         self.echoed: list[str] = []
@@ -163,6 +173,38 @@ class FakeChat:
         it is recorded, and counts, only then)."""
         with self._lock:
             self._late[space] = seconds
+
+    def member(self, space: str, user: str, role: str = "ROLE_MEMBER") -> None:
+        """Make ``user`` (``users/ID``, or an email) a member of ``space`` with ``role`` (ROLE_MANAGER, ROLE_MEMBER)."""
+        with self._lock:
+            self.memberships[(space, user.removeprefix("users/"))] = role
+
+    def member_answers(self, *statuses: int) -> None:
+        """Answer the next ``spaces.members.get`` requests with these HTTP statuses (an error body each), one each."""
+        with self._lock:
+            self._member_answers.extend(statuses)
+
+    def _membership(self, path: str, headers: dict[str, str]) -> tuple[int, dict[str, str], dict[str, Any]]:
+        """``spaces.members.get``: the membership, 404 for a non-member, 401 without the app's token."""
+        _, _, space_id, _, member = (unquote(part) for part in path.strip("/").split("/"))
+        space = f"spaces/{space_id}"
+        with self._lock:
+            self.member_requests.append((space, member))
+            scripted = self._member_answers.pop(0) if self._member_answers else None
+            role = self.memberships.get((space, member))
+        if headers.get("authorization") != f"Bearer {ACCESS_TOKEN}":
+            return 401, {}, {"error": {"code": 401, "message": "no credentials", "status": "UNAUTHENTICATED"}}
+        if scripted is not None:
+            return scripted, {}, {"error": {"code": scripted, "message": "scripted", "status": self.scripted_status}}
+        if role is None:
+            return 404, {}, {"error": {"code": 404, "message": "Membership not found.", "status": "NOT_FOUND"}}
+        membership = {
+            "name": f"{space}/members/{member}",
+            "state": "JOINED",
+            "role": role,
+            "member": {"name": f"users/{member}", "type": "HUMAN"},
+        }
+        return 200, {}, membership
 
     def token_answers(self, *statuses: int) -> None:
         """Answer the next token requests with these HTTP statuses (an error body each), one each."""
@@ -290,6 +332,7 @@ def _error(status: int, message: str, kind: str) -> tuple[int, dict[str, Any]]:
 
 _MESSAGES = re.compile(r"/v1/spaces/[^/]+/messages")
 _MESSAGE = re.compile(r"/v1/spaces/[^/]+/messages/[^/]+")
+_MEMBER = re.compile(r"/v1/spaces/[^/]+/members/[^/]+")
 
 
 def _handler(fake: FakeChat) -> type[BaseHTTPRequestHandler]:
@@ -299,6 +342,13 @@ def _handler(fake: FakeChat) -> type[BaseHTTPRequestHandler]:
 
         def do_PATCH(self) -> None:
             self._message_request(_MESSAGE)
+
+        def do_GET(self) -> None:
+            path = urlsplit(self.path).path
+            if not _MEMBER.fullmatch(path):
+                self._send(404, {}, {"error": {"code": 404, "message": "no such path", "status": "NOT_FOUND"}})
+                return
+            self._send(*fake._membership(path, {k.lower(): v for k, v in self.headers.items()}))
 
         def _message_request(self, path: re.Pattern[str]) -> None:
             parts = urlsplit(self.path)
