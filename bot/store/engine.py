@@ -4,6 +4,7 @@ engine with the connection a thread's reads may share."""
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+import tenacity
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
@@ -38,9 +40,9 @@ def make_engine(url: str) -> Engine:
         @sa.event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
             cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=NORMAL")  # WAL: a commit survives the process, fsync at checkpoints
             cursor.execute("PRAGMA busy_timeout=30000")
+            _switch_to_wal(cursor)
+            cursor.execute("PRAGMA synchronous=NORMAL")  # WAL: a commit survives the process, fsync at checkpoints
             cursor.close()
 
     else:
@@ -49,6 +51,18 @@ def make_engine(url: str) -> Engine:
         engine = sa.create_engine(url, pool_pre_ping=True)
     sa.event.listen(engine, "before_cursor_execute", _scrub_parameters, retval=True)
     return engine
+
+
+@tenacity.retry(
+    retry=tenacity.retry_if_exception(lambda exc: isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc)),
+    wait=tenacity.wait_random(0.01, 0.1),
+    stop=tenacity.stop_after_delay(30),
+    reraise=True,
+)
+def _switch_to_wal(cursor: sqlite3.Cursor) -> None:
+    """Put the file in WAL mode. Switching a new file's mode takes an exclusive lock without waiting on the busy
+    timeout, so several processes opening a new store together see "database is locked": retried for 30 s."""
+    cursor.execute("PRAGMA journal_mode=WAL")
 
 
 def _scrub_parameters(
