@@ -243,7 +243,7 @@ def test_a_tick_killed_mid_send_is_finished_once_by_a_later_tick(tmp_path, fake,
     hang = fake.hang("spaces/A", landed=landed)
 
     worker = start_worker(config, store_url, now)
-    assert hang.arrived.wait(20), worker.stderr.read() if worker.poll() is not None else "worker still starting"
+    assert hang.arrived.wait(60), worker.stderr.read() if worker.poll() is not None else "worker still starting"
     worker.send_signal(signal.SIGKILL)
     assert worker.wait(10) == -signal.SIGKILL
     worker.communicate()
