@@ -1,7 +1,7 @@
 """Mutation testing with mutmut, one module at a time, and the module's score.
 
 mutmut (configured in pyproject.toml, ``[tool.mutmut]``) copies the code to ``mutants/``, writes every
-mutant of every function there, records once which tests call which function, and runs each mutant
+mutant of every function of the module there, records once which tests call which function, and runs each mutant
 against the tests that call its function.  This script runs one module's mutants and prints its score:
 killed ÷ (mutants − equivalent).  Equivalent mutants, changes no test can tell from the original, are
 listed in tests/mutation-equivalent.txt, one a line: ``NAME reason``.
@@ -34,6 +34,13 @@ KILLED = ("killed", "timeout")
 def module_name(path: str) -> str:
     """``bot/cards.py`` → ``bot.cards`` (a package's ``__init__.py`` is the package)."""
     return path.removesuffix(".py").removesuffix("/__init__").replace("/", ".")
+
+
+def module_path(mutant: str) -> str:
+    """The file a mutant's name points at: ``bot.cards.x_age__mutmut_1`` → ``bot/cards.py``."""
+    module = mutant.split(".xǁ")[0] if ".xǁ" in mutant else mutant.split(".x_")[0]
+    path = module.replace(".", "/")
+    return f"{path}/__init__.py" if (ROOT / path).is_dir() else f"{path}.py"
 
 
 def mutant_glob(module: str, function: str) -> str:
@@ -70,9 +77,35 @@ def results(path: str) -> dict[str, str]:
     return {name: status_by_exit_code[code] for name, code in codes.items()}
 
 
-def mutmut(*args: str, capture: bool = False) -> subprocess.CompletedProcess[str]:
-    """Run a mutmut command in the project's root."""
-    return subprocess.run([MUTMUT, *args], cwd=ROOT, capture_output=capture, text=True, check=False)  # noqa: S603
+def mutmut(*args: str, only: str | None = None, capture: bool = False) -> subprocess.CompletedProcess[str]:
+    """Run a mutmut command in the project's root; with ``only``, mutate that file alone (see ``ONLY``)."""
+    command = [sys.executable, "-c", ONLY, only, *args] if only else [MUTMUT, *args]
+    return subprocess.run(command, cwd=ROOT, capture_output=capture, text=True, check=False)  # noqa: S603
+
+
+ONLY = (
+    "import sys; from mutmut.configuration import config; from mutmut.__main__ import cli;"
+    " config().only_mutate = [sys.argv.pop(1)]; cli()"
+)
+"""mutmut reads its settings from pyproject.toml alone and mutates every file of ``source_paths``; this runs it
+with ``only_mutate`` set to one file, the rest copied unchanged (its processes are forks: they keep the setting)."""
+
+
+def prepare(path: str, module: str) -> None:
+    """Undo what a run on another module left in ``mutants/`` that mutmut would take as still valid.
+
+    Such a run copied ``path`` there unchanged, which mutmut takes for its mutated version when the copy is newer
+    than the source: the copy goes, to be written again with its mutants.  Its record of which test calls which
+    function kept only that module's functions: without one of ``module``'s, the record goes, to be made again.
+    """
+    mutated = ROOT / "mutants" / path
+    if mutated.exists() and "__mutmut_" not in mutated.read_text():
+        mutated.unlink()
+    stats = ROOT / "mutants" / "mutmut-stats.json"
+    if stats.exists() and not any(
+        name.startswith(f"{module}.x") for name in json.loads(stats.read_text())["tests_by_mangled_function_name"]
+    ):
+        stats.unlink()
 
 
 def change(name: str) -> list[str]:
@@ -137,7 +170,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.show:
         return mutmut("show", args.show).returncode
     if args.mutant:
-        return mutmut("run", "--max-children", CHILDREN, args.mutant).returncode
+        path = module_path(args.mutant)
+        prepare(path, module_name(path))
+        return mutmut("run", "--max-children", CHILDREN, args.mutant, only=path).returncode
     if not args.module or not (ROOT / args.module).is_file():
         parser.error(f"expected a module's path, e.g. bot/cards.py; got {args.module!r}")
     module = module_name(args.module)
@@ -147,7 +182,8 @@ def main(argv: list[str] | None = None) -> int:
         run = patterns
         if args.resume and (ROOT / "mutants" / f"{args.module}.meta").exists():
             run = [n for n, s in results(args.module).items() if s == "not checked" and matches(n, patterns)]
-        ran = mutmut("run", "--max-children", CHILDREN, *run) if run else None
+        prepare(args.module, module)
+        ran = mutmut("run", "--max-children", CHILDREN, *run, only=args.module) if run else None
         if ran and ran.returncode:
             return ran.returncode
     status = {n: s for n, s in results(args.module).items() if matches(n, patterns)}

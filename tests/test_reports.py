@@ -2,6 +2,7 @@
 
 import shutil
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -169,3 +170,30 @@ def test_a_broken_store_still_gives_the_fresh_score(demo, caplog):
     assert report.fresh
     assert report.kpis[0].score.index == 85
     assert "store unavailable (OperationalError)" in caplog.text
+
+
+@pytest.fixture(params=["Pacific/Kiritimati", "Pacific/Pago_Pago"])
+def server_zone(request, monkeypatch):
+    """The process's own time zone set far east (UTC+14) or far west (UTC-11) of the team's."""
+    monkeypatch.setenv("TZ", request.param)
+    time.tzset()
+    yield request.param
+    monkeypatch.undo()
+    time.tzset()
+
+
+def test_a_cached_card_counts_days_in_the_teams_zone_not_the_servers(demo, server_zone):
+    services, clock, _ = demo
+    team = services.config.team("customer")  # New York: UTC-5 in November
+    clock.now = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)
+    services.report(team, SCORE)  # 10:00 on the 24th, New York time
+    clock.now = datetime(2026, 11, 26, 4, 59, 30, tzinfo=UTC)
+    last = services.report(team, SCORE)  # 23:59:30 on the 25th: in Kiritimati already the 26th, 18:59:30
+    clock.now += timedelta(seconds=40)  # 00:00:10 on the 26th: in Pago Pago still the 25th, 18:00:10
+
+    kpi = services.report(team, SCORE, cached=True).kpis[0]
+
+    assert kpi.cached and kpi.as_of == last.generated_at, "the reading is 40 s old: shown from the store"
+    assert kpi.previous_at == datetime(2026, 11, 24, 15, 0, tzinfo=UTC), "compared with the day before its own"
+    assert kpi.score.change == 0
+    assert kpi.score.sparkline[-3:-1] != "··" and kpi.score.sparkline[-1] == "·", "nothing read on the 26th yet"

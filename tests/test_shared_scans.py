@@ -526,3 +526,21 @@ def test_a_read_never_made_or_read_alone_does_not_stop_the_others_being_planned(
     one_team = [(closed, "ticketseverities"), *team_reads(source, [40, (40, "ticketseverities")])]
     assert [(p.members, p.calls, p.alone) for p in source.plan_scans(one_team)] == [((1, 2), 1, 2)]
     source.close()
+
+
+def test_a_store_that_cannot_give_the_row_counts_leaves_each_team_to_read_alone(
+    tmp_path: Path, fake: FakeVtiger, caplog: pytest.LogCaptureFixture
+) -> None:
+    seed(fake)
+    config = load_config(write_config(tmp_path, fake))
+    now = datetime(2026, 11, 9, 9, 0, 5, tzinfo=UTC)
+    services = build_services(config, clock=lambda: now, store_url=f"sqlite:///{tmp_path / 'store.db'}")
+    with services.store.engine.begin() as conn:
+        conn.exec_driver_sql("DROP TABLE kpi_latest")  # the index of the latest readings: no row count can be read
+
+    result = Scheduler(services).tick(now)
+
+    assert [o.state for o in result.outcomes] == ["delivered"] * 3
+    assert len(fake.queries()) == 3  # nothing known: a team's two KPIs share a probe, its first page
+    assert "team alpha: store unavailable (OperationalError); no row counts" in caplog.text
+    assert "shared scans not started" not in caplog.text, "a store that fails is no fault of the scans"
