@@ -413,3 +413,22 @@ def test_an_aged_kpi_shares_the_scan_of_a_count_kpi_of_the_same_filter(tmp_path,
     alone = services_for(tmp_path / "alone", peers, [kpis[1]])
     [by_itself] = alone[1].report(alone[0].teams[0], SCORE, record=False).kpis
     assert by_itself.fetch.counts == shared.kpis[1].fetch.counts
+
+
+def test_history_prints_a_value_kpi_as_its_value_and_unit_and_a_count_as_its_index(
+    tmp_path, peers, capsys, monkeypatch
+):
+    from bot.__main__ import main
+
+    kpis = [kpi_block("file", "value", True, id="latency"), kpi_block("file", "count", True, id="open")]
+    config, services = services_for(tmp_path, peers, kpis)
+    services.report(config.teams[0], SCORE)
+    services.store.engine.dispose()
+
+    monkeypatch.setenv("SCOREBOT_STORE", f"sqlite:///{tmp_path / 'store.db'}")
+    assert main(["--config", str(tmp_path / "scorebot.yaml"), "history", "team"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    [value] = [line for line in lines if "  latency  " in line]
+    [count] = [line for line in lines if "  open  " in line]
+    assert "  latency  value 245 ms  score" in value
+    assert "  open  index 6  (High=1, Low=1)  score" in count

@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bot.card_text import message_as_text, message_summary
+from bot.cards import value_text
 from bot.config import TeamConfig
 from bot.context import Services
 from bot.delivery import manual_message_id, message_id, target_key
@@ -192,14 +193,16 @@ def cmd_history(args: argparse.Namespace, services: Services) -> int:
 
     print(f"{team.name} ({team.id}), times in {zone.key}")
     print("readings:")
+    units = {kpi.id: kpi.unit for kpi in team.kpis if not kpi.counted}
     for reading in store.recent_readings(team.id, args.limit):
-        counts = ", ".join(f"{c}={n}" for c, n in sorted(reading.counts.items())) or "none"
-        rows = f", {reading.rows} rows" if reading.rows is not None else ""
         slot = f" for {local(reading.slot)}" if reading.slot else ""
-        print(
-            f"  {local(reading.taken_at)}  {reading.kpi_id}  index {reading.index:g}  ({counts}{rows})"
-            f"  {reading.origin}{slot}"
-        )
+        if reading.kpi_id in units:
+            measured = f"value {value_text(reading.index, units[reading.kpi_id])}"
+        else:
+            counts = ", ".join(f"{c}={n}" for c, n in sorted(reading.counts.items())) or "none"
+            rows = f", {reading.rows} rows" if reading.rows is not None else ""
+            measured = f"index {reading.index:g}  ({counts}{rows})"
+        print(f"  {local(reading.taken_at)}  {reading.kpi_id}  {measured}  {reading.origin}{slot}")
     print("slots:")
     for run in store.slot_runs(team.id, limit=args.limit):
         detail = f"  {run.detail}" if run.detail else ""
