@@ -52,6 +52,12 @@ _SLUG = re.compile(r"[a-z0-9][a-z0-9-]{0,39}")
 _SPACE = re.compile(r"spaces/[A-Za-z0-9_-]+")
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 log = logging.getLogger(__name__)
+EDITABLE_FIELDS = ("schedule", "timezone", "live", "alerts", "snooze", "kpis")
+"""What a team may change for itself from its Space, when ``settings.editable`` names it."""
+SPACE_MANAGERS = "space-managers"
+"""The editor entry that means: the managers of the team's Space (asked of the Chat API)."""
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+_DOMAIN = re.compile(r"\*@[^@\s*]+\.[^@\s*]+")
 CRON_FIELDS = (
     "minute (0-59)",
     "hour (0-23)",
@@ -271,18 +277,12 @@ class TeamConfig(StrictModel):
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str | None) -> str | None:
-        return None if value is None else _check_zone(value)
+        return None if value is None else check_zone(value)
 
     @field_validator("schedule")
     @classmethod
     def _valid_cron(cls, value: str | None) -> str | None:
-        if value is not None:
-            _check_cron_fields(value)
-            try:
-                croniter(value, datetime(2026, 1, 1)).get_next(datetime)
-            except CroniterError:
-                raise ValueError(f"cron expression {value!r} never fires") from None
-        return value
+        return None if value is None else check_cron(value)
 
     def live_target(self, space: str | None) -> ChatApiTarget | None:
         """The team's Chat API target with a live card in ``space``, if any."""
@@ -364,6 +364,39 @@ class StatusSettings(StrictModel):
         return self
 
 
+class SettingsPolicy(StrictModel):
+    """What teams may change for themselves from their Space, and who may change it."""
+
+    editable: list[Literal["schedule", "timezone", "live", "alerts", "snooze", "kpis"]] = Field(default_factory=list)
+    editors: list[str] = Field(default_factory=list)
+    """Emails, ``*@domain`` (everyone of a domain) or ``space-managers`` (the managers of the team's Space)."""
+    link: Literal["editors", "off"] = "off"
+    """Whether editors may link a Space to a team with ``/score link TEAM`` (and unlink it)."""
+
+    @field_validator("link", mode="before")
+    @classmethod
+    def _yaml_off(cls, value: Any) -> Any:
+        return "off" if value is False else value  # YAML reads a bare `off` as false
+
+    @field_validator("editable")
+    @classmethod
+    def _no_repeated_field(cls, value: list[str]) -> list[str]:
+        _no_duplicates(value, "editable field")
+        return value
+
+    @field_validator("editors")
+    @classmethod
+    def _editor_forms(cls, value: list[str]) -> list[str]:
+        for editor in value:
+            if not (editor == SPACE_MANAGERS or _EMAIL.fullmatch(editor) or _DOMAIN.fullmatch(editor)):
+                raise ValueError(
+                    f"{editor!r} is not an editor: write an email (ana@example.com), *@domain (*@example.com) "
+                    f"or {SPACE_MANAGERS}"
+                )
+        _no_duplicates([editor.casefold() for editor in value], "editor")
+        return [editor.casefold() for editor in value]
+
+
 class Config(StrictModel):
     """The whole configuration, after validation."""
 
@@ -378,6 +411,8 @@ class Config(StrictModel):
     status: StatusSettings = Field(default_factory=StatusSettings)
     alerts: AlertSettings | None = None
     """Defaults for the teams' ``alerts`` blocks (alerts nothing by itself)."""
+    settings: SettingsPolicy = Field(default_factory=SettingsPolicy)
+    """What teams may change from their Space (`bot.team_settings`), and who."""
     sources: dict[str, Any]
     teams: list[TeamConfig] = Field(min_length=1)
     path: Path | None = None
@@ -385,7 +420,7 @@ class Config(StrictModel):
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
-        return _check_zone(value)
+        return check_zone(value)
 
     @field_validator("public_url")
     @classmethod
@@ -430,11 +465,22 @@ def check_public_url(value: str) -> str:
     return value.rstrip("/")
 
 
-def _check_zone(value: str) -> str:
+def check_zone(value: str) -> str:
+    """``value`` if it names an IANA time zone; else ValueError saying it does not."""
     try:
         ZoneInfo(value)
     except (ZoneInfoNotFoundError, ValueError):
         raise ValueError(f"unknown IANA time zone {value!r}") from None
+    return value
+
+
+def check_cron(value: str) -> str:
+    """``value`` if it is a five-field cron expression that fires; else ValueError naming what is wrong."""
+    _check_cron_fields(value)
+    try:
+        croniter(value, datetime(2026, 1, 1)).get_next(datetime)
+    except CroniterError:
+        raise ValueError(f"cron expression {value!r} never fires") from None
     return value
 
 
@@ -601,25 +647,33 @@ def _resolve_alerts(file: Path, index: int, team: TeamConfig, defaults: AlertSet
         settings = merged(defaults, team.alerts)
     except ValidationError as exc:
         raise ConfigError(_describe(file, exc, where)) from None
+    problem = alerts_problem(team.kpis, settings)
+    if problem:
+        raise ConfigError(f"{file}: {_dotted((*where, problem[0]))}: {problem[1]}")
+    return team.model_copy(update={"alerts": settings})
+
+
+def alerts_problem(kpis: list[KpiConfig], settings: AlertSettings) -> tuple[str, str] | None:
+    """What is wrong with a team's alert settings given its KPIs, as (key, message); None if nothing."""
     if not isinstance(settings.recover_at, str):
-        for kpi in team.kpis:
+        for kpi in kpis:
             line = kpi.target if settings.alert_on_warning else kpi.warning
             worse = settings.recover_at > line if kpi.lower_is_better else settings.recover_at < line
             if worse:
-                raise ConfigError(
-                    f"{file}: {_dotted((*where, 'recover_at'))}: {settings.recover_at:g} is past the line "
+                return "recover_at", (
+                    f"{settings.recover_at:g} is past the line "
                     f"KPI {kpi.id!r} alerts at ({line:g}), so an alert could end while still alerting: "
                     f"use a value at or "
                     f"{'below' if kpi.lower_is_better else 'above'} {line:g}, or target"
                 )
-    known = {category.casefold(): category for kpi in team.kpis for category in kpi.weights}
+    known = {category.casefold(): category for kpi in kpis for category in kpi.weights}
     for category in settings.new_items:
         if category.strip().casefold() not in known:
-            raise ConfigError(
-                f"{file}: {_dotted((*where, 'new_items'))}: {category!r} is not a weighted category of the team's "
+            return "new_items", (
+                f"{category!r} is not a weighted category of the team's "
                 f"KPIs (weighted: {', '.join(sorted(known.values()))})"
             )
-    return team.model_copy(update={"alerts": settings})
+    return None
 
 
 def _fill_env(node: Any, env: Mapping[str, str], file: Path, where: tuple[str | int, ...]) -> Any:

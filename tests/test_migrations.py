@@ -35,8 +35,11 @@ LATER_TABLES = (
     "alert_notices",
     "alert_deliveries",
     "team_changes",
+    "team_settings",
+    "settings_audit",
+    "space_links",
 )
-"""The tables revisions after the baseline add (0002: alerts; 0003: team change markers)."""
+"""The tables revisions after the baseline add (0002: alerts; 0003: team change markers; 0005: team settings)."""
 LATER_COLUMNS = {"readings": ("extras",)}
 """The columns revisions after the baseline add to its tables (0004: what a reading found besides the counts)."""
 LAST = T0 + timedelta(days=5, hours=1)
@@ -283,3 +286,33 @@ def test_a_store_at_0002_with_rows_upgrades_to_change_markers_that_start_at_0(st
     store.add_readings([Reading("alpha", "open", T0 + timedelta(minutes=1), POST, {"High": 3}, 15.0)])
     assert store.team_version("alpha") == 1
     store.engine.dispose()
+
+
+def test_a_store_at_0004_with_rows_upgrades_to_team_settings_that_start_empty(store_url):
+    engine = make_engine(store_url)
+    at_revision(engine, "0004")
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO readings (team_id, kpi_id, taken_at, origin, counts, index_value)"
+                " VALUES ('alpha', 'open', :at, 'score', '{\"High\": 2}', 10.0)"
+            ),
+            {"at": T0},
+        )
+    upgrade(engine)
+    engine.dispose()
+    store = Store(store_url)
+    assert [r.index for r in store.recent_readings("alpha")] == [10.0]
+    assert store.team_overrides("alpha").version == 0
+    assert store.linked_team("spaces/A") is None
+    saved = store.save_overrides("alpha", {"timezone": "Asia/Tokyo"}, version=0, who="ana@example.com", at=T0)
+    assert saved.saved
+    assert store.team_overrides("alpha").values == {"timezone": "Asia/Tokyo"}
+    assert [(c.field, c.new, c.outcome) for c in store.settings_history("alpha")] == [
+        ("timezone", "Asia/Tokyo", "saved")
+    ]
+    store.engine.dispose()
+    engine = make_engine(store_url)
+    at_revision(engine, "0004", "downgrade")
+    assert not {"team_settings", "settings_audit", "space_links"} & set(sa.inspect(engine).get_table_names())
+    engine.dispose()

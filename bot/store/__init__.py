@@ -8,7 +8,8 @@ SQLite file by default; PostgreSQL for several instances. One module a concern:
 - `bot.store.schedule`: team marks, slots, claims and deliveries;
 - `bot.store.outbox`: the ``log`` target's messages;
 - `bot.store.retention`: pruning;
-- `bot.store.changes`: each team's change marker, moved by every write a card may show.
+- `bot.store.changes`: each team's change marker, moved by every write a card may show;
+- `bot.store.settings`: each team's overrides of its editable settings, their audit trail, Space links.
 
 `Store` is all of them on one engine; call sites use it and the names below.
 
@@ -79,18 +80,31 @@ from bot.store.schema import (
     metadata,
     schema_info,
 )
+from bot.store.settings import (
+    CONFLICT,
+    LINKED,
+    RESET,
+    SAVED,
+    UNLINKED,
+    Overrides,
+    SaveResult,
+    Settings,
+    SettingsChange,
+)
 
 
-class Store(Readings, Schedule, Outbox, Retention, Alerts, Changes):
+class Store(Readings, Schedule, Outbox, Retention, Alerts, Changes, Settings):
     """Scorebot's persistent state: every concern's methods on one engine."""
 
 
 __all__ = [
     "CLAIMED",
     "CONCLUDED",
+    "CONFLICT",
     "DELIVERED",
     "FAILED",
     "LEGACY",
+    "LINKED",
     "MISSED",
     "NOTICE_FAILED",
     "NOTICE_PENDING",
@@ -99,7 +113,9 @@ __all__ = [
     "POST",
     "POSTED_OUTCOMES",
     "REFRESH",
+    "RESET",
     "RETRY",
+    "SAVED",
     "SCHEMA_VERSION",
     "SCORE",
     "SEND",
@@ -107,13 +123,18 @@ __all__ = [
     "SKIPPED",
     "SUPERSEDED",
     "UNFINISHED",
+    "UNLINKED",
     "AlertRow",
     "Alerts",
     "CardHistory",
     "DeliveryRecord",
     "NoticeRow",
     "OutboxEntry",
+    "Overrides",
     "Reading",
+    "SaveResult",
+    "Settings",
+    "SettingsChange",
     "SlotRun",
     "Store",
     "TeamMark",
