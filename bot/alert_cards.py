@@ -1,5 +1,6 @@
 """Alert messages, in the one formatter's look (`bot.cards`): an alert, a resolve, a reminder, a KPI that
-cannot be read (and is readable again), and the notices quiet hours held, folded into one message.
+cannot be read (and is readable again), the notices quiet hours held, folded into one message, and a check's
+new items.
 
 An alert card says what crossed (the KPI, from which status to which), the
 index against the target and the warning level, the heaviest open items when
@@ -28,6 +29,8 @@ MAX_ITEMS_SHOWN = 5
 """The items an alert lists (the heaviest open ones when it was judged)."""
 MAX_FOLDED = 40
 """The notices one folded message shows in full; the rest are counted."""
+MAX_NEW_SHOWN = 10
+"""The new items a new-items message lists; the rest are counted ("… and 40 more")."""
 FOLDED_BYTES = 24_000
 """The most the folded notices' sections take of a message (Chat allows 32,000 bytes in all)."""
 _LEVEL_STATUS = {"warning": Status.WARNING, "bad": Status.BAD, None: Status.GOOD}
@@ -87,6 +90,37 @@ def alert_message(
         sections.append({"widgets": [{"buttonList": {"buttons": buttons}}]})
     header = {"title": title, "subtitle": subtitle}
     card = {"cardId": f"alert-{team.id}", "card": {"header": header, "sections": sections}}
+    return within_limits({"text": text[:4000], "cardsV2": [card]})
+
+
+def new_items_message(
+    team: TeamConfig, items: Sequence[dict[str, Any]], zone: ZoneInfo, now: datetime, *, refresh_function: str | None
+) -> Message:
+    """The new items of one check (or of several quiet hours held), each linked to its record: the first
+    `MAX_NEW_SHOWN` that fit, then "… and N more"."""
+    categories = ", ".join(dict.fromkeys(str(item.get("category") or "") for item in items))
+    word = "item" if len(items) == 1 else "items"
+    title = f"🆕 {team.name}: {len(items)} new {categories} {word}"
+    lines: list[str] = []
+    size = 0
+    for item in items[:MAX_NEW_SHOWN]:
+        line = _item(item, now)
+        size += len(line.encode())
+        if size > FOLDED_BYTES:
+            break
+        lines.append(line)
+    widgets = [_paragraph("<br>".join(lines[start : start + 10])) for start in range(0, len(lines), 10)]
+    names = [" ".join(str(item.get("title") or "(untitled)").split())[:60] for item in items[: len(lines)]]
+    text = f"{title}: " + "; ".join(names)
+    if len(items) > len(lines):
+        widgets.append(_paragraph(f"… and {len(items) - len(lines)} more"))
+        text += f" … and {len(items) - len(lines)} more"
+    sections = [{"widgets": widgets}]
+    buttons = _buttons(team, refresh_function)
+    if buttons:
+        sections.append({"widgets": [{"buttonList": {"buttons": buttons}}]})
+    header = {"title": title[:200], "subtitle": _local(now, zone)}
+    card = {"cardId": f"alert-{team.id}-new", "card": {"header": header, "sections": sections}}
     return within_limits({"text": text[:4000], "cardsV2": [card]})
 
 

@@ -56,14 +56,18 @@ class Services:
         slot: datetime | None = None,
         cached: bool = False,
         scans: Mapping[str, ScanShare] | None = None,
+        new_after: Mapping[str, datetime] | None = None,
     ) -> TeamReport:
         """Read the team's KPIs now (the path shared by /score, Refresh, schedules, preview and send).
 
         ``origin`` is who asks (``bot.store.POST``, ``SCORE``, ...); ``record`` False writes nothing;
         ``cached`` shows a stored reading younger than its source's ``cache_seconds`` instead (``/score``);
-        ``scans``: the team's parts of scans `Reporter.prefetch` started for several teams (the tick).
-        The report carries the team's chart links, so every card made from it shows the same charts.
+        ``scans``: the team's parts of scans `Reporter.prefetch` started for several teams (the tick);
+        ``new_after``: per KPI, list the alert's new items created after it (an alert check). The report
+        carries the team's chart links, so every card made from it shows the same charts.
         """
         zone = self.config.zone(team).key
-        report = self.reporter.report(team, zone, origin, record=record, slot=slot, cached=cached, scans=scans)
+        report = self.reporter.report(
+            team, zone, origin, record=record, slot=slot, cached=cached, scans=scans, new_after=new_after
+        )
         return replace(report, charts=card_images(self.config, team, report.generated_at))

@@ -211,18 +211,29 @@ class ScanShare:
     """Whether another caller started the scan (a concurrent view of the same team)."""
 
 
-def wanted_of(kpi: KpiConfig, since: datetime | None, now: datetime) -> Wanted:
+def wanted_of(
+    kpi: KpiConfig, since: datetime | None, now: datetime, new_in: Sequence[str] = (), new_after: datetime | None = None
+) -> Wanted:
     """What a card asks of ``kpi``'s source besides the counts; ``since``: the team's previous post.
 
     An aged KPI counts the open items created before ``now`` less its days, oldest listed first; a closed KPI
-    the items closed since then (neither says what is new); a value KPI asks for its number alone.
+    the items closed since then (neither says what is new); a value KPI asks for its number alone. An alert
+    check also lists a count KPI's items of ``new_in`` created after ``new_after`` (its ``new_items``).
     """
     if kpi.kind == "value":
         return Wanted(kind="value")
     cutoff = now - timedelta(days=kpi.days) if kpi.days is not None else None
     new = since if kpi.kind == "count" else None
+    listed = tuple(new_in) if new_after is not None else ()
     return Wanted(
-        top=kpi.top, weights=kpi.weights, since=new, oldest=kpi.kind != "closed", kind=kpi.kind, cutoff=cutoff
+        top=kpi.top,
+        weights=kpi.weights,
+        since=new,
+        oldest=kpi.kind != "closed",
+        kind=kpi.kind,
+        cutoff=cutoff,
+        new_in=listed,
+        new_after=new_after if listed else None,
     )
 
 
@@ -258,6 +269,7 @@ class Reporter:
         slot: datetime | None = None,
         cached: bool,
         scans: Mapping[str, ScanShare] | None = None,
+        new_after: Mapping[str, datetime] | None = None,
     ) -> TeamReport:
         """Read every KPI of ``team`` within the budget, concurrently, and compare with its history.
 
@@ -270,7 +282,9 @@ class Reporter:
         history while the store's change marker for the team says nothing
         changed (`_kept_history`). ``scans``: the KPIs' parts of scans started
         for several teams (`prefetch`); KPIs of the team that share a filter
-        are read by one scan too.
+        are read by one scan too. ``new_after`` (an alert check): per KPI id, list its items of the team's
+        alert ``new_items`` categories created after that time; such a KPI is read, never taken from the cache
+        (a stored reading does not list them).
         """
         now = self.clock()
         local = ZoneInfo(zone)
@@ -283,16 +297,23 @@ class Reporter:
         latest = history.latest
         self._seed(team, latest)
         since = history.post[0] if history.post else None  # what is new is what was created since
-        reading = [kpi for kpi in team.kpis if not (cached and self._young(kpi, latest.get(kpi.id), now))]
+        after = new_after or {}
+        new_in = team.alerts.new_items if team.alerts else []
+        wants = {kpi.id: wanted_of(kpi, since, now, new_in, after.get(kpi.id)) for kpi in team.kpis}
+        reading = [
+            kpi
+            for kpi in team.kpis
+            if not (cached and self._young(kpi, latest.get(kpi.id), now) and not wants[kpi.id].lists_new)
+        ]
         shares = {kpi.id: scans[kpi.id] for kpi in reading if scans and kpi.id in scans}
         shares |= self._team_scans(team, [kpi for kpi in reading if kpi.id not in shares])
         flights = {
-            kpi.id: self.fetcher.start((team.id, kpi.id), kpi.source, self._read(kpi, since, now))
+            kpi.id: self.fetcher.start((team.id, kpi.id), kpi.source, self._read(kpi, wants[kpi.id]))
             for kpi in reading
             if kpi.id not in shares
         }
         kpis = tuple(
-            self._settle(team, kpi, flights.get(kpi.id) or shares[kpi.id], since, now, history, local)
+            self._settle(team, kpi, flights.get(kpi.id) or shares[kpi.id], wants[kpi.id], now, history, local)
             if kpi in reading
             else self._shown(team, kpi, now, history, local, kept)
             for kpi in team.kpis
@@ -426,9 +447,9 @@ class Reporter:
             kept.shown[kpi.id] = report
         return report
 
-    def _read(self, kpi: KpiConfig, since: datetime | None, now: datetime) -> Callable[[Deadline], FetchResult]:
+    def _read(self, kpi: KpiConfig, wanted: Wanted) -> Callable[[Deadline], FetchResult]:
         def read(deadline: Deadline) -> FetchResult:
-            result = self.sources[kpi.source].fetch(kpi.count, kpi.category, deadline, wanted_of(kpi, since, now))
+            result = self.sources[kpi.source].fetch(kpi.count, kpi.category, deadline, wanted)
             return with_categories_of(result, kpi.weights)
 
         return read
@@ -447,7 +468,7 @@ class Reporter:
         team: TeamConfig,
         kpi: KpiConfig,
         pending: tuple[Flight[FetchResult], bool] | ScanShare,
-        since: datetime | None,
+        wanted: Wanted,
         now: datetime,
         history: TeamHistory,
         zone: ZoneInfo,
@@ -455,7 +476,7 @@ class Reporter:
         today = now.astimezone(zone).date()
         service = self.sources[kpi.source].service
         try:
-            result, shared = self._result(team, kpi, pending, since, now)
+            result, shared = self._result(team, kpi, pending, wanted)
             measured = measure_of(kpi, result)
         except SourceError as exc:
             reason = str(exc)
@@ -471,7 +492,7 @@ class Reporter:
             reason = f"{service} failed unexpectedly ({type(exc).__name__})"
         else:
             report = compare(team, kpi, measured, today, history, today)
-            return replace(report, as_of=now, fetch=result, new_since=since, shared=shared)
+            return replace(report, as_of=now, fetch=result, new_since=wanted.since, shared=shared)
         log.warning("team %s KPI %s could not be read: %s", team.id, kpi.id, reason)
         last = history.latest.get(kpi.id)
         if last is None:
@@ -484,8 +505,7 @@ class Reporter:
         team: TeamConfig,
         kpi: KpiConfig,
         pending: tuple[Flight[FetchResult], bool] | ScanShare,
-        since: datetime | None,
-        now: datetime,
+        wanted: Wanted,
     ) -> tuple[FetchResult, bool]:
         """The KPI's fetch, and whether another caller started it; a shared scan that fails for another
         reason than time (a field one member's filter names is gone, say) leaves the KPI to read alone."""
@@ -497,9 +517,9 @@ class Reporter:
                 raise
             except SourceError as exc:
                 log.info("team %s KPI %s: shared scan failed (%s); reading it alone", team.id, kpi.id, exc)
-                pending = self.fetcher.start((team.id, kpi.id), kpi.source, self._read(kpi, since, now))
+                pending = self.fetcher.start((team.id, kpi.id), kpi.source, self._read(kpi, wanted))
             else:
-                return with_categories_of(finish(wanted_of(kpi, since, now)), kpi.weights), pending.shared
+                return with_categories_of(finish(wanted), kpi.weights), pending.shared
         flight, new = pending
         return self.fetcher.wait(flight, service), not new
 
@@ -545,15 +565,24 @@ def extras_of(result: FetchResult) -> dict[str, Any] | None:
     for name, number in (("created_since", result.created_since), ("closed_since", result.closed_since)):
         if number is not None:
             extras[name] = number
+    if result.new_total is not None:
+        extras["new_items"] = [
+            {"title": i.title, "category": i.category, "created": _iso(i.created), "link": i.link}
+            for i in result.new_items
+        ]
+        extras["new_total"] = result.new_total
     return extras or None
 
 
 def fetch_of(reading: Reading) -> FetchResult:
     """The read behind a stored reading, as a card shows it: its counts and what `extras_of` kept."""
     extras = reading.extras or {}
-    items = tuple(
-        Item(title=i["title"], category=i["category"], created=_moment(i["created"]), link=i["link"])
-        for i in extras.get("items", [])
+    items, new_items = (
+        tuple(
+            Item(title=i["title"], category=i["category"], created=_moment(i["created"]), link=i["link"])
+            for i in extras.get(key, [])
+        )
+        for key in ("items", "new_items")
     )
     return FetchResult(
         counts=reading.counts,
@@ -565,6 +594,8 @@ def fetch_of(reading: Reading) -> FetchResult:
         oldest_among=tuple(extras.get("oldest_among", ())),
         created_since=extras.get("created_since"),
         closed_since=extras.get("closed_since"),
+        new_items=new_items,
+        new_total=extras.get("new_total"),
     )
 
 

@@ -22,7 +22,7 @@ from alembic.runtime.migration import MigrationContext
 
 from bot.__main__ import main
 from bot.errors import SchemaError
-from bot.store import POST, Reading, Store, make_engine, metadata
+from bot.store import POST, NewItems, Reading, Store, make_engine, metadata
 from bot.store.migrate import BASELINE, MIGRATIONS, head, read_state, upgrade
 
 REPO = Path(__file__).resolve().parent.parent
@@ -38,8 +38,10 @@ LATER_TABLES = (
     "team_settings",
     "settings_audit",
     "space_links",
+    "alert_items",
 )
-"""The tables revisions after the baseline add (0002: alerts; 0003: team change markers; 0005: team settings)."""
+"""The tables revisions after the baseline add (0002: alerts; 0003: team change markers; 0005: team settings;
+0006: new items told)."""
 LATER_COLUMNS = {"readings": ("extras",)}
 """The columns revisions after the baseline add to its tables (0004: what a reading found besides the counts)."""
 LAST = T0 + timedelta(days=5, hours=1)
@@ -316,3 +318,32 @@ def test_a_store_at_0004_with_rows_upgrades_to_team_settings_that_start_empty(st
     at_revision(engine, "0004", "downgrade")
     assert not {"team_settings", "settings_audit", "space_links"} & set(sa.inspect(engine).get_table_names())
     engine.dispose()
+
+
+def test_a_store_at_0005_with_alert_rows_upgrades_to_keep_the_new_items_told(store_url):
+    engine = make_engine(store_url)
+    at_revision(engine, "0005")
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO alert_checks (team_id, check_at, claimed_by, claimed_until, done_at)"
+                " VALUES ('alpha', :at, 'tick-1', :at, :at)"
+            ),
+            {"at": T0},
+        )
+    upgrade(engine)
+    engine.dispose()
+    store = Store(store_url)
+    assert "alert_items" in sa.inspect(store.engine).get_table_names()
+    moment = (T0 + timedelta(minutes=1)).isoformat()
+    new = NewItems(
+        {"k1": {"title": "Down", "category": "Critical", "created": moment, "link": None}},
+        {"id": "alpha/*/new-items/1", "kpi_id": "*", "kind": "new-items", "at": T0, "release_at": T0, "held": False},
+    )
+    assert store.claim_check("alpha", T0 + timedelta(minutes=15), "tick-2", T0 + timedelta(hours=1))
+    assert store.store_check("alpha", T0 + timedelta(minutes=15), "tick-2", T0, [], [], [], new)
+    [notice] = store.notices("alpha")
+    assert notice.kind == "new-items" and "Down" in (notice.items or "")
+    at_revision(store.engine, "0005", "downgrade")
+    assert "alert_items" not in sa.inspect(store.engine).get_table_names()
+    store.engine.dispose()

@@ -484,3 +484,27 @@ def test_new_items_are_counted_since_the_previous_post_across_zones(fake: FakeVt
         f"Printer on fire <{link}{record_number(fake, 'Printer on fire')}> (High, 2 h, new)",
         f"Disk full <{link}{record_number(fake, 'Disk full')}> (High, 1 h, new)",
     ]
+
+
+@pytest.mark.parametrize("plan", ["count", "page"])
+def test_an_alert_lists_the_new_items_of_its_categories_in_the_same_read(
+    fake: FakeVtiger, make_source: MakeSource, plan: str
+) -> None:
+    """The count plan lists them with one query more; paging finds them among the rows it reads anyway."""
+    add_tasks(fake, ["High", "Low"] * 60)  # 120 hours from 2026-09-01 09:00 (UTC here)
+    after = START.replace(tzinfo=UTC) + timedelta(hours=115, minutes=30)
+    wanted = Wanted(top=3, weights=WEIGHTS, oldest=True, new_in=("high",), new_after=after)
+    source = make_source()
+    fetch(source, tasks(plan), top3())  # signed in, the module described, its row count known
+    plain = fetch(source, tasks(plan), top3())
+    result = fetch(source, tasks(plan), wanted)
+    assert [i.title for i in result.new_items] == ["High task 116", "High task 118"]
+    assert result.new_total == 2
+    assert all(i.link and i.link.startswith(fake.url) for i in result.new_items)
+    assert result.calls == plain.calls + (plan == "count")
+    if plan == "count":
+        assert fake.queries()[-1] == (
+            "SELECT id,subject,taskpriority,createdtime FROM Calendar WHERE taskstatus != 'Completed' "
+            "AND taskpriority IN ('High') AND createdtime > '2026-09-06 04:30:00' ORDER BY createdtime LIMIT 100;"
+        )
+    assert fetch(source, tasks(plan), top3()).new_total is None  # not asked: not listed

@@ -9,6 +9,12 @@ already judged is not judged again, so one reading never counts twice towards
 Notices get ids that are a function of the team, the KPI, what they say and
 when: ``client-alert-…`` message ids (the Chat API deduplicates on them) and
 one thread key per incident.
+
+New items (``new_items``): a KPI whose alert has judged a reading before lists
+its open items of those categories created after that reading (the source
+finds them in the same read); a check's new items make one notice, and the
+store keeps each item it tells, so none is told twice. A KPI's first check
+lists nothing: what was open when alerts were switched on is never new.
 """
 
 from __future__ import annotations
@@ -24,8 +30,15 @@ from bot.alert_settings import AlertSettings
 from bot.alerts.machine import Event, Failed, KpiAlert, Levels, Notice, Policy, Reading, State, Transition, apply
 from bot.alerts.quiet import release_at
 from bot.config import KpiConfig, TeamConfig
+from bot.sources import Item
+from bot.sources.base import category_key
+from bot.store import NewItems, item_key
 
 _ALERT_FIELDS = tuple(f.name for f in fields(KpiAlert))
+NEW_ITEMS = "new-items"
+"""The kind of the notice that tells a check's new items."""
+ALL_KPIS = "*"
+"""The KPI id of a new-items notice (it tells the items of every KPI of the team)."""
 
 
 @dataclass(frozen=True)
@@ -162,3 +175,52 @@ def transition_rows(outcome: KpiOutcome) -> list[dict[str, Any]]:
         }
         for t in outcome.transitions
     ]
+
+
+def new_after_of(
+    team: TeamConfig, settings: AlertSettings, read_at: Mapping[str, datetime | None]
+) -> dict[str, datetime]:
+    """Per count KPI weighing one of the ``new_items`` categories whose alert judged a reading before: when
+    that reading was taken (its items created later are new); none before a KPI's first check."""
+    wanted = {category_key(name) for name in settings.new_items}
+    return {
+        kpi.id: after
+        for kpi in team.kpis
+        if kpi.kind == "count"
+        and (after := read_at.get(kpi.id)) is not None
+        and any(category_key(name) in wanted for name in kpi.weights)
+    }
+
+
+def item_json(item: Item) -> dict[str, Any]:
+    """An item as notices keep it: ``title``, ``category``, ``created`` (ISO), ``link``."""
+    created = item.created.isoformat() if item.created else None
+    return {"title": item.title, "category": item.category, "created": created, "link": item.link}
+
+
+def new_items_of(
+    team: TeamConfig,
+    settings: AlertSettings,
+    zone: ZoneInfo,
+    when: datetime,
+    found: Mapping[str, Sequence[Item]],
+) -> NewItems | None:
+    """The new items a check found (per KPI id) and the one notice that tells them; None when there are none."""
+    items: dict[str, dict[str, Any]] = {}
+    for kpi_id, listed in found.items():
+        for item in listed:
+            entry = item_json(item)
+            items.setdefault(item_key(entry, kpi_id), entry)
+    if not items:
+        return None
+    ordered = dict(sorted(items.items(), key=lambda pair: pair[1]["created"] or ""))
+    release = release_at(when, settings.quiet_hours, zone)
+    notice = {
+        "id": f"{team.id}/{ALL_KPIS}/{NEW_ITEMS}/{when.astimezone(UTC):%Y%m%dT%H%M%S}",
+        "kpi_id": ALL_KPIS,
+        "kind": NEW_ITEMS,
+        "at": when,
+        "release_at": release,
+        "held": release > when,
+    }
+    return NewItems(ordered, notice)

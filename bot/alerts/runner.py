@@ -34,13 +34,16 @@ from itertools import groupby
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot.alert_cards import AlertNotice, alert_message
+from bot.alert_cards import AlertNotice, alert_message, new_items_message
 from bot.alerts.check import (
+    NEW_ITEMS,
     KpiRead,
     alert_of,
     check_at,
     judge,
     message_id_of,
+    new_after_of,
+    new_items_of,
     notice_rows,
     row_of,
     thread_key,
@@ -56,8 +59,9 @@ from bot.store import NOTICE_FAILED, NOTICE_PENDING, NOTICE_SENT, NoticeRow, Sto
 log = logging.getLogger(__name__)
 CHECK = "check"
 """The origin of readings an alert check fetched."""
-Report = Callable[[TeamConfig, Mapping[str, ScanShare] | None], TeamReport]
-"""Reads a team's KPIs for a check (recorded, the cache allowed), with its part of the shared scans."""
+Report = Callable[[TeamConfig, Mapping[str, ScanShare] | None, Mapping[str, datetime] | None], TeamReport]
+"""Reads a team's KPIs for a check (recorded, the cache allowed), with its part of the shared scans and, per
+KPI, the time after which its items of the ``new_items`` categories are new (`bot.reports.Reporter.report`)."""
 
 
 class NoticesLost(Exception):
@@ -151,7 +155,8 @@ class AlertRunner:
         settings, zone = team.alerts, self.config.zone(team)
         assert settings  # noqa: S101 (only teams with alerts are checked)
         rows = self.store.alert_rows(team.id)
-        report = self.report(team, scans)
+        new_after = new_after_of(team, settings, {kpi_id: row.fields.get("read_at") for kpi_id, row in rows.items()})
+        report = self.report(team, scans, new_after or None)
         reads = [
             KpiRead(k.kpi.id, k.score.index if k.score else None, k.as_of, k.stale_reason)
             if k.stale_reason is None and k.score is not None
@@ -167,12 +172,20 @@ class AlertRunner:
         notices = [
             n | {"items": items.get(o.kpi_id, "[]")} for o in outcomes for n in notice_rows(team, settings, zone, o)
         ]
-        if not self.store.store_check(team.id, when, self.owner, now, states, transitions, notices):
+        judged = {o.kpi_id for o in outcomes}  # a KPI listing new items is read, never shown from the cache
+        found = {
+            k.kpi.id: k.fetch.new_items
+            for k in report.kpis
+            if k.kpi.id in new_after and k.kpi.id in judged and k.fetch and not k.cached and k.stale_reason is None
+        }
+        new = new_items_of(team, settings, zone, when, found)
+        if not self.store.store_check(team.id, when, self.owner, now, states, transitions, notices, new):
             log.error(
                 "team %s: alert check %s not stored: its claim ran out or another check came first", team.id, when
             )
             return AlertOutcome(team.id, "lost", "the check's claim ran out, or another check moved an alert first")
-        kinds = ", ".join(f"{n['kpi_id']} {n['kind']}" for n in notices)
+        told = [f"{n['kpi_id']} {n['kind']}" for n in notices] + ([f"{len(new.items)} new items"] if new else [])
+        kinds = ", ".join(told)
         return AlertOutcome(team.id, "checked", kinds or None)
 
     def send(self, team: TeamConfig, now: datetime, deadline: Deadline) -> list[AlertOutcome]:
@@ -193,8 +206,9 @@ class AlertRunner:
         ids = [n.id for n in notices]
         now = self._now()
         kpis = {kpi.id: kpi for kpi in team.kpis}
+        new_items = [item for n in notices if n.kind == NEW_ITEMS for item in json.loads(n.items or "[]")]
         shown = [_shown(n, kpis) for n in notices if n.kpi_id in kpis]
-        if not shown:
+        if not shown and not new_items:
             self.store.end_notices(ids, self.owner, now, NOTICE_FAILED, "the KPI is no longer configured")
             return AlertOutcome(team.id, NOTICE_FAILED, "the KPI is no longer configured")
         settled = self.store.settled_alert_targets(message_id)
@@ -204,8 +218,12 @@ class AlertRunner:
         detail: str | None
         for target in [t for t in team.deliver if target_key(t) not in settled]:
             refresh = None if isinstance(target, WebhookTarget) else self.config.chat.button_function
-            message = alert_message(team, shown, zone, now, refresh_function=refresh)
-            thread = None if isinstance(target, LogTarget) or len(notices) > 1 else _thread(team, notices[0])
+            if new_items:
+                message = new_items_message(team, new_items, zone, now, refresh_function=refresh)
+            else:
+                message = alert_message(team, shown, zone, now, refresh_function=refresh)
+            alone = len(notices) == 1 and not new_items
+            thread = _thread(team, notices[0]) if alone and not isinstance(target, LogTarget) else None
             post = Post(team.id, notices[0].at, message, message_id, thread)
             try:
                 sent = self.delivery.send(target, post, deadline, lambda: self._keep(ids))
@@ -247,10 +265,13 @@ class AlertRunner:
 
 
 def _message_ids(fresh: list[NoticeRow]) -> dict[str, str]:
-    """Message ids for newly claimed notices: each alone, except those quiet hours held (one message)."""
-    held = [n.id for n in fresh if n.held]
+    """Message ids for newly claimed notices: each alone, except those quiet hours held (one message of the
+    alerts, one of the new items)."""
     ids = {n.id: message_id_of([n.id]) for n in fresh if not n.held}
-    return ids | dict.fromkeys(held, message_id_of(held))
+    for new in (False, True):
+        held = [n.id for n in fresh if n.held and (n.kind == NEW_ITEMS) is new]
+        ids |= dict.fromkeys(held, message_id_of(held))
+    return ids
 
 
 def _order(notice: NoticeRow) -> tuple[str, datetime, str]:

@@ -202,7 +202,9 @@ class Scheduler:
             config,
             services.store,
             self.delivery,
-            lambda team, scans: services.report(team, CHECK, record=True, cached=True, scans=scans),
+            lambda team, scans, new_after: services.report(
+                team, CHECK, record=True, cached=True, scans=scans, new_after=new_after
+            ),
             self._prefetch,
             self.owner,
             lease_seconds=self.settings.lease_seconds,

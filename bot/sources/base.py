@@ -88,7 +88,8 @@ def with_categories_of(result: FetchResult, categories: Iterable[str]) -> FetchR
     for name, number in result.counts.items():
         folded.add(name, number)
     items = tuple(replace(item, category=folded.name(item.category)) for item in result.items)
-    return replace(result, counts=folded.counts, items=items)
+    new = tuple(replace(item, category=folded.name(item.category)) for item in result.new_items)
+    return replace(result, counts=folded.counts, items=items, new_items=new)
 
 
 class StrictModel(BaseModel):
@@ -133,11 +134,35 @@ class Wanted:
     those closed at or after ``cutoff`` (closed), or one number (value)."""
     cutoff: datetime | None = None
     """aged: count the items created before it; closed: the items closed at or after it."""
+    new_in: tuple[str, ...] = ()
+    """Categories whose open items created after ``new_after`` are listed (an alert's ``new_items``)."""
+    new_after: datetime | None = None
+    """List the items of ``new_in`` created after it (the last reading an alert check judged); None: none."""
 
     @property
     def dates(self) -> bool:
         """Whether anything asked needs the items' creation times."""
-        return self.top > 0 or self.since is not None or self.oldest or self.kind == "aged"
+        return self.top > 0 or self.since is not None or self.oldest or self.kind == "aged" or self.lists_new
+
+    @property
+    def lists_new(self) -> bool:
+        """Whether the new items of some categories are to be listed."""
+        return bool(self.new_in) and self.new_after is not None and self.kind == "count"
+
+    def listed_new(self, item: Item) -> bool:
+        """Whether ``item`` is one of the new items to list (its category in ``new_in``, created after
+        ``new_after``)."""
+        if not self.lists_new or item.created is None or self.new_after is None:
+            return False
+        return item.created > self.new_after and self.lists_category(item.category)
+
+    def lists_category(self, category: str) -> bool:
+        """Whether ``category`` is one of ``new_in`` (matched as `category_key` matches)."""
+        return category_key(category) in self._new_keys
+
+    @cached_property
+    def _new_keys(self) -> frozenset[str]:
+        return frozenset(category_key(name) for name in self.new_in)
 
     def keeps(self, created: datetime | None, closed: datetime | None) -> bool:
         """Whether an item created and closed at these times counts for the kind (a record a filter selected)."""
@@ -155,6 +180,9 @@ class Wanted:
     def _keyed(self) -> dict[str, float]:
         return {category_key(name): weight for name, weight in self.weights.items()}
 
+
+MAX_NEW_ITEMS = 100
+"""The most new items a fetch lists for an alert (one page of Vtiger's query); more are counted."""
 
 NOTHING_MORE = Wanted()
 """Only the counts."""
@@ -193,6 +221,10 @@ class FetchResult:
     """A value KPI's number (its counts are then empty)."""
     closed_since: int | None = None
     """How many items left the count (were closed) after ``Wanted.since`` (None: not asked, or not known)."""
+    new_items: tuple[Item, ...] = ()
+    """The items of ``Wanted.new_in`` created after ``Wanted.new_after``, oldest first, at most `MAX_NEW_ITEMS`."""
+    new_total: int | None = None
+    """How many such items there are (None: not asked); more than listed when the list is full."""
 
     @property
     def rows(self) -> int | None:
@@ -209,6 +241,9 @@ class ItemTally:
         self.dated = dated
         self.oldest: datetime | None = None
         self.new = 0
+        self.listed: list[Item] = []
+        """The new items of the categories ``wanted.new_in`` asks for (see `Wanted.listed_new`)."""
+        self.listed_total = 0
         self._heap: list[tuple[float, float, int, Item]] = []
         """The items kept, as (weight, -created, -order, item), or (-created, weight, ...) for an aged KPI."""
         self._seen = 0
@@ -220,6 +255,9 @@ class ItemTally:
             self.oldest = created if self.oldest is None else min(self.oldest, created)
             if self.wanted.since is not None and created > self.wanted.since:
                 self.new += 1
+        if self.wanted.listed_new(item):
+            self.listed_total += 1
+            self.listed.append(item)
         weight = self.wanted.weight(item.category)
         if self.wanted.top <= 0 or weight <= 0:
             return
@@ -242,7 +280,14 @@ class ItemTally:
             items=self.items(),
             oldest=self.oldest,
             created_since=self.new if self.dated and self.wanted.since is not None else None,
+            new_items=self.new_items(),
+            new_total=self.listed_total if self.dated and self.wanted.lists_new else None,
         )
+
+    def new_items(self) -> tuple[Item, ...]:
+        """The new items listed, oldest first, at most `MAX_NEW_ITEMS`."""
+        oldest = sorted(self.listed, key=lambda item: item.created or datetime.min.replace(tzinfo=UTC))
+        return tuple(oldest[:MAX_NEW_ITEMS])
 
     def items(self) -> tuple[Item, ...]:
         """The heaviest items seen, heaviest then oldest first."""

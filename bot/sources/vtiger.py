@@ -74,6 +74,7 @@ from pydantic import Field, field_validator
 
 from bot.errors import SourceDataError, SourceError, SourceQueryError
 from bot.sources.base import (
+    MAX_NEW_ITEMS,
     NO_CATEGORY,
     NOTHING_MORE,
     CategoryCounts,
@@ -529,7 +530,27 @@ class VtigerSource:
             since = wanted.since.astimezone(self.settings.zone).strftime("%Y-%m-%d %H:%M:%S")
             where = read.where.where(Condition(CREATED, ">", (since,)))
             result = replace(result, created_since=self._count(read.module, where, calls))
+        if wanted.lists_new:
+            result = self._new_listed(read, result, calls)
         return replace(result, calls=calls.count)
+
+    def _new_listed(self, read: _Read, result: FetchResult, calls: Calls) -> FetchResult:
+        """One query for the new items an alert lists (`Wanted.new_in` created after ``new_after``), oldest
+        first; a full page is counted as "at least a page" (`MAX_NEW_ITEMS`)."""
+        wanted = read.wanted
+        names = tuple(c for c, n in result.counts.items() if n and quotable(c) and wanted.lists_category(c))
+        if not names or wanted.new_after is None:
+            return replace(result, new_items=(), new_total=0)
+        after = wanted.new_after.astimezone(self.settings.zone).strftime("%Y-%m-%d %H:%M:%S")
+        where = read.where.where(Condition(read.category, "IN", names), Condition(CREATED, ">", (after,)))
+        columns = read.columns(items=True)
+        # module and the columns are checked identifiers; where() quotes every value
+        vtql = f"SELECT {columns} FROM {read.module}{where} ORDER BY {CREATED} LIMIT {MAX_NEW_ITEMS};"  # noqa: S608
+        tally = ItemTally(wanted, dated=True)
+        naming = CategoryCounts(read.values)
+        for row in self._rows(self.api.query(vtql, read.module, calls), read.module):
+            tally.add(self._item(read, row, naming.add(_value(row, read.category, read.module))))
+        return replace(result, new_items=tally.new_items(), new_total=tally.listed_total)
 
     def _oldest(self, read: _Read, result: FetchResult, calls: Calls) -> FetchResult:
         """One query for the oldest item, when no heaviest items are listed."""
@@ -736,8 +757,9 @@ class _Walk(_Keyset):
 
 
 def _extras(wanted: Wanted) -> int:
-    """The queries a card's asks cost after counting per category: the heaviest items or the oldest, and the new."""
-    return (wanted.top > 0 or wanted.oldest) + (wanted.since is not None)
+    """The queries a card's asks cost after counting per category: the heaviest items or the oldest, the new, and
+    an alert's list of new items."""
+    return (wanted.top > 0 or wanted.oldest) + (wanted.since is not None) + wanted.lists_new
 
 
 def _record_number(value: object) -> int | None:

@@ -48,8 +48,10 @@ from bot.store.alerts import (
     NOTICE_SENT,
     AlertRow,
     Alerts,
+    NewItems,
     NoticeRow,
     TransitionRow,
+    item_key,
 )
 from bot.store.changes import Changes
 from bot.store.engine import make_engine, resolve_url, to_utc
@@ -128,6 +130,7 @@ __all__ = [
     "Alerts",
     "CardHistory",
     "DeliveryRecord",
+    "NewItems",
     "NoticeRow",
     "OutboxEntry",
     "Overrides",
@@ -139,6 +142,7 @@ __all__ = [
     "Store",
     "TeamMark",
     "TransitionRow",
+    "item_key",
     "make_engine",
     "metadata",
     "resolve_url",

@@ -10,11 +10,15 @@
   (quiet hours), claimed by one process at a time with a lease, and ``sent`` once every target has it;
   ``message_id`` is fixed when a notice is first claimed, so a retry after a crash posts the same message
   (the Chat API answers "already exists");
-- ``alert_deliveries``: each target's outcome for a message; settled targets are not posted again.
+- ``alert_deliveries``: each target's outcome for a message; settled targets are not posted again;
+- ``alert_items``: each new item a team was told of (a key of its link, or of what it is), inserted with the
+  check that tells it, so an item is in one new-items notice ever.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -102,6 +106,16 @@ alert_notices = sa.Table(
     sa.Index("ix_alert_notices_team_state_release", "team_id", "state", "release_at"),
 )
 
+alert_items = sa.Table(
+    "alert_items",
+    metadata,
+    sa.Column("team_id", sa.String(40), primary_key=True),
+    sa.Column("item", sa.String(64), primary_key=True),
+    sa.Column("check_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("created", sa.DateTime(timezone=True)),
+    sa.Index("ix_alert_items_check", "check_at"),
+)
+
 alert_deliveries = sa.Table(
     "alert_deliveries",
     metadata,
@@ -114,6 +128,22 @@ alert_deliveries = sa.Table(
 )
 
 _TIMES = ("since", "incident", "last_notice", "read_at", "at", "release_at", "claimed_until", "sent_at")
+
+
+@dataclass(frozen=True)
+class NewItems:
+    """The items a check found new, by key (`item_key`), and the notice that tells those never told before
+    (its ``items`` is filled with them, as JSON)."""
+
+    items: Mapping[str, Mapping[str, Any]]
+    notice: Mapping[str, Any]
+
+
+def item_key(item: Mapping[str, Any], kpi_id: str) -> str:
+    """What identifies an item for good: its link (the record), else the KPI, category, creation and title."""
+    what = item.get("link") or "|".join(str(item.get(k) or "") for k in ("category", "created", "title"))
+    source = what if item.get("link") else f"{kpi_id}|{what}"
+    return hashlib.sha256(source.encode()).hexdigest()[:40]
 
 
 @dataclass(frozen=True)
@@ -188,10 +218,12 @@ class Alerts(Database):
         states: Sequence[tuple[AlertRow | None, str, Mapping[str, Any]]],
         transitions: Sequence[Mapping[str, Any]],
         notices: Sequence[Mapping[str, Any]],
+        new_items: NewItems | None = None,
     ) -> bool:
         """Store a check's outcome in one transaction, only while its claim holds and no other check moved
         an alert since it was read (``states``: the row read, or None, the KPI id and the new fields);
-        False, with nothing stored, otherwise."""
+        False, with nothing stored, otherwise. ``new_items``: the items the check found new, of which those
+        never told before are kept and told in its notice (none: no notice)."""
         now = to_utc(now)
         with self.engine.begin() as conn:
             done = conn.execute(
@@ -209,6 +241,8 @@ class Alerts(Database):
             for notice in notices:
                 defaults = {"team_id": team_id, "state": NOTICE_PENDING, "attempts": 0}
                 insert_ignore(conn, alert_notices, _utc_times(defaults | dict(notice)))
+            if new_items is not None:
+                _store_new_items(conn, team_id, check_at, new_items)
         return True
 
     def transitions(self, team_id: str, kpi_id: str, limit: int = 10) -> list[TransitionRow]:
@@ -347,6 +381,29 @@ class Alerts(Database):
         )
         with self._connect() as conn:
             return [(row["team_id"], _alert_row(row)) for row in conn.execute(query).mappings()]
+
+
+def _store_new_items(conn: Connection, team_id: str, check_at: datetime, new_items: NewItems) -> None:
+    """Keep the items never told before and, if there are any, the notice telling them."""
+    told = [
+        item
+        for key, item in new_items.items.items()
+        if insert_ignore(
+            conn,
+            alert_items,
+            {"team_id": team_id, "item": key, "check_at": to_utc(check_at), "created": _created(item)},
+        )
+        == 1
+    ]
+    if told:
+        defaults = {"team_id": team_id, "state": NOTICE_PENDING, "attempts": 0}
+        notice = defaults | dict(new_items.notice) | {"items": json.dumps(told)}
+        insert_ignore(conn, alert_notices, _utc_times(notice))
+
+
+def _created(item: Mapping[str, Any]) -> datetime | None:
+    created = item.get("created")
+    return to_utc(datetime.fromisoformat(created)) if created else None
 
 
 def _write_state(conn: Connection, team_id: str, read: AlertRow | None, kpi_id: str, fields: Mapping[str, Any]) -> bool:
