@@ -88,6 +88,9 @@ class Post:
     thread_key: str | None = None
     live: bool = False
     """Update the message named ``message_id`` in place, creating it if it is missing (a live card)."""
+    reply_to: str | None = None
+    """Chat API only: the id of a message (a live card) whose thread to reply in; while it is missing, the
+    ``thread_key``'s thread."""
 
 
 @dataclass(frozen=True)
@@ -211,6 +214,8 @@ class Delivery:
         self._lock = threading.Lock()
         self._service: Any = None
         self._credentials: Any = None
+        self._threads: dict[tuple[str, str], str] = {}
+        """(Space, message id) → the message's thread name (a message never changes thread)."""
 
     def send(self, target: DeliveryTarget, post: Post, deadline: Deadline, gate: Gate | None = None) -> Sent:
         """Deliver ``post`` to ``target``; retries what may succeed later, starting none after ``deadline``.
@@ -307,13 +312,16 @@ class Delivery:
         except (google_exceptions.GoogleAuthError, OSError, ValueError) as exc:
             raise DeliveryError(f"{where}: credentials unusable ({type(exc).__name__})", retryable=False) from None
         messages = service.spaces().messages()
-        if post.live:
-            name = f"{target.space}/messages/{post.message_id}"
-            request = messages.patch(name=name, body=body, updateMask=LIVE_UPDATE_MASK, allowMissing=True)
-        else:
-            request = messages.create(parent=target.space, body=body, **_ids(post), **options)
         try:
             self._fresh_token(credentials)
+            if post.reply_to and (thread := self._thread_of(messages, credentials, target.space, post.reply_to)):
+                body = {**post.message, "thread": {"name": thread}}
+                options = {"messageReplyOption": REPLY_OPTION}
+            if post.live:
+                name = f"{target.space}/messages/{post.message_id}"
+                request = messages.patch(name=name, body=body, updateMask=LIVE_UPDATE_MASK, allowMissing=True)
+            else:
+                request = messages.create(parent=target.space, body=body, **_ids(post), **options)
             with self._turn(target, gate) as timeout:
                 http = httplib2.Http(timeout=timeout)
                 request.execute(http=google_auth_httplib2.AuthorizedHttp(credentials, http=http))
@@ -335,6 +343,26 @@ class Delivery:
         finally:
             register(getattr(credentials, "token", None), issued=True)  # the access token, once issued
         return Sent()
+
+    def _thread_of(self, messages: Any, credentials: Any, space: str, message_id: str) -> str | None:
+        """The thread of message ``message_id`` of ``space`` (``messages.get``, once a process); None while
+        the message is not there (404)."""
+        key = (space, message_id)
+        if key not in self._threads:
+            http = httplib2.Http(timeout=self.timeout_seconds)
+            request = messages.get(name=f"{space}/messages/{message_id}")
+            try:
+                found = request.execute(http=google_auth_httplib2.AuthorizedHttp(credentials, http=http))
+            except HttpError as exc:
+                if exc.resp.status == 404:
+                    return None
+                raise
+            name = (found.get("thread") or {}).get("name") if isinstance(found, dict) else None
+            if not isinstance(name, str) or not name:
+                return None
+            with self._lock:
+                self._threads[key] = name
+        return self._threads[key]
 
     def _fresh_token(self, credentials: Any) -> None:
         """Fetch an access token now if the credentials have none valid, so the request itself is not delayed."""

@@ -31,6 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import groupby
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -49,8 +50,8 @@ from bot.alerts.check import (
     thread_key,
     transition_rows,
 )
-from bot.config import Config, LogTarget, TeamConfig, WebhookTarget
-from bot.delivery import Delivery, Post, target_key
+from bot.config import ChatApiTarget, Config, DeliveryTarget, LogTarget, TeamConfig, WebhookTarget
+from bot.delivery import Delivery, Post, live_message_id, target_key
 from bot.errors import DeliveryError, ScorebotError
 from bot.reports import ScanShare, TeamReport
 from bot.sources import Deadline
@@ -224,7 +225,8 @@ class AlertRunner:
                 message = alert_message(team, shown, zone, now, refresh_function=refresh)
             alone = len(notices) == 1 and not new_items
             thread = _thread(team, notices[0]) if alone and not isinstance(target, LogTarget) else None
-            post = Post(team.id, notices[0].at, message, message_id, thread)
+            reply_to = _live_card(team, target, notices[0] if alone else None, now, zone)
+            post = Post(team.id, notices[0].at, message, message_id, thread, reply_to=reply_to)
             try:
                 sent = self.delivery.send(target, post, deadline, lambda: self._keep(ids))
             except NoticesLost as exc:
@@ -276,6 +278,18 @@ def _message_ids(fresh: list[NoticeRow]) -> dict[str, str]:
 
 def _order(notice: NoticeRow) -> tuple[str, datetime, str]:
     return (notice.message_id or "", notice.at, notice.id)
+
+
+def _live_card(
+    team: TeamConfig, target: DeliveryTarget, notice: NoticeRow | None, now: datetime, zone: ZoneInfo
+) -> str | None:
+    """On a Chat API target with a live card: the message id of the live card whose thread the notices reply
+    in (that of the period the incident began in, so an alert and its resolve stay together; for new items
+    and folded notices, the current period's)."""
+    if not isinstance(target, ChatApiTarget) or target.live == "off":
+        return None
+    moment = (notice.incident or notice.at) if notice else now
+    return live_message_id(team.id, target.live, moment.astimezone(zone))
 
 
 def _thread(team: TeamConfig, notice: NoticeRow) -> str:

@@ -30,6 +30,12 @@
   ``member``), or 404 ``NOT_FOUND`` for someone not in the Space; a request
   without the app's access token answers 401 ``UNAUTHENTICATED``, and
   `member_answers` scripts failures (each request is in ``member_requests``);
+- ``GET /v1/spaces/X/messages/ID`` (``messages.get``): the stored message (with ``thread.name``), or 404
+  ``NOT_FOUND``; recorded in ``reads``, not in ``received``;
+- a created message joins the thread its body names: ``thread.threadKey`` (the thread of that key) or
+  ``thread.name`` (a thread of the Space), with ``messageReplyOption``
+  ``REPLY_MESSAGE_FALLBACK_TO_NEW_THREAD``; without that option the body's thread is ignored and the
+  message starts its own thread, and a ``thread.name`` no message of the Space is in falls back to a new one;
 - ``POST /token``: an OAuth token endpoint, so a service-account key file
   whose ``token_uri`` points here drives google-auth's real refresh path
   (`token_answers` scripts failures, ``token_delay`` slows every answer).
@@ -120,6 +126,8 @@ class FakeChat:
         self.answered: list[tuple[str, str, int]] = []
         """(Space, messageId, status) of every message request answered, in order."""
         self.echoed: list[str] = []
+        self.reads: list[tuple[str, str]] = []
+        """(Space, message id) of every ``messages.get``, in order."""
         self.scripted_status = "SCRIPTED"
         """The ``error.status`` of scripted error answers."""
         self._lock = threading.Lock()
@@ -237,12 +245,11 @@ class FakeChat:
             if (space, message_id) in self.created:
                 error = {"code": 409, "message": f"Message {message_id} already exists.", "status": "ALREADY_EXISTS"}
                 return 409, {"error": error}
-            thread = body.get("thread", {}).get("threadKey") or message_id
-            message = {
-                **body,
-                "name": f"{space}/messages/{message_id}",
-                "thread": {"name": f"{space}/threads/{thread}"},
-            }
+            asked = body.get("thread", {}) if query.get("messageReplyOption") else {}
+            threads = {m["thread"]["name"] for (s, _), m in self.created.items() if s == space}
+            named = asked.get("name") if asked.get("name") in threads else None
+            thread = named or f"{space}/threads/{asked.get('threadKey') or message_id}"
+            message = {**body, "name": f"{space}/messages/{message_id}", "thread": {"name": thread}}
             self.created[(space, message_id)] = message
             return 200, message
 
@@ -314,6 +321,17 @@ class FakeChat:
             self._server.stopping.wait(slow.seconds)
         return status, {}, body
 
+    def _get(self, path: str) -> tuple[int, dict[str, str], dict[str, Any]]:
+        """``messages.get``: the stored message, or 404."""
+        _, _, space_id, _, message_id = (unquote(part) for part in path.strip("/").split("/"))
+        space = f"spaces/{space_id}"
+        with self._lock:
+            self.reads.append((space, message_id))
+            message = self.created.get((space, message_id))
+        if message is None:
+            return 404, {}, _error(404, f"Message {space}/messages/{message_id} not found.", "NOT_FOUND")[1]
+        return 200, {}, message
+
     def _token(self) -> tuple[int, dict[str, str], dict[str, Any]]:
         with self._lock:
             self.token_requests += 1
@@ -345,6 +363,9 @@ def _handler(fake: FakeChat) -> type[BaseHTTPRequestHandler]:
 
         def do_GET(self) -> None:
             path = urlsplit(self.path).path
+            if _MESSAGE.fullmatch(path):
+                self._send(*fake._get(path))
+                return
             if not _MEMBER.fullmatch(path):
                 self._send(404, {}, {"error": {"code": 404, "message": "no such path", "status": "NOT_FOUND"}})
                 return
