@@ -38,7 +38,7 @@ CHAT_CERTS_URL = "https://www.googleapis.com/service_accounts/v1/metadata/x509/"
 GOOGLE_OIDC_CERTS_URL = "https://www.googleapis.com/oauth2/v1/certs"
 IAP_KEYS_URL = "https://www.gstatic.com/iap/verify/public_key"
 """Identity-Aware Proxy's signing keys as ``{kid: PEM public key}``."""
-MIN_CHART_SECRET = 16
+MIN_SIGNING_KEY = 16
 
 COMMAND_WORDS = ("help", "all", "alerts")
 """Words `/score` takes instead of a team id, so no team may have them as its id."""
@@ -307,6 +307,10 @@ class ScheduleSettings(StrictModel):
     pace_seconds: float = Field(default=1.0, ge=0)
     cron_audience: str | None = None
     cron_service_account: str | None = None
+    changed_secret: SecretStr | None = None
+    """The HMAC key a CRM workflow signs ``POST /tasks/changed`` with (see the alerts documentation)."""
+
+    _changed_secret_long_enough = field_validator("changed_secret")(lambda value: _long_secret(value))
 
     @model_validator(mode="after")
     def _lease_outlives_tick(self) -> ScheduleSettings:
@@ -330,17 +334,19 @@ class ChartSettings(StrictModel):
     days: int = Field(default=30, ge=7, le=400)
     link_days: int = Field(default=30, ge=1, le=400)
 
-    @field_validator("secret")
-    @classmethod
-    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is None or not value.get_secret_value():
-            return None
-        if len(value.get_secret_value()) < MIN_CHART_SECRET:
-            raise ValueError(
-                f"at least {MIN_CHART_SECRET} characters; make one with "
-                "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
-            )
-        return value
+    _long_enough = field_validator("secret")(lambda value: _long_secret(value))
+
+
+def _long_secret(value: SecretStr | None) -> SecretStr | None:
+    """A signing key of at least `MIN_SIGNING_KEY` characters (an empty one is none)."""
+    if value is None or not value.get_secret_value():
+        return None
+    if len(value.get_secret_value()) < MIN_SIGNING_KEY:
+        raise ValueError(
+            f"at least {MIN_SIGNING_KEY} characters; make one with "
+            "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+        )
+    return value
 
 
 class StatusSettings(StrictModel):

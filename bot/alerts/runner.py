@@ -126,6 +126,22 @@ class AlertRunner:
             outcomes += [o for sent in pool.map(lambda t: self.send(t, clock(), deadline), teams) for o in sent]
         return outcomes
 
+    def check_now(self, team: TeamConfig, step: timedelta, deadline: Deadline) -> list[AlertOutcome]:
+        """A check asked for between the scheduled ones: claimed for the ``step`` it falls in (one per team
+        and step, whichever process asks), read, judged, and its notices posted; ``coalesced`` if that step's
+        check is already claimed."""
+        now = self._now()
+        when = check_at(now, step)
+        try:
+            won = self.store.claim_check(team.id, when, self.owner, now + self.lease)
+        except SQLAlchemyError as exc:
+            log.error("team %s: alert check not claimed, store unavailable (%s)", team.id, type(exc).__name__)
+            return [AlertOutcome(team.id, "error", "store unavailable")]
+        if not won:
+            return [AlertOutcome(team.id, "coalesced", f"the check of {when:%H:%M} UTC is another's")]
+        checked = self._guarded(team, "check", lambda: self.check(team, now, when=when))
+        return [checked, *self.send(team, self._now(), deadline)]
+
     def _claim(self, team: TeamConfig, now: datetime) -> bool:
         assert team.alerts  # noqa: S101 (only teams with alerts are checked)
         try:
@@ -151,8 +167,15 @@ class AlertRunner:
             log.error("team %s: alert %s failed: %s", team.id, what, type(exc).__name__)
             return AlertOutcome(team.id, "error", f"unexpected {type(exc).__name__}")
 
-    def check(self, team: TeamConfig, now: datetime, scans: Mapping[str, ScanShare] | None = None) -> AlertOutcome:
-        """Read and judge a team whose check this process claimed, and store the outcome (if the claim held)."""
+    def check(
+        self,
+        team: TeamConfig,
+        now: datetime,
+        scans: Mapping[str, ScanShare] | None = None,
+        when: datetime | None = None,
+    ) -> AlertOutcome:
+        """Read and judge a team whose check this process claimed, and store the outcome (if the claim held).
+        ``when`` is the claimed check's time: by default the ``check_every`` step ``now`` falls in."""
         settings, zone = team.alerts, self.config.zone(team)
         assert settings  # noqa: S101 (only teams with alerts are checked)
         rows = self.store.alert_rows(team.id)
@@ -165,7 +188,7 @@ class AlertRunner:
             for k in report.kpis
         ]
         stored = {kpi_id: (alert_of(row.fields), row.fields.get("read_at")) for kpi_id, row in rows.items()}
-        when = check_at(now, settings.check_every)  # the check's own time: what its notices and threads say
+        when = when or check_at(now, settings.check_every)  # the check's own time: what notices and threads say
         outcomes = judge(team, settings, zone, when, reads, stored)
         items = {k.kpi.id: AlertNotice.items_json(k.fetch.items) if k.fetch else "[]" for k in report.kpis}
         states = [(rows.get(o.kpi_id), o.kpi_id, row_of(o.after, o.read_at)) for o in outcomes]

@@ -1,4 +1,7 @@
-"""``GET /tasks/tick``: a tick for App Engine cron or Cloud Scheduler.
+"""``GET /tasks/tick``: a tick for App Engine cron or Cloud Scheduler; ``POST /tasks/changed?team=…``: an
+alert check of the named teams now (`bot.alerts.push`), for those and for a CRM workflow signing with
+``schedule.changed_secret`` (``X-Scorebot-Timestamp``: Unix seconds; ``X-Scorebot-Signature``: the hex
+HMAC-SHA256 of ``TIMESTAMP.QUERY``).
 
 Accepted only from:
 
@@ -16,11 +19,13 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Mapping
 
 from flask import Blueprint, Response, jsonify, request
 
-from bot.config import GOOGLE_OIDC_CERTS_URL, ScheduleSettings
+from bot.alerts.push import MAX_TEAMS, verify_signature
+from bot.config import GOOGLE_OIDC_CERTS_URL, ScheduleSettings, TeamConfig
 from bot.context import Services
 from bot.errors import VerificationError
 from bot.google_tokens import CertCache, CertsUnavailable, verify_google_oidc
@@ -70,7 +75,57 @@ def create_tick_blueprint(
         ]
         return jsonify(now=result.now.isoformat(), summary=result.summary(), outcomes=outcomes), 200
 
+    @blueprint.post("/tasks/changed")
+    def changed() -> tuple[Response, int]:
+        secret = services.config.schedule.changed_secret
+        try:
+            if secret and request.headers.get("X-Scorebot-Signature"):
+                verify_signature(
+                    secret.get_secret_value(),
+                    request.headers.get("X-Scorebot-Timestamp"),
+                    request.headers.get("X-Scorebot-Signature"),
+                    request.query_string.decode("latin-1"),
+                    time.time(),
+                )
+            else:
+                check_cron_request(
+                    request.headers.get("X-Appengine-Cron"),
+                    request.headers.get("Authorization"),
+                    services.config.schedule,
+                    environ,
+                    cert_cache,
+                )
+        except CertsUnavailable as exc:
+            log.error("POST /tasks/changed: cannot verify: %s", exc)
+            return jsonify(error="cannot verify the request now"), 503
+        except VerificationError as exc:
+            log.warning("POST /tasks/changed refused: %s", exc)
+            return jsonify(error="forbidden"), 403
+        named = [name for value in request.args.getlist("team") for name in value.split(",") if name]
+        teams, problem = _teams_to_check(services, named)
+        if problem:
+            return jsonify(error=problem), 400
+        runner.pushed.queue(teams)
+        return jsonify(queued=[team.id for team in teams]), 202
+
     return blueprint
+
+
+def _teams_to_check(services: Services, named: list[str]) -> tuple[list[TeamConfig], str | None]:
+    """The teams ``?team=`` names (each once), or why the request is refused."""
+    if not named:
+        return [], "name the teams to check: ?team=ID (repeated, or comma-separated)"
+    if len(set(named)) > MAX_TEAMS:
+        return [], f"at most {MAX_TEAMS} teams a request"
+    teams = [services.config.team(name) for name in dict.fromkeys(named)]
+    unknown = [name for name, team in zip(dict.fromkeys(named), teams, strict=True) if team is None]
+    if unknown:
+        return [], "unknown teams: " + ", ".join(repr(name[:64]) for name in unknown)
+    known = [team for team in teams if team is not None]
+    silent = [team.id for team in known if team.alerts is None]
+    if silent:
+        return [], "teams without alerts: " + ", ".join(silent)
+    return known, None
 
 
 def check_cron_request(

@@ -65,6 +65,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from bot.alerts.push import PushedChecks
 from bot.alerts.runner import CHECK, AlertOutcome, AlertRunner
 from bot.config import ChatApiTarget, DeliveryTarget, LogTarget, TeamConfig, WebhookTarget
 from bot.context import Services
@@ -198,12 +199,18 @@ class Scheduler:
             pace_seconds=self.settings.pace_seconds,
         )
         self.owner = owner or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        self.alerts = AlertRunner(
-            config,
+        self.alerts = self._alert_runner(cached=True)
+        self.pushed = PushedChecks(self._alert_runner(cached=False), self.settings.deadline_seconds)
+        """Checks a CRM asks for (``POST /tasks/changed``): they read afresh."""
+
+    def _alert_runner(self, *, cached: bool) -> AlertRunner:
+        services = self.services
+        return AlertRunner(
+            services.config,
             services.store,
             self.delivery,
             lambda team, scans, new_after: services.report(
-                team, CHECK, record=True, cached=True, scans=scans, new_after=new_after
+                team, CHECK, record=True, cached=cached, scans=scans, new_after=new_after
             ),
             self._prefetch,
             self.owner,
