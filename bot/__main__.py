@@ -31,9 +31,9 @@ from pydantic import SecretStr
 from bot.alert_cards import AlertNotice, alert_message, alerts_status_message
 from bot.alerts.status import team_alert_states
 from bot.callplan import DAYS, daily_calls, tick_calls
-from bot.card_text import message_as_text
+from bot.card_text import dialog_as_text, message_as_text
 from bot.cards import items_line, kind_words, overview_message, overview_page_size, team_message, value_text
-from bot.config import DEMO_CONFIG, ChartSettings, Config, check_public_url, is_loopback, load_config
+from bot.config import DEMO_CONFIG, ChartSettings, Config, TeamConfig, check_public_url, is_loopback, load_config
 from bot.context import Services
 from bot.demo import DEMO_DAYS, current_counts, seed_history
 from bot.errors import ConfigError, ScorebotError, SourceError
@@ -44,9 +44,11 @@ from bot.schedule.cli import add_commands
 from bot.schedule.tick import start_background_ticker
 from bot.secrets import scrubbed_output
 from bot.services import build_services, store_location, use_store_url
+from bot.settings_dialog import settings_card
 from bot.sources import Deadline, with_categories_of
 from bot.store import SCORE, make_engine
 from bot.store.migrate import read_state, upgrade
+from bot.team_settings import effective_team
 from scoring import Status, score_kpi
 
 log = logging.getLogger("bot")
@@ -112,12 +114,26 @@ def cmd_preview(args: argparse.Namespace, services: Services) -> int:
     if team is None:
         print(f"no team {args.team!r}; teams: {', '.join(t.id for t in services.config.teams)}", file=sys.stderr)
         return 2
+    if args.settings:
+        return preview_settings(args, services, team)
     report = services.report(team, SCORE, record=False)  # a preview shows; it writes nothing
     if args.alert:
         message = preview_alert(services, report)
     else:
         message = team_message(report, refresh_function=services.config.chat.button_function)
     print(json.dumps(message, indent=2, ensure_ascii=False) if args.format == "json" else message_as_text(message))
+    return 0
+
+
+def preview_settings(args: argparse.Namespace, services: Services, team: TeamConfig) -> int:
+    """Print the team's settings dialog as an editor opening it now would see it (reads the store, writes nothing)."""
+    config = services.config
+    if not config.settings.editable:
+        print("teams cannot change settings from Chat: settings.editable is empty", file=sys.stderr)
+        return 2
+    current = effective_team(config, team, services.store.team_overrides(team.id))
+    card = settings_card(config, current, services.clock(), function=config.chat.button_function)
+    print(json.dumps(card, indent=2, ensure_ascii=False) if args.format == "json" else dialog_as_text(card))
     return 0
 
 
@@ -311,6 +327,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Command]]:
         "--format", choices=["text", "json"], default="text", help="text for people, json for the exact message"
     )
     preview.add_argument("--alert", action="store_true", help="the alert card its worst KPI would give now")
+    preview.add_argument("--settings", action="store_true", help="the team's settings dialog, as an editor sees it")
     check = commands.add_parser("check", help="validate the config and read every KPI once")
     check.add_argument(
         "--again", action="store_true", help="read every KPI a second time, as later reads plan it (its calls too)"

@@ -78,8 +78,11 @@ def team_message(
     *,
     refresh_function: str | None,
     text: str | None = None,
+    settings: bool = False,
 ) -> Message:
-    """The message for a team's report; ``text`` replaces the plain-text fallback.
+    """The message for a team's report; ``text`` replaces the plain-text fallback; ``settings`` adds a
+    Settings button that opens the team's settings dialog (with the Refresh button: only where the app
+    receives clicks).
 
     A KPI with a trend chart in ``report.charts`` shows the chart instead of
     the text sparkline. With more widgets than Chat allows, the
@@ -91,7 +94,9 @@ def team_message(
     for charts in [report.charts, {}] if report.charts else [{}]:
         for columns in (True, False):
             for lines, items in SHORTER:
-                message = _team_message(report, refresh_function, text, _Layout(columns, lines, items, charts))
+                message = _team_message(
+                    report, refresh_function, text, _Layout(columns, lines, items, charts), settings
+                )
                 if widget_count(message) > MAX_CARD_WIDGETS:
                     break  # shorter lists do not make fewer widgets: drop the columns
                 if message_bytes(message) <= MAX_MESSAGE_BYTES:
@@ -124,7 +129,9 @@ class _Layout:
     charts: Mapping[str, str] = field(default_factory=dict)
 
 
-def _team_message(report: TeamReport, refresh_function: str | None, text: str | None, layout: _Layout) -> Message:
+def _team_message(
+    report: TeamReport, refresh_function: str | None, text: str | None, layout: _Layout, settings: bool = False
+) -> Message:
     team, zone = report.team, ZoneInfo(report.zone)
     icon, label, _ = STATUS_LOOK[report.status]
     header = {
@@ -133,7 +140,7 @@ def _team_message(report: TeamReport, refresh_function: str | None, text: str | 
     }
     sections = [{"widgets": [_paragraph(f"<i>{escape(explanation(report))}</i>")]}]
     sections += [_kpi_section(k, report.generated_at, zone, layout, _shared_direction(report)) for k in report.kpis]
-    buttons = _buttons(team, report, refresh_function)
+    buttons = _buttons(team, report, refresh_function, settings)
     if buttons:
         sections.append({"widgets": [{"buttonList": {"buttons": buttons}}]})
     card = {"cardId": f"score-{team.id}", "card": {"header": header, "sections": sections}}
@@ -444,12 +451,18 @@ def _category(line: CategoryLine) -> str:
     return f"{name}: {line.count} × {_num(line.weight)} = {_num(line.points)}"
 
 
-def _buttons(team: TeamConfig, report: TeamReport, refresh_function: str | None) -> list[dict[str, Any]]:
+def _buttons(
+    team: TeamConfig, report: TeamReport, refresh_function: str | None, settings: bool = False
+) -> list[dict[str, Any]]:
     buttons: list[dict[str, Any]] = []
     if refresh_function:
         parameters = [{"key": "action", "value": "refresh"}, {"key": "team", "value": team.id}]
         action = {"function": refresh_function, "parameters": parameters}
         buttons.append({"text": "Refresh", "onClick": {"action": action}})
+    if refresh_function and settings:
+        parameters = [{"key": "action", "value": "settings"}, {"key": "team", "value": team.id}]
+        action = {"function": refresh_function, "interaction": "OPEN_DIALOG", "parameters": parameters}
+        buttons.append({"text": "Settings", "onClick": {"action": action}})
     crm_url = team.crm_url or next((k.kpi.crm_url for k in report.kpis if k.kpi.crm_url), None)
     if crm_url:
         buttons.append({"text": "Open in CRM", "onClick": {"openLink": {"url": crm_url}}})
@@ -532,14 +545,17 @@ def _valid_unicode(value: Any) -> Any:
     return value
 
 
-def welcome_message(config: Config, team: TeamConfig | None) -> Message:
-    """The card posted when Scorebot is added to a Space."""
+def welcome_message(config: Config, team: TeamConfig | None, unlinked: str | None = None) -> Message:
+    """The card posted when Scorebot is added to a Space; ``unlinked`` (HTML) says how a Space without a team
+    gets one, in place of the default line."""
     if team:
         linked = f"This Space is linked to <b>{escape(team.name)}</b> ({escape(team.id)})."
         if team.schedule:
             linked += f" Scheduled updates: <code>{escape(team.schedule)}</code> ({team.timezone or config.timezone})."
     else:
-        linked = "This Space is not linked to a team yet: use <b>/score TEAM</b>, or ask an admin to add it."
+        linked = (
+            unlinked or "This Space is not linked to a team yet: use <b>/score TEAM</b>, or ask an admin to add it."
+        )
     about = "I keep this Space up to date on its team's KPIs. Type <b>/score</b> for the current index."
     card = {
         "header": {"title": "Hello from Scorebot"},

@@ -12,6 +12,7 @@ from bot.context import Services
 from bot.delivery import Post, live_message_id
 from bot.errors import DeliveryError
 from bot.store import REFRESH
+from handlers.settings import settings_button
 
 log = logging.getLogger(__name__)
 LIVE_UPDATE_SECONDS = 5.0
@@ -32,7 +33,8 @@ def handle(event: ChatEvent, services: Services) -> Reply:
         note = "This card's team is no longer in Scorebot's configuration; ask whoever runs Scorebot."
         return Reply(help_message(config, note), private=True)
     report = services.report(team, REFRESH)
-    message = team_message(report, refresh_function=config.chat.button_function)
+    button = settings_button(services, team, event.space)
+    message = team_message(report, refresh_function=config.chat.button_function, settings=button)
     update_live_card(event, services, team, message)
     return Reply(message, update=True)
 

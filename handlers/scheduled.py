@@ -23,4 +23,5 @@ def handle(
     text = render_text(team, report, slot_local)
     if not report.fresh:
         text = "⚠ Could not refresh: " + "; ".join(report.failures) + "\n" + (text or plain_text(report))
-    return team_message(report, refresh_function=refresh_function, text=text)
+    settings = bool(services.config.settings.editable)  # posted to the team's own Spaces
+    return team_message(report, refresh_function=refresh_function, text=text, settings=settings)

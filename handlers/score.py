@@ -1,5 +1,5 @@
-"""`/score [TEAM|all|help|alerts [TEAM]]`, or an @mention with the word "score": the team's card, every team,
-help, or a team's alerts."""
+"""`/score [TEAM|all|help|alerts [TEAM]|settings|link TEAM|unlink]`, or an @mention with the word "score": the
+team's card, every team, help, a team's alerts, the settings dialog, or the Space's link to a team."""
 
 from __future__ import annotations
 
@@ -7,14 +7,14 @@ from bot.alert_cards import alerts_status_message
 from bot.alerts.status import team_alert_states
 from bot.cards import help_message, team_message, user_text
 from bot.chat.events import ChatEvent, Kind, mention_words
-from bot.chat.replies import Reply
+from bot.chat.replies import DialogReply, Reply
 from bot.config import COMMAND_WORDS
 from bot.context import Services
 from bot.store import SCORE
-from handlers import overview
+from handlers import link, overview, settings
 
 
-def handle(event: ChatEvent, services: Services) -> Reply:
+def handle(event: ChatEvent, services: Services) -> Reply | DialogReply:
     """Answer with the card of the named team, else of the Space's team, else help (for the asker alone).
 
     A slash command's first word is the team (or "help", or "all" for every
@@ -31,6 +31,12 @@ def handle(event: ChatEvent, services: Services) -> Reply:
     else:
         named = event.text.split()
     argument = next(iter(named), "")
+    if argument.lower() == "settings":
+        return settings.command(event, services)
+    if argument.lower() == "link":
+        return link.link(event, services, named[1] if len(named) > 1 else "")
+    if argument.lower() == "unlink":
+        return link.unlink(event, services)
     if argument.lower() == "alerts":
         return alerts(services, event, named[1] if len(named) > 1 else "")
     if argument.lower() == "help":
@@ -48,7 +54,8 @@ def handle(event: ChatEvent, services: Services) -> Reply:
             note = "This Space is not linked to a team: name one, e.g. /score TEAM."
             return Reply(help_message(config, note), private=True)
     report = services.report(team, SCORE, cached=True)
-    return Reply(team_message(report, refresh_function=config.chat.button_function))
+    button = settings.settings_button(services, team, event.space)
+    return Reply(team_message(report, refresh_function=config.chat.button_function, settings=button))
 
 
 def alerts(services: Services, event: ChatEvent, argument: str) -> Reply:
