@@ -40,7 +40,7 @@ IAP_KEYS_URL = "https://www.gstatic.com/iap/verify/public_key"
 """Identity-Aware Proxy's signing keys as ``{kid: PEM public key}``."""
 MIN_SIGNING_KEY = 16
 
-COMMAND_WORDS = ("help", "all", "alerts")
+COMMAND_WORDS = ("help", "all", "alerts", "settings", "link", "unlink")
 """Words `/score` takes instead of a team id, so no team may have them as its id."""
 MAX_KPIS_PER_TEAM = 20
 """Four widgets a KPI at most (index, chart, stale note, breakdown) keeps a team's card under Chat's 100 widgets."""

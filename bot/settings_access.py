@@ -33,14 +33,12 @@ from google.auth import exceptions as google_exceptions
 from googleapiclient.discovery import build
 from googleapiclient.errors import HttpError
 
-from bot.config import ChatSettings
+from bot.config import SPACE_MANAGERS, ChatSettings
 from bot.delivery import chat_credentials
 from bot.secrets import register
 
 log = logging.getLogger(__name__)
 
-SPACE_MANAGERS = "space-managers"
-"""The editor entry that gives the right to the Space's managers."""
 MANAGER_ROLES = frozenset({"ROLE_MANAGER"})
 """Membership roles that count as managing a Space (``ROLE_ASSISTANT_MANAGER`` does not)."""
 ROLE_SECONDS = 60.0

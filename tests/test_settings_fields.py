@@ -129,11 +129,12 @@ def test_preview_prints_the_settings_dialog(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("SCOREBOT_STORE", f"sqlite:///{tmp_path / 'cli.db'}")
     assert main(["--config", str(tmp_path / "demo.yaml"), "db", "upgrade"]) == 0
     capsys.readouterr()
-    assert main(["--config", str(tmp_path / "demo.yaml"), "preview", "performance", "--settings"]) == 0
+    config = str(tmp_path / "demo.yaml")
+    assert main(["--config", config, "preview", "performance", "--settings"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("┌ Settings · Performance")
     assert "│ Time zone (IANA name): [Europe/Berlin]" in out
-    assert main(["--config", str(tmp_path / "demo.yaml"), "preview", "performance", "--settings", "--format", "json"]) == 0
+    assert main(["--config", config, "preview", "performance", "--settings", "--format", "json"]) == 0
     assert validate_dialog_card(json.loads(capsys.readouterr().out)) == []
 
 
