@@ -33,6 +33,7 @@ SNOOZE_LABELS = {
 LIVE_LABELS = {"off": "Off: a new message at every post", "day": "One message a day", "week": "One message a week"}
 STATUS_LABELS = {"warning": "Warning", "bad": "Bad"}
 ERROR_COLOUR = "#d93025"
+UNCHECKED = " The Space's managers could not be asked just now: try again in a minute."
 FIELD_TITLES = {
     "schedule": "Schedule",
     "timezone": "Time zone",
@@ -55,10 +56,12 @@ def settings_card(
     posts: Sequence[datetime] | None = None,
     editable: bool = True,
     who_can: str = "",
+    unchecked: bool = False,
 ) -> dict[str, Any]:
     """The dialog for ``current`` (the team as it runs): ``form`` as shown (default: the current values),
     ``errors`` under their fields, ``notice`` on top, ``posts`` the next posts to show (default: the current
-    schedule's); read-only (``editable`` False) with a line naming ``who_can`` change it."""
+    schedule's); read-only (``editable`` False) with a line naming ``who_can`` change it (and, if
+    ``unchecked``, that the Space's managers could not be asked)."""
     team, fields = current.team, [f for f in FIELD_TITLES if f in config.settings.editable]
     shown = form if form is not None else form_of(config, current, now)
     zone = (
@@ -72,7 +75,8 @@ def settings_card(
     if notice:
         top.append(_paragraph(f"<b>{_html(notice)}</b>"))
     if not editable:
-        top.append(_paragraph(f"<i>Only {_html(who_can)} can change these settings.</i>"))
+        line = f"Only {who_can} can change these settings." + (UNCHECKED if unchecked else "")
+        top.append(_paragraph(f"<i>{_html(line)}</i>"))
     if top:
         sections.append({"widgets": top})
     for name in fields:
@@ -132,7 +136,7 @@ class _View:
 def _schedule_input(v: _View) -> list[dict[str, Any]]:
     preset = first_value(v.form, "schedule_preset") or CUSTOM
     items = [(name, label) for name, label in PRESET_LABELS.items()] + [(CUSTOM, "Custom (cron below)")]
-    snoozed = f" Snoozed until {_local(v.snooze.until, v.zone)}." if v.snooze else ""
+    held = f"Held by the snooze until {_local(v.snooze.until, v.zone)}" if v.snooze else ""
     return [
         _select("schedule_preset", "When to post", "DROPDOWN", items, {preset}),
         {
@@ -143,7 +147,7 @@ def _schedule_input(v: _View) -> list[dict[str, Any]]:
                 "hintText": 'Used with "Custom", e.g. 30 9 * * 1-5 (09:30 on weekdays)',
             }
         },
-        _decorated("Next posts", posts_line(v.posts, v.zone) + snoozed),
+        _decorated("Next posts", posts_line(v.posts, v.zone), held),
         {"buttonList": {"buttons": [_button("Check", v.function, _check_params(v.current))]}},
     ]
 
@@ -250,7 +254,7 @@ def _read_only(
         text = f"Until {_local(snooze.until, zone)}{also}" if snooze else "Not snoozed"
     else:
         text = ", ".join(k.name for k in team.kpis)
-    return [_decorated(FIELD_TITLES[name], text)]
+    return [_decorated("", text)]
 
 
 _INPUTS = {
@@ -293,8 +297,9 @@ def _button(text: str, function: str, parameters: Mapping[str, str]) -> dict[str
     return {"text": text, "onClick": {"action": action}}
 
 
-def _decorated(top: str, text: str) -> dict[str, Any]:
-    return {"decoratedText": {"topLabel": top, "text": _html(text), "wrapText": True}}
+def _decorated(top: str, text: str, bottom: str = "") -> dict[str, Any]:
+    widget = {"topLabel": top, "text": _html(text), "bottomLabel": bottom, "wrapText": True}
+    return {"decoratedText": {key: value for key, value in widget.items() if value != ""}}
 
 
 def _html(text: str) -> str:

@@ -61,8 +61,9 @@ def active_snooze(current: TeamSettings, now: datetime) -> Snooze | None:
     return current.snooze if current.snooze and current.snooze.until > now else None
 
 
-def changes_from_form(config: Config, current: TeamSettings, form: Form) -> dict[str, Any]:
-    """The editable fields whose submitted value differs from the current one, as `save_settings` takes them."""
+def changes_from_form(config: Config, current: TeamSettings, form: Form, now: datetime) -> dict[str, Any]:
+    """The editable fields whose submitted value differs from the current one at ``now``, as `save_settings`
+    takes them (``None`` for the snooze: end it now)."""
     team, editable = current.team, config.settings.editable
     changes: dict[str, Any] = {}
     cron = _schedule_typed(form)
@@ -86,7 +87,7 @@ def changes_from_form(config: Config, current: TeamSettings, form: Form) -> dict
             changes["alerts"] = alerts
     if "snooze" in editable:
         choice, pause = first_value(form, "snooze"), "on" in form.get("snooze_alerts", ())
-        if choice == "none" and current.snooze is not None:
+        if choice == "none" and active_snooze(current, now) is not None:
             changes["snooze"] = None
         elif choice in ("day", "week"):
             changes["snooze"] = {"until": choice, "alerts": pause}
@@ -101,7 +102,8 @@ def changes_from_form(config: Config, current: TeamSettings, form: Form) -> dict
 def schedule_check(
     config: Config, current: TeamSettings, form: Form, now: datetime
 ) -> tuple[list[datetime], dict[str, str]]:
-    """The next three posts of the schedule and zone typed in ``form``, or what is wrong with them (by field)."""
+    """The next three posts of the schedule and zone typed in ``form``, and what is wrong with them (by field);
+    a schedule typed wrong shows no posts, a zone typed wrong shows them in the team's zone as it is."""
     errors: dict[str, str] = {}
     team = current.team
     values = {"schedule": _schedule_typed(form), "timezone": first_value(form, "timezone").strip()}
@@ -113,11 +115,11 @@ def schedule_check(
             checked[name] = check_value(config, team, name, value, now)
         except ValueError as exc:
             errors[name] = getattr(exc, "message", str(exc))
-    if errors:
+    if "schedule" in errors:
         return [], errors
     cron = checked.get("schedule", team.schedule)
     zone = checked.get("timezone", config.zone(team).key)
-    return (next_posts(cron, zone, now) if cron else []), {}
+    return (next_posts(cron, zone, now) if cron else []), errors
 
 
 def _schedule_typed(form: Form) -> str:

@@ -11,8 +11,9 @@ from bot.cards import help_message, user_text
 from bot.chat.events import ChatEvent
 from bot.chat.replies import Reply
 from bot.context import Services
+from bot.settings_dialog import UNCHECKED
 from bot.team_settings import link_refusal
-from handlers.settings import UNCHECKED, access
+from handlers.settings import access
 
 
 def link(event: ChatEvent, services: Services, team_id: str) -> Reply:

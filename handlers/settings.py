@@ -18,12 +18,11 @@ from bot.chat.replies import DialogReply, Reply
 from bot.config import TeamConfig
 from bot.context import Services
 from bot.settings_access import Access, check_access
-from bot.settings_dialog import FIELD_TITLES, settings_card
+from bot.settings_dialog import FIELD_TITLES, UNCHECKED, settings_card
 from bot.settings_form import changes_from_form, schedule_check
 from bot.team_settings import SettingsErrors, TeamSettings, effective_team, save_settings
 
 log = logging.getLogger(__name__)
-UNCHECKED = " (The Space's managers could not be asked just now: try again in a minute.)"
 
 
 def space_team(services: Services, space: str | None) -> TeamConfig | None:
@@ -93,7 +92,7 @@ def save(event: ChatEvent, services: Services) -> DialogReply | Reply:
             None, f"Only {rights.who_can} can change these settings." + (UNCHECKED if rights.unchecked else "")
         )
     config, now = services.config, services.clock()
-    changes = changes_from_form(config, current, event.form)
+    changes = changes_from_form(config, current, event.form, now)
     if not changes:
         return DialogReply(None, "Nothing changed.")
     who = event.user_email or event.user or "someone in Chat"
@@ -145,14 +144,14 @@ def _current(services: Services, team: TeamConfig) -> TeamSettings:
 
 def _card(event: ChatEvent, services: Services, current: TeamSettings, **shown: Any) -> dict[str, Any]:
     rights = access(event, services)
-    who_can = rights.who_can + (UNCHECKED if rights.unchecked else "")
     return settings_card(
         services.config,
         current,
         services.clock(),
         function=services.config.chat.button_function,
         editable=rights.allowed,
-        who_can=who_can,
+        who_can=rights.who_can,
+        unchecked=rights.unchecked,
         **shown,
     )
 
