@@ -1,4 +1,5 @@
-"""Retention: old readings thinned to one a KPI a day, old outbox, slot and delivery rows deleted."""
+"""Retention: old readings thinned to one a KPI a day, old outbox, slot and delivery rows deleted, and the
+alert tables kept to what alerts still need."""
 
 from __future__ import annotations
 
@@ -7,9 +8,14 @@ from datetime import UTC, datetime, time, timedelta
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from bot.store.alerts import NOTICE_PENDING, alert_checks, alert_deliveries, alert_items, alert_notices
 from bot.store.changes import bump_all
 from bot.store.engine import Database, insert_ignore, to_utc, utc_aware
 from bot.store.schema import deliveries, outbox, prune_marks, readings, slot_runs
+
+ALERT_CHECKS_KEPT = timedelta(days=2)
+"""How long a check's claim is kept: past its check window (``check_every`` is at most a day) nothing claims
+that check again, so an older claim only takes room (96 rows a team a day at ``15m``)."""
 
 
 class Retention(Database):
@@ -21,6 +27,10 @@ class Retention(Database):
 
         Returns how many rows went, by table. Whole UTC days are thinned, oldest first; how far
         that got is kept in ``prune_marks``, so each call only looks at days not done yet.
+
+        Alerts: check claims older than `ALERT_CHECKS_KEPT` go, and notices sent or failed, their deliveries
+        and the new items told, older than ``keep_days``. Each KPI's alert state and its transitions stay
+        (``alerts TEAM`` shows the last 10; a KPI's transitions grow only when its state changes).
         """
         cutoff = to_utc(now) - timedelta(days=keep_days)
         counts = {"readings": 0, "outbox": 0, "slot_runs": 0, "deliveries": 0}
@@ -42,6 +52,7 @@ class Retention(Database):
             counts["slot_runs"] = conn.execute(slot_runs.delete().where(key.in_(old_slots))).rowcount
             if counts["readings"] or counts["deliveries"]:  # what cards compare with may have changed
                 bump_all(conn)
+            counts |= _prune_alerts(conn, to_utc(now), cutoff, batch)
         return counts
 
 
@@ -74,6 +85,25 @@ def _thin_readings(conn: Connection, until: datetime, batch: int) -> int:
             day = next_day
     _upsert_mark(conn, "readings", day)
     return deleted
+
+
+def _prune_alerts(conn: Connection, now: datetime, cutoff: datetime, batch: int) -> dict[str, int]:
+    """Old alert check claims (`ALERT_CHECKS_KEPT`), ended notices, deliveries and items told (``cutoff``)."""
+    counts = {}
+    ended = alert_notices.c.state != NOTICE_PENDING
+    for table, column, before, keys, also in (
+        (alert_checks, alert_checks.c.check_at, now - ALERT_CHECKS_KEPT, ("team_id", "check_at"), None),
+        (alert_notices, alert_notices.c.at, cutoff, ("id",), ended),
+        (alert_deliveries, alert_deliveries.c.at, cutoff, ("message_id", "target"), None),
+        (alert_items, alert_items.c.check_at, cutoff, ("team_id", "item"), None),
+    ):
+        key = sa.tuple_(*(table.c[name] for name in keys))
+        old = sa.select(*(table.c[name] for name in keys)).where(column < before)
+        if also is not None:
+            old = old.where(also)
+        doomed = old.order_by(column).limit(batch)
+        counts[table.name] = conn.execute(table.delete().where(key.in_(doomed))).rowcount
+    return counts
 
 
 def _upsert_mark(conn: Connection, name: str, until: datetime) -> None:
