@@ -5,7 +5,8 @@
 Builds the services (as `python -m bot tick` does), prints "ready", and with
 ``--wait`` waits for a line on stdin so that several workers tick at the same
 moment; then runs one tick as of NOW (ISO time) and prints its outcomes as
-JSON lines.
+JSON lines (a slot's: team, slot, state; an alert's: team, alert, and state
+"alert STATE").
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ def main(argv: list[str]) -> int:
     result = scheduler.tick(now)
     for outcome in result.outcomes:
         print(json.dumps({"team": outcome.team_id, "slot": outcome.slot.isoformat(), "state": outcome.state}))
+    for alert in result.alerts:
+        print(json.dumps({"team": alert.team_id, "alert": alert.state, "state": f"alert {alert.state}"}))
     return 0
 
 
