@@ -487,6 +487,12 @@ def _help_message(config: Config, note: str | None, shown: int) -> Message:
             "<b>/score all</b> — every team at a glance",
             "<b>/score help</b> — this help",
         ]
+        + (["<b>/score settings</b> — this Space's team's settings"] if config.settings.editable else [])
+        + (
+            ["<b>/score link TEAM</b>, <b>/score unlink</b> — give this Space to a team"]
+            if config.settings.link == "editors"
+            else []
+        )
     )
     teams, rest = config.teams[:shown], len(config.teams) - shown
     more = [f"… and {rest} more teams"] if rest else []

@@ -20,8 +20,8 @@ from zoneinfo import ZoneInfo
 
 from bot.cards import user_text
 from bot.config import Config
-from bot.settings_form import CUSTOM, Form, active_snooze, categories_of, first_value, form_of, live_of
-from bot.team_settings import LIVE_CHOICES, PRESET_LABELS, STATUSES, Snooze, TeamSettings, next_posts, preset_of
+from bot.settings_form import CUSTOM, Form, active_snooze, categories_of, first_value, form_of, live_of, posts_after
+from bot.team_settings import LIVE_CHOICES, PRESET_LABELS, STATUSES, Snooze, TeamSettings, preset_of
 
 SNOOZE_LABELS = {
     "keep": "Keep the snooze",
@@ -68,7 +68,7 @@ def settings_card(
         ZoneInfo(first_value(shown, "timezone") or config.zone(team).key) if _known_zone(shown) else config.zone(team)
     )
     if posts is None:
-        posts = next_posts(team.schedule, config.zone(team), now) if team.schedule else []
+        posts = posts_after(current, team.schedule, config.zone(team), now)
     errors = errors or {}
     sections: list[dict[str, Any]] = []
     top = []
@@ -136,7 +136,7 @@ class _View:
 def _schedule_input(v: _View) -> list[dict[str, Any]]:
     preset = first_value(v.form, "schedule_preset") or CUSTOM
     items = [(name, label) for name, label in PRESET_LABELS.items()] + [(CUSTOM, "Custom (cron below)")]
-    held = f"Held by the snooze until {_local(v.snooze.until, v.zone)}" if v.snooze else ""
+    held = f"After the snooze: posts are held until {_local(v.snooze.until, v.zone)}" if v.snooze else ""
     return [
         _select("schedule_preset", "When to post", "DROPDOWN", items, {preset}),
         {

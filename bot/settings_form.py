@@ -8,8 +8,9 @@ a submitted form into the changes `bot.team_settings.save_settings` takes (only 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from bot.config import ChatApiTarget, Config, TeamConfig
 from bot.team_settings import PRESETS, Snooze, TeamSettings, check_value, next_posts, preset_of
@@ -119,7 +120,15 @@ def schedule_check(
         return [], errors
     cron = checked.get("schedule", team.schedule)
     zone = checked.get("timezone", config.zone(team).key)
-    return (next_posts(cron, zone, now) if cron else []), errors
+    return posts_after(current, cron, zone, now), errors
+
+
+def posts_after(current: TeamSettings, cron: str | None, zone: str | ZoneInfo, now: datetime) -> list[datetime]:
+    """The next three posts of ``cron`` in ``zone`` that go out: after ``now``, and from the end of a snooze in
+    force (a post at that very moment goes out)."""
+    snooze = active_snooze(current, now)
+    after = snooze.until - timedelta(microseconds=1) if snooze else now
+    return next_posts(cron, zone, after) if cron else []
 
 
 def _schedule_typed(form: Form) -> str:

@@ -232,6 +232,8 @@ def test_a_save_stores_the_changes_audited_and_the_footer_then_shows_them(app, m
     assert [i["value"] for i in named(card, "schedule_preset")["items"] if i["selected"]] == ["weekdays"]
     assert [i["value"] for i in named(card, "snooze")["items"] if i["selected"]] == ["keep"]
     assert "Keep: until Mon 14 Dec 2026 10:00 (Europe/Berlin)" in text_of(card)
+    # the next posts that go out: from the snooze's end, its own moment included
+    assert "Mon 14 Dec 10:00, Tue 15 Dec 10:00, Wed 16 Dec 10:00 (Europe/Berlin)" in text_of(card)
     assert footer_params(card)["version"] == "1"
 
 

@@ -153,3 +153,12 @@ def test_a_refreshed_card_keeps_the_settings_button(app):
     kind, message = card_of(app.send(p.classic_click("customer")))
     assert kind == "UPDATE_MESSAGE"
     assert [b["text"] for b in buttons(message)][:2] == ["Refresh", "Settings"]
+
+
+def test_help_lists_the_settings_and_link_commands_only_where_they_work(app, tmp_path, token_factory):
+    _, message = card_of(app.send(p.classic_slash(" help")))
+    assert "<b>/score settings</b>" in text(message) and "<b>/score link TEAM</b>" in text(message)
+    (tmp_path / "plain").mkdir()
+    plain = App(tmp_path / "plain", token_factory, {})
+    _, message = card_of(plain.send(p.classic_slash(" help")))
+    assert "/score settings" not in text(message) and "/score link" not in text(message)
