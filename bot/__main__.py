@@ -9,6 +9,7 @@ demo      the demo: fresh store with 60 days of generated history, then serve
 history   a team's recent readings, slots and deliveries
 alerts    each KPI's alert state, since when, and its last transitions
 schedule  each team's next scheduled slots, in its zone
+settings  a team's own settings (overrides of the file) and their history; --reset [FIELD] clears them
 db        the store's schema: `db upgrade` to this version's revision (a deploy step), `db current` where it is
 """
 
@@ -44,6 +45,7 @@ from bot.schedule.cli import add_commands
 from bot.schedule.tick import start_background_ticker
 from bot.secrets import scrubbed_output
 from bot.services import build_services, store_location, use_store_url
+from bot.settings_cli import add_commands as add_settings_commands
 from bot.settings_dialog import settings_card
 from bot.sources import Deadline, with_categories_of
 from bot.store import SCORE, make_engine
@@ -110,7 +112,7 @@ def cmd_preview(args: argparse.Namespace, services: Services) -> int:
     """Print the team's card as `/score` would answer it; ``all``: the overview, every page."""
     if args.team == "all":
         return preview_all(args, services)
-    team = services.config.team(args.team)
+    team = services.team(args.team)
     if team is None:
         print(f"no team {args.team!r}; teams: {', '.join(t.id for t in services.config.teams)}", file=sys.stderr)
         return 2
@@ -131,7 +133,7 @@ def preview_settings(args: argparse.Namespace, services: Services, team: TeamCon
     if not config.settings.editable:
         print("teams cannot change settings from Chat: settings.editable is empty", file=sys.stderr)
         return 2
-    current = effective_team(config, team, services.store.team_overrides(team.id))
+    current = effective_team(config, config.team(team.id) or team, services.store.team_overrides(team.id))
     card = settings_card(config, current, services.clock(), function=config.chat.button_function)
     print(json.dumps(card, indent=2, ensure_ascii=False) if args.format == "json" else dialog_as_text(card))
     return 0
@@ -155,7 +157,7 @@ def preview_alert(services: Services, report: TeamReport) -> dict[str, Any]:
 
 def cmd_alerts(args: argparse.Namespace, services: Services) -> int:
     """Print each KPI's alert state, since when, and its last transitions."""
-    team = services.config.team(args.team)
+    team = services.team(args.team)
     if team is None:
         print(f"no team {args.team!r}; teams: {', '.join(t.id for t in services.config.teams)}", file=sys.stderr)
         return 2
@@ -348,6 +350,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Command]]:
         "alerts": cmd_alerts,
     }
     table.update(add_commands(commands))
+    table.update(add_settings_commands(commands))
     db = commands.add_parser("db", help="the store's schema: upgrade it, or show its revision")
     db.add_argument(
         "action",

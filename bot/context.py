@@ -21,6 +21,7 @@ from bot.reports import Reporter, ScanShare, TeamReport
 from bot.settings_access import SpaceRoles
 from bot.sources import Source
 from bot.store import Store
+from bot.team_settings import SettingsView
 
 
 class ScheduledPost(Protocol):
@@ -46,6 +47,18 @@ class Services:
     """What the tick posts at a team's slot."""
     space_roles: SpaceRoles
     """Who manages which Space, asked of the Chat API and remembered briefly (the settings' ``space-managers``)."""
+    settings: SettingsView
+    """The teams as they run: the YAML with each team's stored overrides, re-read every few seconds."""
+
+    def team(self, team_id: str) -> TeamConfig | None:
+        """The team with this id as it runs now (its overrides applied), if the configuration has it."""
+        found = self.settings.team(team_id)
+        return found.team if found else None
+
+    def team_for_space(self, space: str | None) -> TeamConfig | None:
+        """The team of a Space (the YAML's ``spaces``, else a link made from Chat) as it runs now, if any."""
+        found = self.settings.team_for_space(space)
+        return found.team if found else None
 
     def report(
         self,

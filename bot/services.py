@@ -25,6 +25,7 @@ from bot.secrets import register
 from bot.settings_access import ChatMemberships, SpaceRoles
 from bot.sources import build_source
 from bot.store import Store, resolve_url
+from bot.team_settings import SettingsView, warn_ignored
 from handlers import scheduled
 
 T = TypeVar("T")
@@ -113,6 +114,7 @@ def build_services(config: Config, clock: Callable[[], datetime] = utc_now, stor
         max_concurrent={name: settings.max_concurrent for name, settings in config.sources.items()},
     )
     delivery = Delivery(config.chat, store, clock, base_dir=base, pace_seconds=config.schedule.pace_seconds)
+    warn_ignored(config, store)
     return Services(
         config=config,
         store=store,
@@ -122,4 +124,5 @@ def build_services(config: Config, clock: Callable[[], datetime] = utc_now, stor
         delivery=delivery,
         scheduled_post=scheduled.handle,
         space_roles=SpaceRoles(ChatMemberships(config.chat, base)),
+        settings=SettingsView(config, store),
     )

@@ -132,16 +132,17 @@ def preset_of(schedule: str | None) -> str | None:
 def check_value(config: Config, team: TeamConfig, name: str, value: Any, now: datetime) -> Any:
     """``value`` for field ``name`` of ``team`` as the store keeps it; `SettingsError` if it may not be.
 
-    ``value`` None takes the field back to the YAML's. ``team`` is the effective team (its zone dates a
-    snooze); a schedule may be a preset's name; a snooze is ``{"until": "day" | "week" | "YYYY-MM-DD",
-    "alerts": bool}``.
+    ``value`` None takes the field back to the YAML's, but for a snooze: None ends it now (kept as a snooze
+    that ended, so the next post still says what moved over it). ``team`` is the effective team (its zone
+    dates a snooze); a schedule may be a preset's name; a snooze is ``{"until": "day" | "week" |
+    "YYYY-MM-DD", "alerts": bool}``.
     """
     if name not in FIELDS:
         raise SettingsError(name, f"not a setting (settings: {', '.join(FIELDS)})")
     if name not in config.settings.editable:
         raise SettingsError(name, "the configuration does not let teams change this (settings.editable)")
     if value is None:
-        return None
+        return {"from": _iso(now), "until": _iso(now), "alerts": False} if name == "snooze" else None
     try:
         return _CHECKS[name](config, team, value, now)
     except ValueError as exc:
@@ -275,11 +276,12 @@ class SettingsView:
         with self._lock:
             now = self._clock()
             if fresh or self._read_at is None or now - self._read_at >= self.cache_seconds:
-                stored = self.store.all_overrides()
+                with self.store.one_connection():
+                    stored, links = self.store.all_overrides(), self.store.space_links()
                 self._teams = {
                     t.id: effective_team(self.config, t, stored.get(t.id, Overrides())) for t in self.config.teams
                 }
-                self._links = self.store.space_links()
+                self._links = links
                 self._read_at = now
             return self._teams, self._links
 

@@ -25,7 +25,7 @@ def handle_page(event: ChatEvent, services: Services) -> Reply:
 def handle_team(event: ChatEvent, services: Services) -> Reply:
     """A team's "Show" button: the team's full card (read now, as `/score TEAM`) in place, with a way back."""
     config = services.config
-    team = config.team(event.parameters.get("team", ""))
+    team = services.team(event.parameters.get("team", ""))
     if team is None:
         note = "This team is no longer in Scorebot's configuration; ask whoever runs Scorebot."
         return Reply(help_message(config, note), private=True)

@@ -28,7 +28,7 @@ def handle(event: ChatEvent, services: Services) -> Reply:
     alone is told why.
     """
     config = services.config
-    team = config.team(event.parameters.get("team", ""))
+    team = services.team(event.parameters.get("team", ""))
     if team is None:
         note = "This card's team is no longer in Scorebot's configuration; ask whoever runs Scorebot."
         return Reply(help_message(config, note), private=True)

@@ -44,12 +44,12 @@ def handle(event: ChatEvent, services: Services) -> Reply | DialogReply:
     if argument.lower() == "all":
         return overview.show(services)
     if argument:
-        team = config.team(argument.lower())
+        team = services.team(argument.lower())
         if team is None:
             note = f"There is no team called “{user_text(argument)}”."
             return Reply(help_message(config, note), private=True)
     else:
-        team = config.team_for_space(event.space)
+        team = services.team_for_space(event.space)
         if team is None:
             note = "This Space is not linked to a team: name one, e.g. /score TEAM."
             return Reply(help_message(config, note), private=True)
@@ -61,7 +61,7 @@ def handle(event: ChatEvent, services: Services) -> Reply | DialogReply:
 def alerts(services: Services, event: ChatEvent, argument: str) -> Reply:
     """`/score alerts [TEAM]`: each KPI's alert state, since when, and its last transitions (reads no source)."""
     config = services.config
-    team = config.team(argument.lower()) if argument else config.team_for_space(event.space)
+    team = services.team(argument.lower()) if argument else services.team_for_space(event.space)
     if team is None:
         note = (
             f"There is no team called “{user_text(argument)}”."

@@ -6,6 +6,8 @@ from datetime import UTC, datetime, timedelta
 import yaml
 
 from bot.chart_links import check
+from bot.store import Store
+from bot.team_settings import save_settings
 from tests.pages import SECRET, pages_config, unverified_app
 
 NOW = datetime(2026, 11, 26, 20, 0, tzinfo=UTC)
@@ -75,3 +77,22 @@ def test_without_a_chart_secret_the_pages_show_no_images(tmp_path):
     html = client.get("/status").get_data(as_text=True)
     assert "<img" not in html
     assert "Customer Issues" in html
+
+
+def test_a_teams_own_settings_show_on_its_line_and_a_snooze_instead_of_the_next_post(tmp_path):
+    editable = {"editable": ["schedule", "snooze"], "editors": ["ana@example.com"]}
+    client = site(tmp_path, settings=editable)
+    config = pages_config(tmp_path, status={"access": "loopback"}, charts={"secret": SECRET}, settings=editable)
+    store = Store(f"sqlite:///{tmp_path / 'store.db'}")
+    changes = {"schedule": "weekdays", "snooze": {"until": "week"}}
+    assert save_settings(store, config, "customer", changes, version=0, who="ana@example.com", at=NOW).saved
+    store.engine.dispose()
+
+    text = text_of(client.get("/status").get_data(as_text=True))
+    assert (
+        "own settings: schedule 0 10 * * 1-5, snooze until Thu 3 Dec 15:00 EST (ana@example.com, Thu 26 Nov 15:00 EST)"
+        in text
+    )
+    assert "next post snoozed until Thu 3 Dec 15:00 EST" in text
+    team = text_of(client.get("/status/customer").get_data(as_text=True))
+    assert "own settings: schedule 0 10 * * 1-5" in team

@@ -197,7 +197,9 @@ def test_snooze_a_day_a_week_or_until_a_date_at_most_90_days_ahead(tmp_path):
         check_value(config, ops, "snooze", {"until": "2026-12-07"}, NOW)
     with pytest.raises(SettingsError, match="snooze for a day, a week, or until a date"):
         check_value(config, ops, "snooze", {"until": "fortnight"}, NOW)
-    assert check_value(config, ops, "snooze", None, NOW) is None  # back to posting
+    ended = check_value(config, ops, "snooze", None, NOW)  # back to posting: a snooze that ended now
+    assert ended == {"from": NOW.isoformat(), "until": NOW.isoformat(), "alerts": False}
+    assert not effective_team(config, ops, Overrides({"snooze": ended}, 2)).snoozed(NOW)
 
     snoozed = effective_team(config, ops, Overrides({"snooze": day}, 1))
     assert snoozed.snoozed(NOW) and snoozed.alerts_paused(NOW)

@@ -862,10 +862,10 @@ def test_a_teams_slot_costs_a_few_store_transactions(tmp_path, fake):
 
     assert states(tick(scheduler, clock, at("09:01:05"))) == [("alpha", "09:01", "delivered")]
 
-    # 1 the team's bookkeeping with its slots, 1 the claim, 1 the card's reads, 1 its readings, 1 the lease
-    # renewal before the request, 1 the delivery record with the finish; then 1 retention for the whole tick
-    # (a new slot has no settled targets to look up)
-    assert len(begins) == 7, f"{len(begins)} transactions"
+    # 1 the teams' own settings for the whole tick (read afresh every tick), 1 the team's bookkeeping with its
+    # slots, 1 the claim, 1 the card's reads, 1 its readings, 1 the lease renewal before the request, 1 the
+    # delivery record with the finish; then 1 retention for the whole tick (a new slot has no settled targets)
+    assert len(begins) == 8, f"{len(begins)} transactions"
 
 
 def test_a_retried_slot_posts_only_to_the_targets_not_settled_yet_and_records_each_attempt(tmp_path, fake):

@@ -93,8 +93,10 @@ class AlertRunner:
         *,
         lease_seconds: float,
         concurrency: int = 4,
+        teams: Callable[[datetime], list[TeamConfig]] | None = None,
     ) -> None:
         self.config = config
+        self._teams = teams
         self.store = store
         self.delivery = delivery
         self.report = report
@@ -104,15 +106,16 @@ class AlertRunner:
         self.concurrency = concurrency
         self._clock: Callable[[], datetime] = delivery.clock
 
-    def teams(self) -> list[TeamConfig]:
-        """The teams with alerts."""
-        return [team for team in self.config.teams if team.alerts is not None]
+    def teams(self, now: datetime) -> list[TeamConfig]:
+        """The teams with alerts at ``now`` (as ``teams`` gives them, else the configuration's)."""
+        teams = self._teams(now) if self._teams else self.config.teams
+        return [team for team in teams if team.alerts is not None]
 
     def run(self, clock: Callable[[], datetime], deadline: Deadline) -> list[AlertOutcome]:
         """One tick's alert work on the tick's ``clock``: the due checks, then every team's due notices."""
         self._clock = clock
         now = clock()
-        teams = self.teams()
+        teams = self.teams(now)
         if not teams:
             return []
         with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="alerts") as pool:

@@ -8,6 +8,7 @@ are named by their Space, sources by name and type.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from bot.pages.series import DaySeries, points, team_series
 from bot.reports import measure, rule_of
 from bot.slots import next_slots
 from bot.store import CLAIMED, FAILED, PENDING, DeliveryRecord, Reading, SlotRun
+from bot.team_settings import TeamSettings
 from scoring import KpiScore, Status, score_kpi, worst_status
 
 log = logging.getLogger(__name__)
@@ -81,6 +83,8 @@ class TeamLine:
     problems: tuple[SlotLine, ...]
     next_slot: str
     targets: str
+    overrides: str = ""
+    """The team's own settings over the file's, and who changed them last ("" if none)."""
 
 
 @dataclass(frozen=True)
@@ -121,6 +125,25 @@ def failure_kind(run: SlotRun, deliveries: Sequence[DeliveryRecord]) -> str:
     return run.state
 
 
+def overrides_text(current: TeamSettings, zone: ZoneInfo) -> str:
+    """The team's own settings in one line: "own settings: schedule 0 10 * * *, kpis open (ana@example.com,
+    Mon 7 Dec 09:58 UTC)"; ignored ones named as such; "" if it has none."""
+    values = current.overrides.values
+    if not values:
+        return ""
+    ignored = dict(current.ignored)
+    parts = []
+    for name, value in values.items():
+        if name == "snooze":
+            shown = f"until {local(datetime.fromisoformat(value['until']), zone)}"
+        else:
+            shown = value if isinstance(value, str) else json.dumps(value)
+        parts.append(f"{name} {shown}" + (" (ignored)" if name in ignored else ""))
+    by = current.overrides.changed_by
+    when = local(current.overrides.changed_at, zone) if current.overrides.changed_at else ""
+    return f"own settings: {', '.join(parts)} ({by}, {when})"
+
+
 class StatusPages:
     """Builds what the templates show, from the configuration and the store."""
 
@@ -132,7 +155,7 @@ class StatusPages:
         """Every team's line and every source's health."""
         latest: dict[tuple[str, str], Reading] = {}
         teams = []
-        for team in self.config.teams:
+        for team in (t.team for t in self.services.settings.teams()):
             readings = self.services.store.latest_readings(team.id)
             latest |= {(team.id, kpi_id): reading for kpi_id, reading in readings.items()}
             teams.append(self.team_line(team, now, readings))
@@ -158,6 +181,8 @@ class StatusPages:
         posted = next((r for r in runs if r.state in POSTED_STATES), None)
         recent = [r for r in runs if r.slot >= now - PROBLEM_WINDOW and r.state in (FAILED, PENDING, CLAIMED)]
         upcoming = next_slots(team.schedule, zone, now, 1) if team.schedule else []
+        current = self.services.settings.team(team.id)
+        snoozed = current is not None and current.snoozed(now) and current.snooze
         return TeamLine(
             id=team.id,
             name=team.name,
@@ -166,8 +191,15 @@ class StatusPages:
             kpis=kpis,
             last_post=self._slot_line(posted, deliveries, zone) if posted else None,
             problems=tuple(self._slot_line(r, deliveries, zone) for r in recent),
-            next_slot=local(upcoming[0], zone) if upcoming else "no schedule",
+            next_slot=(
+                f"snoozed until {local(snoozed.until, zone)}"
+                if snoozed
+                else local(upcoming[0], zone)
+                if upcoming
+                else "no schedule"
+            ),
             targets=", ".join(target_key(t) for t in team.deliver) or "no targets",
+            overrides=overrides_text(current, zone) if current else "",
         )
 
     def _kpi_line(
@@ -284,7 +316,7 @@ def create_status_blueprint(services: Services, keys: CertCache | None = None) -
 
     @blueprint.get("/status/<team_id>")
     def team_page(team_id: str) -> Response:
-        team = services.config.team(team_id)
+        team = services.team(team_id)
         if team is None:
             abort(404)
         now = services.clock()

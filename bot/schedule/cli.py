@@ -225,7 +225,7 @@ def cmd_history(args: argparse.Namespace, services: Services) -> int:
 def cmd_schedule(args: argparse.Namespace, services: Services) -> int:
     """Print each team's schedule, zone and next slots in local time."""
     now = services.clock()
-    for team in services.config.teams:
+    for team in (t.team for t in services.settings.teams(fresh=True)):
         zone = services.config.zone(team)
         if not team.schedule:
             print(f"{team.id}: no schedule")
@@ -238,7 +238,7 @@ def cmd_schedule(args: argparse.Namespace, services: Services) -> int:
 
 
 def _team(services: Services, team_id: str) -> TeamConfig | None:
-    team = services.config.team(team_id)
+    team = services.team(team_id)
     if team is None:
         known = ", ".join(t.id for t in services.config.teams)
         print(f"no team {team_id!r}; teams: {known}", file=sys.stderr)

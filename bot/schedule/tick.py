@@ -87,12 +87,14 @@ from bot.store import (
     POST,
     RETRY,
     SKIPPED,
+    SNOOZED,
     SUPERSEDED,
     DeliveryRecord,
     SlotRun,
     TeamMark,
     to_utc,
 )
+from bot.team_settings import Snooze, TeamSettings
 
 log = logging.getLogger(__name__)
 
@@ -216,6 +218,7 @@ class Scheduler:
             self.owner,
             lease_seconds=self.settings.lease_seconds,
             concurrency=self.settings.concurrency,
+            teams=lambda now: [t.team for t in services.settings.teams() if not t.alerts_paused(now)],
         )
 
     def tick(self, now: datetime | None = None) -> TickResult:
@@ -235,7 +238,8 @@ class Scheduler:
             with ThreadPoolExecutor(max_workers=self.settings.concurrency, thread_name_prefix="tick") as pool:
                 work: list[Future[list[SlotOutcome]]] = []
                 for first in range(0, len(teams), size):
-                    opened = list(pool.map(lambda team: self._team(team, clock), teams[first : first + size]))
+                    batch = teams[first : first + size]
+                    opened = list(pool.map(lambda team: self._team(team.team, clock, team.snooze), batch))
                     scans = self._prefetch([o.team for o in opened if o.claimed])
                     work += [pool.submit(self._work, o, clock, scans.get(o.team.id)) for o in opened]
                 for done in work:
@@ -265,7 +269,7 @@ class Scheduler:
             log.info("retention: removed %s", ", ".join(f"{n} {table}" for table, n in pruned.items() if n))
         return pruned
 
-    def _team(self, team: TeamConfig, clock: _Clock) -> _Opened:
+    def _team(self, team: TeamConfig, clock: _Clock, snooze: Snooze | None = None) -> _Opened:
         """The team's slots closed or superseded, and its due slot claimed (if any, and in time)."""
         if clock.deadline.expired():
             log.warning("team %s: tick deadline reached before this team; left for the next tick", team.id)
@@ -273,7 +277,7 @@ class Scheduler:
                 team, [SlotOutcome(team.id, clock.start, NOT_REACHED, "the tick's deadline came before this team")]
             )
         try:
-            return self._open_team(team, clock)
+            return self._open_team(team, clock, snooze)
         except (ScorebotError, SQLAlchemyError) as exc:
             log.error("team %s: tick failed: %s", team.id, exc)
             return _Opened(team, [SlotOutcome(team.id, clock.start, ERROR, str(exc))])
@@ -281,9 +285,10 @@ class Scheduler:
             _log_unexpected(exc, "team %s: tick failed", team.id)
             return _Opened(team, [SlotOutcome(team.id, clock.start, ERROR, f"unexpected {type(exc).__name__}")])
 
-    def _open_team(self, team: TeamConfig, clock: _Clock) -> _Opened:
+    def _open_team(self, team: TeamConfig, clock: _Clock, snooze: Snooze | None) -> _Opened:
         store, now = self.services.store, clock.start
         grace = self._grace()
+        snoozed = self._snoozed(team, snooze, now)
         # Slots the last tick saw as due but did not start are missed now; a first tick misses nothing.
         missed_detail = "not started within the grace period"
         missed, expired, runs = store.open_team(
@@ -294,7 +299,7 @@ class Scheduler:
             now - 2 * grace,
             "not completed within the grace period",
         )
-        outcomes = [SlotOutcome(team.id, slot, MISSED, missed_detail) for slot in missed]
+        outcomes = [*snoozed, *(SlotOutcome(team.id, slot, MISSED, missed_detail) for slot in missed)]
         if expired:
             log.warning("team %s: %d unfinished slots gave up (grace period long over)", team.id, expired)
         catchup = self._catchup(team, now, runs)
@@ -342,7 +347,7 @@ class Scheduler:
         """What a tick as of ``now`` would do for each scheduled team, reading the store and writing nothing."""
         now, store = to_utc(now), self.services.store
         plans = []
-        for team in self._scheduled_teams():
+        for team in (settings.team for settings in self._scheduled_teams()):
             mark = store.find_mark(team.id)
             missed = self._missed(team, mark, now)
             runs = store.slot_runs(team.id, since=now - MISSED_LOOKBACK, until=now, limit=100_000)
@@ -353,8 +358,26 @@ class Scheduler:
             plans.append(TeamPlan(team.id, catchup, unstarted, targets, mark is None))
         return plans
 
-    def _scheduled_teams(self) -> list[TeamConfig]:
-        return [t for t in self.services.config.teams if t.schedule and t.deliver]
+    def _scheduled_teams(self) -> list[TeamSettings]:
+        """The teams with a schedule and targets, as they run now (their overrides read afresh every tick; alerts
+        and the posts then use what this read)."""
+        return [t for t in self.services.settings.teams(fresh=True) if t.team.schedule and t.team.deliver]
+
+    def _snoozed(self, team: TeamConfig, snooze: Snooze | None, now: datetime) -> list[SlotOutcome]:
+        """The team's slots of the last day that fell due within its snooze, recorded snoozed (once each)."""
+        assert team.schedule  # noqa: S101 (only scheduled teams tick)
+        if snooze is None or snooze.until <= now - MISSED_LOOKBACK or snooze.since > now:
+            return []
+        zone = self.services.config.zone(team)
+        start, end = max(snooze.since, now - MISSED_LOOKBACK), min(now, snooze.until)
+        slots = [slot for slot in slots_between(team.schedule, zone, start, end) if snooze.active(slot)]
+        if not slots:
+            return []
+        detail = f"snoozed until {snooze.until.astimezone(zone):%Y-%m-%d %H:%M}"
+        recorded = self.services.store.record_snoozed(team.id, slots, now, detail)
+        if recorded:
+            log.info("team %s: %d slots snoozed (%s)", team.id, len(recorded), detail)
+        return [SlotOutcome(team.id, slot, SNOOZED, detail) for slot in recorded]
 
     def _grace(self) -> timedelta:
         return timedelta(minutes=self.settings.grace_minutes)

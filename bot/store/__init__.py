@@ -25,7 +25,7 @@ Scheduled posts keep three tables beside the readings:
 
 - ``slot_runs``: one row per (team, slot); the row is the claim (see `bot.store.schedule`).
   Final states: delivered, failed, skipped, missed, superseded (a newer slot was posted
-  instead: see `bot.schedule.catchup`).
+  instead: see `bot.schedule.catchup`), snoozed (the team had its posts snoozed).
 - ``deliveries``: every attempt at every target, with its outcome; a target
   with a settled outcome is not sent again when the slot is retried.
 - ``outbox``: messages of the ``log`` target (the demo's "Space").
@@ -77,6 +77,7 @@ from bot.store.schema import (
     SEND,
     SETTLED_OUTCOMES,
     SKIPPED,
+    SNOOZED,
     SUPERSEDED,
     UNFINISHED,
     metadata,
@@ -123,6 +124,7 @@ __all__ = [
     "SEND",
     "SETTLED_OUTCOMES",
     "SKIPPED",
+    "SNOOZED",
     "SUPERSEDED",
     "UNFINISHED",
     "UNLINKED",

@@ -22,6 +22,7 @@ from bot.store.schema import (
     MISSED,
     PENDING,
     SETTLED_OUTCOMES,
+    SNOOZED,
     SUPERSEDED,
     UNFINISHED,
     deliveries,
@@ -77,6 +78,12 @@ class Schedule(Database):
         """Record slots nobody worked on as missed; return those not recorded before."""
         with self.engine.begin() as conn:
             return _record_missed(conn, team_id, slots, now, detail)
+
+    def record_snoozed(self, team_id: str, slots: list[datetime], now: datetime, detail: str) -> list[datetime]:
+        """Record slots that fell due while the team was snoozed (never posted, not missed); return those not
+        recorded before (a slot already recorded keeps its state)."""
+        with self.engine.begin() as conn:
+            return _record_missed(conn, team_id, slots, now, detail, SNOOZED)
 
     def claim(self, team_id: str, slot: datetime, owner: str, now: datetime, lease_until: datetime) -> int:
         """Claim a slot for ``owner`` until ``lease_until``: its attempt number (1: the slot is new) for exactly
@@ -266,10 +273,12 @@ def _advance_mark(conn: Connection, team_id: str, until: datetime) -> None:
     )
 
 
-def _record_missed(conn: Connection, team_id: str, slots: list[datetime], now: datetime, detail: str) -> list[datetime]:
+def _record_missed(
+    conn: Connection, team_id: str, slots: list[datetime], now: datetime, detail: str, state: str = MISSED
+) -> list[datetime]:
     added = []
     for slot in map(to_utc, slots):
-        row = {"team_id": team_id, "slot_utc": slot, "state": MISSED, "attempts": 0, "updated_at": to_utc(now)}
+        row = {"team_id": team_id, "slot_utc": slot, "state": state, "attempts": 0, "updated_at": to_utc(now)}
         if insert_ignore(conn, slot_runs, row | {"detail": detail}):
             added.append(slot)
     return added

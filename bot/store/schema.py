@@ -22,6 +22,8 @@ POSTED_OUTCOMES = ("delivered", "already")
 
 CLAIMED, PENDING = "claimed", "pending"
 DELIVERED, FAILED, SKIPPED, MISSED, SUPERSEDED = "delivered", "failed", "skipped", "missed", "superseded"
+SNOOZED = "snoozed"
+"""A slot that fell due while its team had its scheduled posts snoozed: never posted, and not missed."""
 UNFINISHED = (CLAIMED, PENDING)
 CONCLUDED = (DELIVERED, FAILED, SKIPPED)
 """Final states of a slot that was worked to the end (posted, refused for good, or skipped on purpose)."""
