@@ -272,6 +272,11 @@ class SettingsView:
         team_id = given.id if given else links.get(space or "")
         return teams.get(team_id) if team_id else None
 
+    def forget(self) -> None:
+        """Drop what was read: the next call reads the store (after this process saved or linked)."""
+        with self._lock:
+            self._read_at = None
+
     def _snapshot(self, fresh: bool) -> tuple[dict[str, TeamSettings], dict[str, str]]:
         with self._lock:
             now = self._clock()

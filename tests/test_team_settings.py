@@ -315,6 +315,9 @@ def test_the_view_follows_the_store_within_its_cache_seconds(tmp_path):
     writer.save_overrides("ops", {"schedule": "0 11 * * *"}, version=1, who="a@x.org", at=NOW)
     seconds[0] = 10.0
     assert [t.team.schedule for t in view.teams()] == ["0 11 * * *", None]
+    writer.save_overrides("ops", {"schedule": "0 12 * * *"}, version=2, who="a@x.org", at=NOW)
+    view.forget()  # this process saved: no need to wait out the seconds
+    assert view.team("ops").team.schedule == "0 12 * * *"
     assert view.team("nope") is None
     writer.engine.dispose()
     reader.engine.dispose()
