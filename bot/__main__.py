@@ -169,7 +169,7 @@ def cmd_alerts(args: argparse.Namespace, services: Services) -> int:
 def preview_all(args: argparse.Namespace, services: Services) -> int:
     """Print `/score all` from the stored readings, every page (it reads no source and writes nothing)."""
     now = services.clock()
-    teams = overview(services.config, services.store, now)
+    teams = overview(services.config, services.store, now, [t.team for t in services.settings.teams()])
     function = services.config.chat.button_function
     pages = max(1, -(-len(teams) // overview_page_size(teams, now, function)))
     messages = [overview_message(teams, now, page=page, button_function=function) for page in range(pages)]

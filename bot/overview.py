@@ -12,6 +12,7 @@ relative to their own target; nothing is numbered or ranked.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -91,10 +92,14 @@ def glance(team: TeamConfig, latest: dict[str, Reading], week_ago: dict[str, Rea
     return TeamGlance(team, tuple(kpis))
 
 
-def overview(config: Config, store: Store, now: datetime) -> list[TeamGlance]:
-    """Every team, worst first, from the store's latest readings (two queries a team, no source read)."""
-    teams = [glance(t, store.latest_readings(t.id), store.reading_near(t.id, now - WEEK)) for t in config.teams]
-    return sorted(teams, key=_team_order)
+def overview(
+    config: Config, store: Store, now: datetime, teams: Sequence[TeamConfig] | None = None
+) -> list[TeamGlance]:
+    """Every team (``teams`` as they run, else the configuration's), worst first, from the store's latest
+    readings (two queries a team, no source read)."""
+    chosen = config.teams if teams is None else teams
+    glances = [glance(t, store.latest_readings(t.id), store.reading_near(t.id, now - WEEK)) for t in chosen]
+    return sorted(glances, key=_team_order)
 
 
 def _team_order(team: TeamGlance) -> tuple[int, float, str]:

@@ -12,7 +12,8 @@ from bot.store import SCORE
 
 def show(services: Services, page: int = 0, *, update: bool = False) -> Reply:
     """The overview's ``page``, from the teams' stored readings (no source is read)."""
-    teams = overview(services.config, services.store, services.clock())
+    running = [t.team for t in services.settings.teams()]
+    teams = overview(services.config, services.store, services.clock(), running)
     message = overview_message(teams, services.clock(), page=page, button_function=services.config.chat.button_function)
     return Reply(message, update=update)
 

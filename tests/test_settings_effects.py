@@ -13,6 +13,7 @@ import yaml
 
 from bot.__main__ import main
 from bot.config import load_config
+from bot.overview import overview
 from bot.schedule.tick import Scheduler
 from bot.services import build_services
 from bot.store import SNOOZED
@@ -171,6 +172,8 @@ def test_score_follows_a_saved_change_within_the_cache_seconds(tmp_path, fake):
     save_settings(services.store, config, "alpha", {"kpis": ["high"]}, version=0, who=ANA, at=datetime.now(UTC))
     assert [k.id for k in services.team("alpha").kpis] == ["high"]
     assert [k.kpi.id for k in services.report(services.team("alpha"), "score", record=False).kpis] == ["high"]
+    [glance] = overview(config, services.store, datetime.now(UTC), [t.team for t in services.settings.teams()])
+    assert [k.kpi.id for k in glance.kpis] == ["high"]  # /score all shows the same KPIs
     services.store.engine.dispose()
 
 
