@@ -8,7 +8,7 @@ from bot.cards import welcome_message
 from bot.chat.events import ChatEvent
 from bot.chat.replies import Reply
 from bot.context import Services
-from handlers.settings import access, space_team
+from handlers.settings import access
 
 
 def handle(event: ChatEvent, services: Services) -> Reply:
@@ -18,7 +18,7 @@ def handle(event: ChatEvent, services: Services) -> Reply:
     how: the one who added the app, if an editor, is offered ``/score link TEAM``; anyone else is told who can.
     """
     config = services.config
-    team = space_team(services, event.space)
+    team = services.team_for_space(event.space)
     unlinked = None
     if team is None and config.settings.link == "editors" and event.space_type != "DIRECT_MESSAGE":
         example = escape(config.teams[0].id)

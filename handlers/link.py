@@ -31,6 +31,7 @@ def link(event: ChatEvent, services: Services, team_id: str) -> Reply:
         return _private(services, problem or f"There is no team called “{user_text(team_id)}”.")
     who = event.user_email or event.user or "someone in Chat"
     before = services.store.link_space(space, team.id, who=who, at=services.clock())
+    services.settings.forget()  # this process's next /score reads the link
     was = config.team(before) if before else None
     moved = f" (it was linked to {was.name})" if was else ""
     text = f"This Space is now linked to {team.name} ({team.id}){moved}: /score shows its card here."
@@ -50,6 +51,7 @@ def unlink(event: ChatEvent, services: Services) -> Reply:
         )
     who = event.user_email or event.user or "someone in Chat"
     team_id = services.store.unlink_space(space, who=who, at=services.clock())
+    services.settings.forget()
     if team_id is None:
         return _private(services, "This Space is not linked to a team.")
     team = config.team(team_id)

@@ -3,8 +3,9 @@
 `/score settings` (a slash command that opens a dialog) and the card's Settings button (``OPEN_DIALOG``)
 open it; a plain `/score settings` message answers the asker alone with a button that opens it, since Chat
 opens dialogs only in answer to a dialog request. Every step reads the team's overrides from the store
-(never a cached copy) and checks the asker's right again. A save names the version the dialog was opened
-at: if someone saved meanwhile, nothing is written, and the dialog shows the current values and says so.
+(never the few seconds' copy /score uses) and checks the asker's right again. A save names the version the
+dialog was opened at: if someone saved meanwhile, nothing is written, and the dialog shows the current
+values and says so.
 """
 
 from __future__ import annotations
@@ -25,22 +26,17 @@ from bot.team_settings import SettingsErrors, TeamSettings, effective_team, save
 log = logging.getLogger(__name__)
 
 
-def space_team(services: Services, space: str | None) -> TeamConfig | None:
-    """The team of ``space``: the YAML's ``spaces`` first, then a link made from Chat (read now)."""
-    config = services.config
-    team = config.team_for_space(space)
-    if team is None and space:
-        linked = services.store.linked_team(space)
-        team = config.team(linked) if linked else None
-    return team
+def space_settings(services: Services, space: str | None) -> TeamSettings | None:
+    """The settings of ``space``'s team (the YAML's ``spaces`` first, then a link made from Chat), read now."""
+    return services.settings.team_for_space(space, fresh=True)
 
 
 def settings_button(services: Services, team: TeamConfig, space: str | None) -> bool:
     """Whether ``team``'s card in ``space`` shows a Settings button: teams may change something, and it is
-    the Space's own team."""
+    the Space's own team (as the last few seconds' read of the store says)."""
     if not services.config.settings.editable:
         return False
-    own = space_team(services, space)
+    own = services.team_for_space(space)
     return own is not None and own.id == team.id
 
 
@@ -53,22 +49,22 @@ def access(event: ChatEvent, services: Services) -> Access:
 
 def command(event: ChatEvent, services: Services) -> Reply | DialogReply:
     """`/score settings`: the dialog when Chat asks for one, else a private card with a button that opens it."""
-    team = space_team(services, event.space)
-    note = _unavailable(services, team)
-    if note:
-        return _note(event, services, note)
+    current = space_settings(services, event.space)
+    note = _unavailable(services, current)
+    if note or current is None:
+        return _note(event, services, note or "")
     if event.dialog == "REQUEST_DIALOG":
-        return open_dialog(event, services)
-    return Reply(_opener(services, team.name if team else ""), private=True)
+        return DialogReply(_card(event, services, current))
+    return Reply(_opener(services, current.team.name), private=True)
 
 
 def open_dialog(event: ChatEvent, services: Services) -> DialogReply | Reply:
     """The dialog of the Space's team, editable or read-only as the asker's right says."""
-    team = space_team(services, event.space)
-    note = _unavailable(services, team)
-    if note or team is None:
+    current = space_settings(services, event.space)
+    note = _unavailable(services, current)
+    if note or current is None:
         return _note(event, services, note or "")
-    return DialogReply(_card(event, services, _current(services, team)))
+    return DialogReply(_card(event, services, current))
 
 
 def check(event: ChatEvent, services: Services) -> DialogReply | Reply:
@@ -111,12 +107,13 @@ def save(event: ChatEvent, services: Services) -> DialogReply | Reply:
             posts=schedule_check(config, current, event.form, now)[0],
         )
         return DialogReply(card, replace=True)
+    services.settings.forget()  # this process's next /score and Refresh read what was just saved
     if not result.saved:
         latest = effective_team(config, current.yaml, result.overrides)
         who_then = result.overrides.changed_by or "someone"
         notice = f"{who_then} saved these settings while you were editing: here they are now. Make your change again."
         return DialogReply(_card(event, services, latest, notice=notice), replace=True)
-    changed = [title.lower() for name, title in FIELD_TITLES.items() if name in result.changed]
+    changed = [_lower(title) for name, title in FIELD_TITLES.items() if name in result.changed]
     names = ", ".join(changed) or "nothing"
     log.info("team %s: settings changed by %s: %s", current.yaml.id, who, ", ".join(result.changed) or "-")
     return DialogReply(None, f"Saved: {names}.")
@@ -129,17 +126,13 @@ def cancel(event: ChatEvent, services: Services) -> DialogReply:
 
 def _dialog_team(event: ChatEvent, services: Services) -> tuple[TeamSettings | None, str]:
     """The team a step of an open dialog is about, or why the dialog should close."""
-    team = space_team(services, event.space)
-    if team is None or team.id != event.parameters.get("team"):
+    current = space_settings(services, event.space)
+    if current is None or current.yaml.id != event.parameters.get("team"):
         return None, "This Space's team changed since the dialog was opened: open the settings again."
-    note = _unavailable(services, team)
+    note = _unavailable(services, current)
     if note:
         return None, note
-    return _current(services, team), ""
-
-
-def _current(services: Services, team: TeamConfig) -> TeamSettings:
-    return effective_team(services.config, team, services.store.team_overrides(team.id))
+    return current, ""
 
 
 def _card(event: ChatEvent, services: Services, current: TeamSettings, **shown: Any) -> dict[str, Any]:
@@ -156,7 +149,7 @@ def _card(event: ChatEvent, services: Services, current: TeamSettings, **shown: 
     )
 
 
-def _unavailable(services: Services, team: TeamConfig | None) -> str | None:
+def _unavailable(services: Services, team: TeamSettings | None) -> str | None:
     """Why there is no dialog here, if there is none: nothing editable, or no team for the Space."""
     settings = services.config.settings
     if not settings.editable:
@@ -171,6 +164,11 @@ def _note(event: ChatEvent, services: Services, note: str) -> Reply | DialogRepl
     if event.dialog == "REQUEST_DIALOG":
         return DialogReply(None, note)
     return Reply(help_message(services.config, note), private=True)
+
+
+def _lower(title: str) -> str:
+    """A title inside a sentence: "Time zone" → "time zone", "KPIs on the card" unchanged."""
+    return title if title[1:2].isupper() else title[:1].lower() + title[1:]
 
 
 def _version(event: ChatEvent) -> int:

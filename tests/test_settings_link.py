@@ -44,6 +44,8 @@ def test_an_editor_links_a_space_and_its_team_card_and_settings_follow(app, make
     ]
     card, _ = dialog_of(app.send(p.classic_dialog_command(" settings", user=ADA, space=NEW_SPACE)))
     assert card["header"]["title"] == "Settings · Security"
+    _, score = card_of(app.send(slash(make, "")))  # /score in the Space, at once in this process
+    assert score["cardsV2"][0]["card"]["header"]["title"].endswith("Security")
 
 
 @pytest.mark.parametrize("make", SLASHES)
@@ -162,3 +164,22 @@ def test_help_lists_the_settings_and_link_commands_only_where_they_work(app, tmp
     plain = App(tmp_path / "plain", token_factory, {})
     _, message = card_of(plain.send(p.classic_slash(" help")))
     assert "/score settings" not in text(message) and "/score link" not in text(message)
+
+
+def test_a_save_shows_on_the_spaces_next_card_at_once(app):
+    performance = {"name": "spaces/DEMO-PERFORMANCE", "type": "ROOM", "spaceType": "SPACE"}
+    _, before = card_of(app.send(p.classic_slash(space=performance)))
+    assert "Search p95 latency" in text(before)
+    save = {"action": "settings-save", "team": "performance", "version": "0"}
+    submitted = {
+        "schedule_preset": "custom",
+        "schedule_cron": "0 9 * * 1,4",
+        "timezone": "Europe/Berlin",
+        "alerts_on": ["bad"],
+        "snooze": "none",
+        "kpis": ["open-issues", "fixed"],
+    }
+    body = p.classic_dialog_click(save, form=submitted, user=ADA, space=performance)
+    assert dialog_of(app.send(body)) == (None, "Saved: KPIs on the card.")
+    _, after = card_of(app.send(p.classic_slash(space=performance)))
+    assert "Search p95 latency" not in text(after) and "Open performance issues" in text(after)
