@@ -70,6 +70,8 @@ MAX_USER_TEXT = 60
 """The most of a user's own words a reply echoes (an unknown team name)."""
 MAX_ESCAPED_CHAR_BYTES = 12
 """The most bytes one character takes in `message_bytes` (an astral character as two \\u escapes)."""
+SLOT = ("\ue000", "\ue001")
+"""The characters around a slot's key in a card made with ``slots`` (`slot`)."""
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -79,6 +81,7 @@ def team_message(
     refresh_function: str | None,
     text: str | None = None,
     settings: bool = False,
+    slots: bool = False,
 ) -> Message:
     """The message for a team's report; ``text`` replaces the plain-text fallback; ``settings`` adds a
     Settings button that opens the team's settings dialog (with the Refresh button: only where the app
@@ -90,13 +93,15 @@ def team_message(
     breakdowns (25 categories a KPI, then 10, 3, none) and item lists (all,
     then 2, 1, none) are shortened, and last the charts dropped, until the
     message fits Chat's size limit.
+
+    ``slots``: the card's time and the N of each "read N s ago" are left as
+    slots (`slot`), for `bot.kept_cards` to fill in as the clock moves.
     """
     for charts in [report.charts, {}] if report.charts else [{}]:
         for columns in (True, False):
             for lines, items in SHORTER:
-                message = _team_message(
-                    report, refresh_function, text, _Layout(columns, lines, items, charts), settings
-                )
+                layout = _Layout(columns, lines, items, charts, slots)
+                message = _team_message(report, refresh_function, text, layout, settings)
                 if widget_count(message) > MAX_CARD_WIDGETS:
                     break  # shorter lists do not make fewer widgets: drop the columns
                 if message_bytes(message) <= MAX_MESSAGE_BYTES:
@@ -122,11 +127,20 @@ def message_bytes(message: Message) -> int:
 
 
 @dataclass(frozen=True)
+class Encoded:
+    """A message already encoded as JSON text (as `message_bytes` encodes it) and checked by `within_limits`:
+    a reply sends it as it is."""
+
+    json: str
+
+
+@dataclass(frozen=True)
 class _Layout:
     columns: bool
     lines: int
     items: int
     charts: Mapping[str, str] = field(default_factory=dict)
+    slots: bool = False
 
 
 def _team_message(
@@ -136,7 +150,7 @@ def _team_message(
     icon, label, _ = STATUS_LOOK[report.status]
     header = {
         "title": f"{icon} {team.name}",
-        "subtitle": f"{label} · {_local(report.generated_at, zone)}",
+        "subtitle": f"{label} · {slot('') if layout.slots else local_time(report.generated_at, zone)}",
     }
     sections = [{"widgets": [_paragraph(f"<i>{escape(explanation(report))}</i>")]}]
     sections += [_kpi_section(k, report.generated_at, zone, layout, _shared_direction(report)) for k in report.kpis]
@@ -144,7 +158,7 @@ def _team_message(
     if buttons:
         sections.append({"widgets": [{"buttonList": {"buttons": buttons}}]})
     card = {"cardId": f"score-{team.id}", "card": {"header": header, "sections": sections}}
-    fallback = text if text is not None else plain_text(report)
+    fallback = text if text is not None else plain_text(report, slots=layout.slots)
     return {"text": fallback[:MAX_TEXT], "cardsV2": [card]}
 
 
@@ -191,15 +205,15 @@ def _direction(lower_is_better: bool) -> str:
     return "lower is better" if lower_is_better else "higher is better"
 
 
-def plain_text(report: TeamReport) -> str:
+def plain_text(report: TeamReport, *, slots: bool = False) -> str:
     """The text fallback (webhooks, notifications): a line for the team, what the index is, a line per KPI
     with its status in words (and its changes and trend, when it has them), and its top items with links;
-    without the items when that is too long."""
-    text = _plain_text(report, items=True)
-    return text if len(text) <= MAX_TEXT else _plain_text(report, items=False)
+    without the items when that is too long. ``slots`` as for `team_message`."""
+    text = _plain_text(report, True, slots)
+    return text if len(text) <= MAX_TEXT else _plain_text(report, False, slots)
 
 
-def _plain_text(report: TeamReport, items: bool) -> str:
+def _plain_text(report: TeamReport, items: bool, slots: bool) -> str:
     icon, label, _ = STATUS_LOOK[report.status]
     lines = [f"{icon} *{report.team.name}*: {label}", explanation(report)]
     now, zone = report.generated_at, ZoneInfo(report.zone)
@@ -214,7 +228,7 @@ def _plain_text(report: TeamReport, items: bool) -> str:
             notes.append(_trend(kpi.score.sparkline))
         stale = f" (stale: {kpi.stale_reason})" if kpi.stale_reason else ""
         if kpi.cached:
-            notes.append(_cache_note(kpi, now).removeprefix(" · "))
+            notes.append(_cache_note(kpi, now, slots).removeprefix(" · "))
         k_icon, k_label, _ = STATUS_LOOK[kpi.score.status]
         facts = "".join(f" · {fact}" for fact in _facts(kpi, now, zone, brief=True))
         index = f"{_amount(kpi.kpi, kpi.score.index)} ({'; '.join(notes)}) {k_icon} {k_label}"
@@ -253,12 +267,21 @@ def _coloured(trend: Trend, html: str) -> str:
     return f'<font color="{TREND_COLOUR[trend]}">{html}</font>'
 
 
-def _cache_note(report: KpiReport, now: datetime) -> str:
-    """The age of a KPI shown from its stored reading (``/score`` within ``cache_seconds``), else nothing."""
+def _cache_note(report: KpiReport, now: datetime, slots: bool = False) -> str:
+    """The age of a KPI shown from its stored reading (``/score`` within ``cache_seconds``), else nothing;
+    with ``slots``, the KPI's `slot` in place of a number of seconds."""
     if not (report.cached and report.as_of):
         return ""
     seconds = max(0, int((now - report.as_of).total_seconds()))
-    return f" · read {seconds} s ago" if seconds < 60 else f" · read {_age(now - report.as_of)} ago"
+    if seconds < 60:
+        return f" · read {slot(report.kpi.id) if slots else seconds} s ago"
+    return f" · read {_age(now - report.as_of)} ago"
+
+
+def slot(key: str) -> str:
+    """What a card made with ``slots`` shows in place of a text that moves with the clock: ``key`` between two
+    private-use characters; a KPI's id for the seconds since its reading, "" for the card's time."""
+    return f"{SLOT[0]}{key}{SLOT[1]}"
 
 
 def _trend(sparkline: str) -> str:
@@ -288,13 +311,13 @@ def _kpi_section(
     if not shared:
         warning += f" · {_direction(kpi.lower_is_better)}"
     if layout.columns:
-        left = {"decoratedText": {"topLabel": f"{what}{_cache_note(report, now)}", "text": index}}
+        left = {"decoratedText": {"topLabel": f"{what}{_cache_note(report, now, layout.slots)}", "text": index}}
         right = _decorated("Target", f"<b>{escape(_amount(kpi, kpi.target))}</b>", warning, wrap=False)
         widgets.append({"columns": {"columnItems": [_column(left), _column(right)]}})
     else:
         widgets.append(
             _decorated(
-                f"{what}{_cache_note(report, now)}",
+                f"{what}{_cache_note(report, now, layout.slots)}",
                 f"{index} · target <b>{escape(_amount(kpi, kpi.target))}</b>",
                 warning,
             )
@@ -307,7 +330,7 @@ def _kpi_section(
             _decorated(
                 "⚠ Could not refresh",
                 escape(report.stale_reason),
-                f"Last known value, read {_age(now - report.as_of)} ago ({_local(report.as_of, zone)})",
+                f"Last known value, read {_age(now - report.as_of)} ago ({local_time(report.as_of, zone)})",
             )
         )
     trend = [] if image else [_sparkline_html(score.sparkline, score.spark_change, score.lower_is_better)]
@@ -599,7 +622,8 @@ def _when(moment: datetime, now: datetime, zone: ZoneInfo) -> str:
     return f"{local:%b} {local.day} {local:%H:%M}"
 
 
-def _local(moment: datetime, zone: ZoneInfo) -> str:
+def local_time(moment: datetime, zone: ZoneInfo) -> str:
+    """``moment`` as the card shows its time: "2026-11-26 10:00 EST"."""
     return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
 
 

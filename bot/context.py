@@ -13,14 +13,15 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Protocol
 
-from bot.cards import Message
+from bot.cards import Encoded, Message
 from bot.chart_links import card_images
 from bot.config import Config, TeamConfig
 from bot.delivery import Delivery
+from bot.kept_cards import KeptCards
 from bot.reports import Reporter, ScanShare, TeamReport
 from bot.settings_access import SpaceRoles
 from bot.sources import Source
-from bot.store import Store
+from bot.store import SCORE, Store
 from bot.team_settings import SettingsView
 
 
@@ -47,6 +48,8 @@ class Services:
     """What the tick posts at a team's slot."""
     space_roles: SpaceRoles
     """Who manages which Space, asked of the Chat API and remembered briefly (the settings' ``space-managers``)."""
+    kept_cards: KeptCards
+    """`/score`'s cards, kept while nothing on them changes."""
     settings: SettingsView
     """The teams as they run: the YAML with each team's stored overrides, re-read every few seconds."""
 
@@ -84,3 +87,11 @@ class Services:
             team, zone, origin, record=record, slot=slot, cached=cached, scans=scans, new_after=new_after
         )
         return replace(report, charts=card_images(self.config, team, report.generated_at))
+
+    def score_card(self, team: TeamConfig, *, refresh_function: str | None, settings: bool) -> Message | Encoded:
+        """`/score`'s card of ``team`` (``settings``: with its Settings button): its KPIs as `report` with
+        ``cached`` shows them, kept while nothing on it would read differently (`bot.kept_cards`)."""
+        zone = self.config.zone(team).key
+        return self.kept_cards.card(
+            team, zone, refresh_function, settings, lambda: self.report(team, SCORE, cached=True)
+        )

@@ -436,6 +436,12 @@ class Reporter:
         self._kept[(team.id, zone)] = kept
         return history, kept
 
+    def kept_history(self, team: TeamConfig, zone: str) -> tuple[int, datetime] | None:
+        """The change marker of the history `/score` keeps for ``team`` in ``zone``, and when it stops being
+        kept whatever the marker says (None: none kept)."""
+        kept = self._kept.get((team.id, zone))
+        return (kept.version, kept.until) if kept is not None else None
+
     def _shown(
         self, team: TeamConfig, kpi: KpiConfig, now: datetime, history: TeamHistory, zone: ZoneInfo, kept: _Kept | None
     ) -> KpiReport:

@@ -19,6 +19,7 @@ from bot.config import Config
 from bot.context import Services
 from bot.delivery import Delivery
 from bot.errors import ConfigError
+from bot.kept_cards import KeptCards
 from bot.reports import Reporter
 from bot.schedule.templates import validate_templates
 from bot.secrets import register
@@ -125,4 +126,5 @@ def build_services(config: Config, clock: Callable[[], datetime] = utc_now, stor
         scheduled_post=scheduled.handle,
         space_roles=SpaceRoles(ChatMemberships(config.chat, base)),
         settings=SettingsView(config, store),
+        kept_cards=KeptCards(reporter, store, clock),
     )

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 from bot.alert_cards import alerts_status_message
 from bot.alerts.status import team_alert_states
-from bot.cards import help_message, team_message, user_text
+from bot.cards import help_message, user_text
 from bot.chat.events import ChatEvent, Kind, mention_words
 from bot.chat.replies import DialogReply, Reply
 from bot.config import COMMAND_WORDS
 from bot.context import Services
-from bot.store import SCORE
 from handlers import link, overview, settings
 
 
@@ -53,9 +52,8 @@ def handle(event: ChatEvent, services: Services) -> Reply | DialogReply:
         if team is None:
             note = "This Space is not linked to a team: name one, e.g. /score TEAM."
             return Reply(help_message(config, note), private=True)
-    report = services.report(team, SCORE, cached=True)
     button = settings.settings_button(services, team, event.space)
-    return Reply(team_message(report, refresh_function=config.chat.button_function, settings=button))
+    return Reply(services.score_card(team, refresh_function=config.chat.button_function, settings=button))
 
 
 def alerts(services: Services, event: ChatEvent, argument: str) -> Reply:

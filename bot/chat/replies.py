@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
-from bot.cards import MAX_CARD_WIDGETS, MAX_MESSAGE_BYTES, Message, message_bytes, within_limits
+from bot.cards import MAX_CARD_WIDGETS, MAX_MESSAGE_BYTES, Encoded, Message, message_bytes, within_limits
 from bot.chat.events import ChatEvent, Format
 
 CHAT_MESSAGE_BYTES = 32_000
@@ -18,10 +19,10 @@ class Reply:
 
     ``private``: the answer is meant for the person who asked (help, an unknown
     team, an unlinked Space, a configuration problem), so in a shared Space
-    only they see it.
+    only they see it. An `Encoded` message (a kept card) is sent without being encoded again.
     """
 
-    message: dict[str, Any]
+    message: Message | Encoded
     update: bool = False
     private: bool = False
 
@@ -90,9 +91,35 @@ def wrap(reply: Reply, event_format: Format, viewer: str | None = None) -> dict[
     the final body leaves of `CHAT_MESSAGE_BYTES` once its wrapping and viewer
     are in (at most `MAX_MESSAGE_BYTES`), so the body as sent never passes Chat's limit.
     """
+    given = reply.message
+    message = json.loads(given.json) if isinstance(given, Encoded) else given
+    return _body(within_limits(message, _room(reply, event_format, viewer)), reply.update, event_format, viewer)
+
+
+def _room(reply: Reply, event_format: Format, viewer: str | None) -> int:
+    """The bytes the message may take: what its wrapping and viewer leave of `CHAT_MESSAGE_BYTES`, at most
+    `MAX_MESSAGE_BYTES`."""
     wrapping = message_bytes(_body({}, reply.update, event_format, viewer)) - len("{}")
-    message = within_limits(reply.message, min(MAX_MESSAGE_BYTES, CHAT_MESSAGE_BYTES - wrapping))
-    return _body(message, reply.update, event_format, viewer)
+    return min(MAX_MESSAGE_BYTES, CHAT_MESSAGE_BYTES - wrapping)
+
+
+def body_json(reply: Reply, event_format: Format, viewer: str | None = None) -> str:
+    """`wrap`'s body as JSON text. An `Encoded` message within what its wrapping leaves is put in as it is:
+    its text takes the place of a stand-in key in the wrapping's text."""
+    given = reply.message
+    if isinstance(given, Encoded) and len("{}") < len(given.json) <= _room(reply, event_format, viewer):
+        frame = _json(_body({_STAND_IN: 0}, reply.update, event_format, viewer))
+        return frame.replace(_STAND_IN_JSON, given.json[1:-1], 1)
+    return _json(wrap(reply, event_format, viewer))
+
+
+_STAND_IN = "\ue002"
+_STAND_IN_JSON = '"\\ue002":0'
+"""The stand-in key and value as `_json` writes them (the first key of every wrapping's message)."""
+
+
+def _json(body: dict[str, Any]) -> str:
+    return json.dumps(body, separators=(",", ":"))
 
 
 def _body(message: Message, update: bool, event_format: Format, viewer: str | None) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from bot.chat.dispatch import Routes, dispatch
 from bot.chat.events import parse_event
-from bot.chat.replies import DialogReply, dialog_body, private_viewer, wrap
+from bot.chat.replies import DialogReply, body_json, dialog_body, private_viewer
 from bot.context import Services
 from bot.errors import VerificationError
 from bot.google_tokens import CertCache, CertsUnavailable, verify_chat_token
@@ -70,7 +70,8 @@ def create_chat_blueprint(services: Services, routes: Routes, certs: CertCache) 
             return jsonify({})
         if isinstance(reply, DialogReply):
             return jsonify(dialog_body(reply, event.format))
-        return jsonify(wrap(reply, event.format, private_viewer(reply, event, settings.private_replies)))
+        viewer = private_viewer(reply, event, settings.private_replies)
+        return Response(body_json(reply, event.format, viewer), mimetype="application/json")
 
     return blueprint
 

@@ -10,7 +10,9 @@ import threading
 import weakref
 from typing import Any
 
+import psycopg
 import sqlalchemy as sa
+from psycopg import pq
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
@@ -27,9 +29,9 @@ team_changes = sa.Table(
 
 _MARK_SQL = {
     "sqlite": "SELECT version FROM team_changes WHERE team_id = ?",
-    "postgresql": "SELECT version FROM team_changes WHERE team_id = %s",
+    "postgresql": "SELECT version FROM team_changes WHERE team_id = $1",
 }
-"""A team's change marker, in each driver's parameter style."""
+"""A team's change marker, in each driver's parameter style (PostgreSQL's is libpq's own)."""
 
 
 class Changes(Database):
@@ -66,8 +68,9 @@ def bump_all(conn: Connection) -> None:
 
 class ChangeMarks:
     """Reads change markers on one driver connection of its own, in autocommit and outside the pool: a
-    single indexed row read costs no pool checkout, ping, transaction or rollback. One reader at a time;
-    a connection that failed is dropped (the next read opens another) and the error raised as SQLAlchemy's."""
+    single indexed row read costs no pool checkout, ping, transaction or rollback (on PostgreSQL it is
+    one libpq call, without psycopg's cursor). One reader at a time; a connection that failed is dropped
+    (the next read opens another) and the error raised as SQLAlchemy's."""
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
@@ -84,14 +87,24 @@ class ChangeMarks:
             try:
                 if self._conn is None:
                     self._conn = self._open()
-                cursor = self._conn.cursor()
-                cursor.execute(self._sql, (team_id,))
-                row = cursor.fetchone()
-                cursor.close()
+                found = self._read(team_id)
             except error as exc:
                 self._close_locked()
                 raise sa.exc.DBAPIError.instance(self._sql, (team_id,), exc, error) from exc
-        return int(row[0]) if row else 0
+        return int(found) if found is not None else 0
+
+    def _read(self, team_id: str) -> Any:
+        """The marker's value as the driver gives it, None without a row; raises the driver's error."""
+        if self._engine.dialect.name == "postgresql":
+            result = self._conn.pgconn.exec_params(self._sql.encode(), [team_id.encode()])
+            if result.status != pq.ExecStatus.TUPLES_OK:
+                raise psycopg.OperationalError(result.error_message.decode(errors="replace").strip())
+            return result.get_value(0, 0) if result.ntuples else None
+        cursor = self._conn.cursor()
+        cursor.execute(self._sql, (team_id,))
+        row = cursor.fetchone()
+        cursor.close()
+        return row[0] if row else None
 
     def close(self, *_args: Any) -> None:
         """Close the connection (the engine was disposed); the next read opens another."""
