@@ -74,7 +74,7 @@ def check(event: ChatEvent, services: Services) -> DialogReply | Reply:
         return DialogReply(None, refusal)
     posts, errors = schedule_check(services.config, current, event.form, services.clock())
     card = _card(event, services, current, form=event.form, errors=errors, posts=posts)
-    return DialogReply(card, replace=True)
+    return DialogReply(card)
 
 
 def save(event: ChatEvent, services: Services) -> DialogReply | Reply:
@@ -106,13 +106,13 @@ def save(event: ChatEvent, services: Services) -> DialogReply | Reply:
             errors=errors,
             posts=schedule_check(config, current, event.form, now)[0],
         )
-        return DialogReply(card, replace=True)
+        return DialogReply(card)
     services.settings.forget()  # this process's next /score and Refresh read what was just saved
     if not result.saved:
         latest = effective_team(config, current.yaml, result.overrides)
         who_then = result.overrides.changed_by or "someone"
         notice = f"{who_then} saved these settings while you were editing: here they are now. Make your change again."
-        return DialogReply(_card(event, services, latest, notice=notice), replace=True)
+        return DialogReply(_card(event, services, latest, notice=notice))
     changed = [_lower(title) for name, title in FIELD_TITLES.items() if name in result.changed]
     names = ", ".join(changed) or "nothing"
     log.info("team %s: settings changed by %s: %s", current.yaml.id, who, ", ".join(result.changed) or "-")

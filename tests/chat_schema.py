@@ -67,24 +67,26 @@ def validate_addon_response(body: Any) -> list[str]:
 
 
 NAVIGATIONS = ("pushCard", "updateCard", "endNavigation")
+"""What an add-on's ``navigations`` hold (as Google's Chat add-on samples answer dialogs: googleworkspace/
+add-ons-samples, python/chat/contact-form-app)."""
 
 
 def validate_addon_dialog(body: Any) -> list[str]:
-    """Problems with an add-on dialog answer: ``renderActions.action`` holding ``navigations`` (one each of
+    """Problems with an add-on dialog answer: ``action`` holding ``navigations`` (one each of
     ``pushCard`` / ``updateCard``, a card checked like any card, or ``endNavigation: {action: CLOSE_DIALOG}``)
     and an optional ``notification: {text}``; nothing else (the discovery document does not describe them)."""
-    action = body.get("renderActions", {}).get("action") if isinstance(body, dict) and len(body) == 1 else None
+    action = body.get("action") if isinstance(body, dict) and len(body) == 1 else None
     if not isinstance(action, dict) or set(action) - {"navigations", "notification"}:
-        return ["$: expected {renderActions: {action: {navigations, notification?}}}"]
+        return ["$: expected {action: {navigations, notification?}}"]
     problems: list[str] = []
     notification = action.get("notification", {"text": "-"})
     if not (isinstance(notification, dict) and set(notification) == {"text"} and isinstance(notification["text"], str)):
-        problems.append("$.renderActions.action.notification: expected {text: string}")
+        problems.append("$.action.notification: expected {text: string}")
     navigations = action.get("navigations")
     if not isinstance(navigations, list) or not navigations:
-        return [*problems, "$.renderActions.action.navigations: expected a non-empty list"]
+        return [*problems, "$.action.navigations: expected a non-empty list"]
     for i, navigation in enumerate(navigations):
-        path = f"$.renderActions.action.navigations[{i}]"
+        path = f"$.action.navigations[{i}]"
         if not isinstance(navigation, dict) or len(navigation) != 1 or next(iter(navigation)) not in NAVIGATIONS:
             problems.append(f"{path}: expected exactly one of {list(NAVIGATIONS)}")
             continue

@@ -68,22 +68,20 @@ def test_classic_answers_open_and_close_a_dialog():
         assert validate_message(body) == []
 
 
-def test_addon_answers_push_update_and_end_navigation():
+def test_addon_answers_push_a_card_and_end_navigation():
     pushed = dialog_body(DialogReply(CARD), Format.ADDON)
-    assert pushed == {"renderActions": {"action": {"navigations": [{"pushCard": CARD}]}}}
-    updated = dialog_body(DialogReply(CARD, replace=True), Format.ADDON)
-    assert updated["renderActions"]["action"]["navigations"] == [{"updateCard": CARD}]
+    assert pushed == {"action": {"navigations": [{"pushCard": CARD}]}}
     closed = dialog_body(DialogReply(None, "Saved."), Format.ADDON)
-    assert closed["renderActions"]["action"] == {
+    assert closed["action"] == {
         "navigations": [{"endNavigation": {"action": "CLOSE_DIALOG"}}],
         "notification": {"text": "Saved."},
     }
-    for body in (pushed, updated, closed):
+    for body in (pushed, closed):
         assert validate_addon_dialog(body) == []
 
 
 def test_the_addon_validator_catches_a_bad_card_and_a_classic_answer():
-    bad = {"renderActions": {"action": {"navigations": [{"pushCard": {"sections": [{"widgets": [{"nope": {}}]}]}}]}}}
+    bad = {"action": {"navigations": [{"pushCard": {"sections": [{"widgets": [{"nope": {}}]}]}}]}}
     assert validate_addon_dialog(bad) != []
     assert validate_addon_dialog(dialog_body(DialogReply(CARD), Format.CLASSIC)) != []
 

@@ -64,11 +64,11 @@ class App:
 def dialog_of(body):
     """The dialog card of an answer in either format (None when it closes the dialog), checked against the
     schema; and the notice shown on closing."""
-    if "renderActions" in body:
+    if "action" in body:
         assert validate_addon_dialog(body) == []
-        action = body["renderActions"]["action"]
+        action = body["action"]
         navigation = action["navigations"][0]
-        card = navigation.get("pushCard") or navigation.get("updateCard")
+        card = navigation.get("pushCard")
         return card, action.get("notification", {}).get("text", "")
     assert validate_message(body) == []
     dialog_action = body["actionResponse"]["dialogAction"]
@@ -167,8 +167,8 @@ def test_check_shows_the_next_three_posts_of_the_typed_schedule_in_the_typed_zon
     assert named(card, "schedule_cron")["value"] == "30 9 * * 1-5"  # the form is kept as typed
     assert footer_params(card)["version"] == "0"
     assert app.overrides().version == 0  # a check writes nothing
-    if "renderActions" in body:
-        assert "updateCard" in body["renderActions"]["action"]["navigations"][0]
+    if "action" in body:
+        assert "pushCard" in body["action"]["navigations"][0]
 
 
 @pytest.mark.parametrize("make", CLICKS)

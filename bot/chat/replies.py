@@ -29,23 +29,21 @@ class Reply:
 
 @dataclass(frozen=True)
 class DialogReply:
-    """A dialog to show (``card``), or the dialog closed with ``notice`` shown to the user (``card`` None).
-
-    ``replace``: the card takes the place of the dialog already open (a step inside it) rather than opening one.
-    """
+    """A dialog to show (``card``: it opens, or takes the place of the one open), or the dialog closed with
+    ``notice`` shown to the user (``card`` None)."""
 
     card: dict[str, Any] | None
     notice: str = ""
-    replace: bool = False
 
 
 def dialog_body(reply: DialogReply, event_format: Format) -> dict[str, Any]:
     """The HTTP response body that opens, replaces or closes a dialog in this event format.
 
     Classic apps answer an `actionResponse` of type ``DIALOG`` (a ``dialog`` to show, or an ``actionStatus``
-    that closes it); add-ons answer ``renderActions`` navigations (``pushCard`` opens, ``updateCard``
-    replaces, ``endNavigation`` closes, with a notification). A card over Chat's limits is not sent: the dialog
-    closes with a notice instead (`dialog_fits`).
+    that closes it); add-ons answer an ``action`` with ``navigations``: ``pushCard`` shows a card (to open the
+    dialog and for each step inside it, as Google's own Chat add-on samples do), ``endNavigation:
+    CLOSE_DIALOG`` closes it, with a notification. A card over Chat's limits is not sent: the dialog closes
+    with a notice instead (`dialog_fits`).
     """
     card = reply.card if reply.card is not None and dialog_fits(reply.card) else None
     notice = reply.notice if card is not None or reply.card is None else "These settings are too large to show."
@@ -55,8 +53,8 @@ def dialog_body(reply: DialogReply, event_format: Format) -> dict[str, Any]:
             if notice:
                 action["notification"] = {"text": notice}
         else:
-            action = {"navigations": [{"updateCard" if reply.replace else "pushCard": card}]}
-        return {"renderActions": {"action": action}}
+            action = {"navigations": [{"pushCard": card}]}
+        return {"action": action}
     if card is None:
         status = {"statusCode": "OK", "userFacingMessage": notice} if notice else {"statusCode": "OK"}
         return {"actionResponse": {"type": "DIALOG", "dialogAction": {"actionStatus": status}}}
