@@ -115,7 +115,8 @@ def build_services(config: Config, clock: Callable[[], datetime] = utc_now, stor
         max_concurrent={name: settings.max_concurrent for name, settings in config.sources.items()},
     )
     delivery = Delivery(config.chat, store, clock, base_dir=base, pace_seconds=config.schedule.pace_seconds)
-    warn_ignored(config, store)
+    view = SettingsView(config, store)
+    warn_ignored(view)
     return Services(
         config=config,
         store=store,
@@ -125,6 +126,6 @@ def build_services(config: Config, clock: Callable[[], datetime] = utc_now, stor
         delivery=delivery,
         scheduled_post=scheduled.handle,
         space_roles=SpaceRoles(ChatMemberships(config.chat, base)),
-        settings=SettingsView(config, store),
+        settings=view,
         kept_cards=KeptCards(reporter, store, clock),
     )

@@ -216,15 +216,12 @@ def effective_team(config: Config, team: TeamConfig, overrides: Overrides) -> Te
     return TeamSettings(result, team, overrides, snooze, tuple(ignored))
 
 
-def warn_ignored(config: Config, store: Store) -> list[str]:
-    """Log one warning per stored override that is ignored (at start); returns them."""
+def warn_ignored(view: SettingsView) -> list[str]:
+    """Log one warning per stored override that is ignored (at start: the view's first read); returns them."""
     lines = []
-    for team_id, overrides in sorted(store.all_overrides().items()):
-        team = config.team(team_id)
-        if team is None:
-            continue
-        for name, why in effective_team(config, team, overrides).ignored:
-            lines.append(f"team {team_id}: its {name} override is ignored: {why}")
+    for current in view.teams(fresh=True):
+        for name, why in current.ignored:
+            lines.append(f"team {current.yaml.id}: its {name} override is ignored: {why}")
             log.warning("%s", lines[-1])
     return lines
 
@@ -277,15 +274,21 @@ class SettingsView:
         with self._lock:
             self._read_at = None
 
+    def _effective(self, team: TeamConfig, overrides: Overrides) -> TeamSettings:
+        """The team's effective settings, built again only when its overrides' version moved (every save and
+        reset moves it): a tick's read costs one query, not a check of every team's values."""
+        kept = self._teams.get(team.id)
+        if kept is not None and kept.overrides.version == overrides.version:
+            return kept
+        return effective_team(self.config, team, overrides)
+
     def _snapshot(self, fresh: bool) -> tuple[dict[str, TeamSettings], dict[str, str]]:
         with self._lock:
             now = self._clock()
             if fresh or self._read_at is None or now - self._read_at >= self.cache_seconds:
                 with self.store.one_connection():
                     stored, links = self.store.all_overrides(), self.store.space_links()
-                self._teams = {
-                    t.id: effective_team(self.config, t, stored.get(t.id, Overrides())) for t in self.config.teams
-                }
+                self._teams = {t.id: self._effective(t, stored.get(t.id, Overrides())) for t in self.config.teams}
                 self._links = links
                 self._read_at = now
             return self._teams, self._links

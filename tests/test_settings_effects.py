@@ -209,3 +209,22 @@ def test_the_settings_command_lists_overrides_and_history_and_resets_them(tmp_pa
     assert capsys.readouterr().out.startswith("reset: nothing to clear\n")
     assert main(["settings", "nope"]) == 2
     assert "no team 'nope'; teams: alpha" in capsys.readouterr().err
+
+
+def test_the_schedule_command_shows_the_saved_schedule_and_starts_after_a_snooze(tmp_path, fake, monkeypatch, capsys):
+    config = team_config(tmp_path, fake)
+    monkeypatch.setenv("SCOREBOT_CONFIG", str(config.path))
+    monkeypatch.setenv("SCOREBOT_STORE", f"sqlite:///{tmp_path / 'store.db'}")
+    services = build_services(config)
+    now = datetime.now(UTC)
+    changes = {"schedule": "0 10 * * *", "snooze": {"until": (now + timedelta(days=3)).date().isoformat()}}
+    save_settings(services.store, config, "alpha", changes, version=0, who=ANA, at=now)
+    services.store.engine.dispose()
+
+    assert main(["schedule", "--count", "1"]) == 0
+    resume = (now + timedelta(days=3)).date()
+    assert capsys.readouterr().out == (
+        "alpha: '0 10 * * *' in UTC → log\n"
+        f"  snoozed until {resume:%Y-%m-%d} 00:00 UTC\n"
+        f"  {resume:%Y-%m-%d} 10:00 UTC  ({resume:%Y-%m-%d} 10:00 UTC)\n"
+    )

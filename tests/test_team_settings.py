@@ -260,14 +260,14 @@ def test_an_override_the_yaml_no_longer_allows_is_ignored_with_one_warning_at_st
         "kpis",
     ]
     with caplog.at_level(logging.WARNING):
-        lines = warn_ignored(gone, store)
+        lines = warn_ignored(SettingsView(gone, store))
     assert lines == [
         "team ops: its schedule override is ignored: the configuration no longer lets teams change it "
         "(settings.editable)",
         "team ops: its kpis override is ignored: none of its KPIs is left",
     ]
     assert [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING] == lines
-    assert warn_ignored(config, store) == []
+    assert warn_ignored(SettingsView(config, store)) == []
     store.engine.dispose()
 
 

@@ -223,16 +223,22 @@ def cmd_history(args: argparse.Namespace, services: Services) -> int:
 
 
 def cmd_schedule(args: argparse.Namespace, services: Services) -> int:
-    """Print each team's schedule, zone and next slots in local time."""
+    """Print each team's schedule (as it runs: its own settings applied), zone and next slots in local time;
+    a snoozed team's from the snooze's end."""
     now = services.clock()
-    for team in (t.team for t in services.settings.teams(fresh=True)):
+    for current in services.settings.teams(fresh=True):
+        team = current.team
         zone = services.config.zone(team)
         if not team.schedule:
             print(f"{team.id}: no schedule")
             continue
         targets = ", ".join(target_key(t) for t in team.deliver) or "no targets"
         print(f"{team.id}: {team.schedule!r} in {zone.key} → {targets}")
-        for slot in next_slots(team.schedule, zone, now, args.count):
+        after = now
+        if current.snooze and current.snoozed(now):
+            print(f"  snoozed until {current.snooze.until.astimezone(zone):%Y-%m-%d %H:%M %Z}")
+            after = current.snooze.until - timedelta(microseconds=1)  # a slot at the end is not held
+        for slot in next_slots(team.schedule, zone, after, args.count):
             print(f"  {slot.astimezone(zone):%Y-%m-%d %H:%M %Z}  ({slot:%Y-%m-%d %H:%M} UTC)")
     return 0
 
