@@ -28,6 +28,7 @@ token is verified before any of this.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Callable, Mapping
@@ -81,7 +82,7 @@ class KeptCard:
             if key:
                 parts[index] = str(max(0, int((now - self.read_at[key]).total_seconds())))
             else:
-                parts[index] = json.dumps(local_time(now, self.zone))[1:-1]
+                parts[index] = _time_text(now.replace(second=0, microsecond=0), self.zone)
                 if len(parts[index]) != self.time_length:
                     return None
         text = "".join(parts)
@@ -138,7 +139,7 @@ class KeptCards:
         until = min(history_until, changes_at(report, self.reporter.cache_seconds))
         encoded = _encode(within_limits(message))
         zone = ZoneInfo(report.zone)
-        time_length = len(json.dumps(local_time(now, zone))) - 2
+        time_length = len(_time_text(now.replace(second=0, microsecond=0), zone))
         card = KeptCard(report.team, zone, version, now, until, parts, read_at, time_length)
         if not set(parts[1::2]) <= {"", *read_at} or card.text(now) != encoded:
             self._cards.pop(key, None)  # a text of the card holds the slot characters: made on every request
@@ -165,6 +166,12 @@ def changes_at(report: TeamReport, cache_seconds: Mapping[str, float]) -> dateti
             created = [kpi.fetch.oldest, *(item.created for item in kpi.fetch.items)]
             moments += [_next(now, HOUR, moment) for moment in created if moment is not None]
     return min(moments)
+
+
+@functools.lru_cache(maxsize=256)
+def _time_text(minute: datetime, zone: ZoneInfo) -> str:
+    """The card's time for the minute starting at ``minute``, as JSON text writes it (made once a minute)."""
+    return json.dumps(local_time(minute, zone))[1:-1]
 
 
 def _next(now: datetime, step: timedelta, origin: datetime) -> datetime:

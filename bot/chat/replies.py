@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -105,10 +106,18 @@ def body_json(reply: Reply, event_format: Format, viewer: str | None = None) -> 
     """`wrap`'s body as JSON text. An `Encoded` message within what its wrapping leaves is put in as it is:
     its text takes the place of a stand-in key in the wrapping's text."""
     given = reply.message
-    if isinstance(given, Encoded) and len("{}") < len(given.json) <= _room(reply, event_format, viewer):
-        frame = _json(_body({_STAND_IN: 0}, reply.update, event_format, viewer))
-        return frame.replace(_STAND_IN_JSON, given.json[1:-1], 1)
+    if isinstance(given, Encoded):
+        frame, room = _frame(reply.update, event_format, viewer)
+        if len("{}") < len(given.json) <= room:
+            return frame.replace(_STAND_IN_JSON, given.json[1:-1], 1)
     return _json(wrap(reply, event_format, viewer))
+
+
+@functools.lru_cache(maxsize=64)
+def _frame(update: bool, event_format: Format, viewer: str | None) -> tuple[str, int]:
+    """The wrapping's JSON text around the stand-in key, and the bytes it leaves the message (`_room`)."""
+    room = _room(Reply({}, update=update), event_format, viewer)
+    return _json(_body({_STAND_IN: 0}, update, event_format, viewer)), room
 
 
 _STAND_IN = "\ue002"
