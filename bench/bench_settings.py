@@ -30,8 +30,9 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bot.config import Config, load_config
+from bot.settings_view import SettingsView
 from bot.store import SCORE, Reading, Store
-from bot.team_settings import SettingsView, save_settings
+from bot.team_settings import save_settings
 
 TEAMS, KPIS, RUNS = 250, 3, 7
 NOW = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)

@@ -20,9 +20,9 @@ from bot.delivery import Delivery
 from bot.kept_cards import KeptCards
 from bot.reports import Reporter, ScanShare, TeamReport
 from bot.settings_access import SpaceRoles
+from bot.settings_view import SettingsView
 from bot.sources import Source
 from bot.store import SCORE, Store
-from bot.team_settings import SettingsView
 
 
 class ScheduledPost(Protocol):

@@ -24,9 +24,9 @@ from bot.reports import Reporter
 from bot.schedule.templates import validate_templates
 from bot.secrets import register
 from bot.settings_access import ChatMemberships, SpaceRoles
+from bot.settings_view import SettingsView, warn_ignored
 from bot.sources import build_source
 from bot.store import Store, resolve_url
-from bot.team_settings import SettingsView, warn_ignored
 from handlers import scheduled
 
 T = TypeVar("T")

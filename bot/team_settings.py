@@ -4,7 +4,7 @@ The YAML says what the numbers mean and who may change what (``settings:``, `bot
 each team's overrides of the editable fields live in the store (`bot.store.settings`), with a version and an
 audit trail. A team's *effective* configuration is its YAML block with its overrides laid over it
 (`effective_team`); an override the YAML no longer allows, or that no longer fits the team (a KPI gone, a
-category no longer weighted), is ignored, never fatal, and `warn_ignored` says so once at start.
+category no longer weighted), is ignored, never fatal, and `bot.settings_view.warn_ignored` says so once at start.
 
 Values, as the store keeps them (JSON):
 
@@ -18,9 +18,6 @@ Values, as the store keeps them (JSON):
 
 from __future__ import annotations
 
-import logging
-import threading
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -42,8 +39,6 @@ from bot.config import (
 from bot.slots import next_slots
 from bot.store import Overrides, SaveResult, Store
 
-log = logging.getLogger(__name__)
-
 FIELDS = EDITABLE_FIELDS
 """The fields a team may be allowed to change, in the dialog's order."""
 PRESETS: dict[str, str] = {
@@ -62,9 +57,6 @@ STATUSES = ("warning", "bad")
 SNOOZE_CHOICES: dict[str, timedelta] = {"day": timedelta(days=1), "week": timedelta(days=7)}
 """Snooze lengths by name; a snooze may also run until a date (its start, in the team's zone)."""
 MAX_SNOOZE = timedelta(days=90)
-CACHE_SECONDS = 5.0
-"""How long a process (for `/score` and Refresh) keeps the teams' overrides before reading them again; the
-scheduler and alerts read them fresh at every tick."""
 
 
 class SettingsError(ValueError):
@@ -216,16 +208,6 @@ def effective_team(config: Config, team: TeamConfig, overrides: Overrides) -> Te
     return TeamSettings(result, team, overrides, snooze, tuple(ignored))
 
 
-def warn_ignored(view: SettingsView) -> list[str]:
-    """Log one warning per stored override that is ignored (at start: the view's first read); returns them."""
-    lines = []
-    for current in view.teams(fresh=True):
-        for name, why in current.ignored:
-            lines.append(f"team {current.yaml.id}: its {name} override is ignored: {why}")
-            log.warning("%s", lines[-1])
-    return lines
-
-
 def link_refusal(config: Config, space: str, team_id: str) -> str | None:
     """Why ``space`` may not be linked to ``team_id`` from Chat, or None (the YAML's ``spaces`` win)."""
     if config.team(team_id) is None:
@@ -234,64 +216,6 @@ def link_refusal(config: Config, space: str, team_id: str) -> str | None:
     if given is not None:
         return f"This Space is given to team {given.id!r} in the configuration; ask whoever runs Scorebot."
     return None
-
-
-class SettingsView:
-    """The effective teams for one process, read from the store at most every ``cache_seconds`` (``fresh``:
-    read now, as the scheduler does at every tick)."""
-
-    def __init__(
-        self,
-        config: Config,
-        store: Store,
-        cache_seconds: float = CACHE_SECONDS,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.config, self.store, self.cache_seconds, self._clock = config, store, cache_seconds, clock
-        self._lock = threading.Lock()
-        self._read_at: float | None = None
-        self._teams: dict[str, TeamSettings] = {}
-        self._links: dict[str, str] = {}
-
-    def teams(self, *, fresh: bool = False) -> list[TeamSettings]:
-        """Every team of the configuration, effective, in configuration order."""
-        teams = self._snapshot(fresh)[0]
-        return [teams[t.id] for t in self.config.teams]
-
-    def team(self, team_id: str, *, fresh: bool = False) -> TeamSettings | None:
-        """The team with this id, effective, if the configuration has it."""
-        return self._snapshot(fresh)[0].get(team_id)
-
-    def team_for_space(self, space: str | None, *, fresh: bool = False) -> TeamSettings | None:
-        """The team of a Space: the YAML's ``spaces`` first, then the Spaces linked from Chat."""
-        teams, links = self._snapshot(fresh)
-        given = self.config.team_for_space(space)
-        team_id = given.id if given else links.get(space or "")
-        return teams.get(team_id) if team_id else None
-
-    def forget(self) -> None:
-        """Drop what was read: the next call reads the store (after this process saved or linked)."""
-        with self._lock:
-            self._read_at = None
-
-    def _effective(self, team: TeamConfig, overrides: Overrides) -> TeamSettings:
-        """The team's effective settings, built again only when its overrides' version moved (every save and
-        reset moves it): a tick's read costs one query, not a check of every team's values."""
-        kept = self._teams.get(team.id)
-        if kept is not None and kept.overrides.version == overrides.version:
-            return kept
-        return effective_team(self.config, team, overrides)
-
-    def _snapshot(self, fresh: bool) -> tuple[dict[str, TeamSettings], dict[str, str]]:
-        with self._lock:
-            now = self._clock()
-            if fresh or self._read_at is None or now - self._read_at >= self.cache_seconds:
-                with self.store.one_connection():
-                    stored, links = self.store.all_overrides(), self.store.space_links()
-                self._teams = {t.id: self._effective(t, stored.get(t.id, Overrides())) for t in self.config.teams}
-                self._links = links
-                self._read_at = now
-            return self._teams, self._links
 
 
 def _check_schedule(config: Config, team: TeamConfig, value: Any, now: datetime) -> str:

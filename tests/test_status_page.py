@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 import yaml
 
 from bot.chart_links import check
+from bot.settings_view import CACHE_SECONDS as SETTINGS_CACHE_SECONDS
 from bot.store import Store
-from bot.team_settings import CACHE_SECONDS as SETTINGS_CACHE_SECONDS
 from bot.team_settings import save_settings
 from tests.pages import SECRET, pages_config, unverified_app
 

@@ -10,12 +10,12 @@ import yaml
 
 from bot.config import load_config
 from bot.errors import ConfigError
+from bot.settings_view import SettingsView, warn_ignored
 from bot.store import Overrides, Store
 from bot.team_settings import (
     PRESETS,
     SettingsError,
     SettingsErrors,
-    SettingsView,
     check_changes,
     check_value,
     effective_team,
@@ -23,7 +23,6 @@ from bot.team_settings import (
     next_posts,
     preset_of,
     save_settings,
-    warn_ignored,
 )
 from tests.test_config import write
 
