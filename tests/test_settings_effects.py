@@ -228,3 +228,19 @@ def test_the_schedule_command_shows_the_saved_schedule_and_starts_after_a_snooze
         f"  snoozed until {resume:%Y-%m-%d} 00:00 UTC\n"
         f"  {resume:%Y-%m-%d} 10:00 UTC  ({resume:%Y-%m-%d} 10:00 UTC)\n"
     )
+
+
+def test_a_dry_run_tick_says_a_snoozed_teams_slot_would_be_recorded_snoozed(tmp_path, fake, monkeypatch, capsys):
+    config = team_config(tmp_path, fake)
+    monkeypatch.setenv("SCOREBOT_CONFIG", str(config.path))
+    monkeypatch.setenv("SCOREBOT_STORE", f"sqlite:///{tmp_path / 'store.db'}")
+    services = build_services(config)
+    save_settings(
+        services.store, config, "alpha", {"snooze": {"until": "week"}}, version=0, who=ANA, at=at("2026-12-07T12:00")
+    )
+    services.store.engine.dispose()
+
+    assert main(["tick", "--now", "2026-12-08T11:00:20Z", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "alpha: nothing due (first tick for this team)\n" in out
+    assert "alpha: would record 1 slots snoozed (2026-12-08T11:00:00+00:00)\n" in out

@@ -135,6 +135,8 @@ def print_plans(plans: list[TeamPlan]) -> None:
             print(f"{prefix} would record {len(plan.outdated)} slots superseded now ({_span(plan.outdated)})")
         if team.missed:
             print(f"{prefix} would record {len(team.missed)} slots missed ({_span(team.missed)})")
+        if team.snoozed:
+            print(f"{prefix} would record {len(team.snoozed)} slots snoozed ({_span(team.snoozed)})")
     print("dry run: nothing was claimed, posted or written")
 
 

@@ -131,6 +131,8 @@ class TeamPlan:
     missed: tuple[datetime, ...]
     targets: tuple[str, ...]
     first_tick: bool
+    snoozed: tuple[datetime, ...] = ()
+    """Slots the tick would record snoozed (the team's posts are snoozed), not recorded yet."""
 
 
 @dataclass
@@ -347,15 +349,19 @@ class Scheduler:
         """What a tick as of ``now`` would do for each scheduled team, reading the store and writing nothing."""
         now, store = to_utc(now), self.services.store
         plans = []
-        for team in (settings.team for settings in self._scheduled_teams()):
+        for settings in self._scheduled_teams():
+            team = settings.team
             mark = store.find_mark(team.id)
             missed = self._missed(team, mark, now)
             runs = store.slot_runs(team.id, since=now - MISSED_LOOKBACK, until=now, limit=100_000)
             known = {r.slot for r in runs}
-            catchup = self._catchup(team, now, store.slot_runs(team.id, since=now - 2 * self._grace(), until=now))
+            held = [slot for slot in self._held(team, settings.snooze, now) if slot not in known]
+            recent = store.slot_runs(team.id, since=now - 2 * self._grace(), until=now)
+            recent += [SlotRun(team.id, slot, SNOOZED, 0, None, None, now, None) for slot in held]
+            catchup = self._catchup(team, now, recent)
             targets = tuple(target_key(t) for t in team.deliver)
-            unstarted = tuple(slot for slot in missed if slot not in known)
-            plans.append(TeamPlan(team.id, catchup, unstarted, targets, mark is None))
+            unstarted = tuple(slot for slot in missed if slot not in known and slot not in held)
+            plans.append(TeamPlan(team.id, catchup, unstarted, targets, mark is None, tuple(held)))
         return plans
 
     def _scheduled_teams(self) -> list[TeamSettings]:
@@ -363,17 +369,22 @@ class Scheduler:
         and the posts then use what this read)."""
         return [t for t in self.services.settings.teams(fresh=True) if t.team.schedule and t.team.deliver]
 
-    def _snoozed(self, team: TeamConfig, snooze: Snooze | None, now: datetime) -> list[SlotOutcome]:
-        """The team's slots of the last day that fell due within its snooze, recorded snoozed (once each)."""
+    def _held(self, team: TeamConfig, snooze: Snooze | None, now: datetime) -> list[datetime]:
+        """The team's slots of the last day, up to ``now``, that fell due within its snooze."""
         assert team.schedule  # noqa: S101 (only scheduled teams tick)
         if snooze is None or snooze.until <= now - MISSED_LOOKBACK or snooze.since > now:
             return []
         zone = self.services.config.zone(team)
         start, end = max(snooze.since, now - MISSED_LOOKBACK), min(now, snooze.until)
-        slots = [slot for slot in slots_between(team.schedule, zone, start, end) if snooze.active(slot)]
+        return [slot for slot in slots_between(team.schedule, zone, start, end) if snooze.active(slot)]
+
+    def _snoozed(self, team: TeamConfig, snooze: Snooze | None, now: datetime) -> list[SlotOutcome]:
+        """The team's slots of the last day that fell due within its snooze, recorded snoozed (once each)."""
+        slots = self._held(team, snooze, now)
         if not slots:
             return []
-        detail = f"snoozed until {snooze.until.astimezone(zone):%Y-%m-%d %H:%M}"
+        zone = self.services.config.zone(team)
+        detail = f"snoozed until {snooze.until.astimezone(zone):%Y-%m-%d %H:%M}" if snooze else "snoozed"
         recorded = self.services.store.record_snoozed(team.id, slots, now, detail)
         if recorded:
             log.info("team %s: %d slots snoozed (%s)", team.id, len(recorded), detail)
