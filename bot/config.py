@@ -29,7 +29,7 @@ from bot import secrets
 from bot.alert_settings import AlertSettings, merged
 from bot.errors import ConfigError
 from bot.sources import SOURCE_TYPES
-from bot.sources.base import SourceSettings, StrictModel
+from bot.sources.base import SourceSettings, StrictModel, category_key
 
 PACKAGE_DIR = Path(__file__).resolve().parent.parent
 DEMO_CONFIG = PACKAGE_DIR / "config" / "demo.yaml"
@@ -289,6 +289,11 @@ class TeamConfig(StrictModel):
         return next(
             (t for t in self.deliver if isinstance(t, ChatApiTarget) and t.live != "off" and t.space == space), None
         )
+
+    def lists_new_items(self, kpi: KpiConfig) -> bool:
+        """Whether the team's alerts list ``kpi``'s new items: a count KPI weighing one of ``new_items``."""
+        wanted = {category_key(name) for name in self.alerts.new_items} if self.alerts else set()
+        return kpi.kind == "count" and any(category_key(name) in wanted for name in kpi.weights)
 
     @model_validator(mode="after")
     def _unique_kpis(self) -> TeamConfig:

@@ -322,9 +322,12 @@ class Reporter:
             self._record(team, kpis, now, origin, slot)
         return TeamReport(team=team, kpis=kpis, generated_at=now, zone=zone)
 
-    def prefetch(self, teams: Sequence[TeamConfig]) -> dict[str, dict[str, ScanShare]]:
+    def prefetch(self, teams: Sequence[TeamConfig], *, cached: bool = False) -> dict[str, dict[str, ScanShare]]:
         """Start the scans that read the KPIs of ``teams`` in fewer calls than one read each (the tick: every
         team with a claimed slot, "team = X" filters read together); per team and KPI, its part, for `report`.
+        ``cached`` (alert checks, which report with ``cached``): a KPI whose last reading is younger than its
+        source's ``cache_seconds`` is left out, as `report` will show that reading, unless the team's alerts
+        may list its new items (`report` reads those).
 
         A process's first look at a team gives its sources the stored row counts first, so a fresh process
         plans as a warm one does.
@@ -344,8 +347,11 @@ class Reporter:
                 rows.setdefault(team_id, {})[kpi_id] = number
             for team in unseeded:
                 self._seed_rows(team, rows.get(team.id, {}))
+        pairs_read = [(team, kpi) for team in teams for kpi in team.kpis]
+        if cached:
+            pairs_read = self._not_young(pairs_read)
         shares: dict[str, dict[str, ScanShare]] = {}
-        for source_name, plan, pairs, run in self._plan_scans([(team, kpi) for team in teams for kpi in team.kpis]):
+        for source_name, plan, pairs, run in self._plan_scans(pairs_read):
             flight = self.fetcher.submit(source_name, run)
             for member in plan.members:
                 team, kpi = pairs[member]
@@ -360,6 +366,22 @@ class Reporter:
     @budget_seconds.setter
     def budget_seconds(self, seconds: float) -> None:
         self.fetcher.budget_seconds = seconds
+
+    def _not_young(self, pairs: list[tuple[TeamConfig, KpiConfig]]) -> list[tuple[TeamConfig, KpiConfig]]:
+        """``pairs`` less the KPIs a cached report would show from the store (one query; all if it fails)."""
+        if not pairs:
+            return pairs
+        ids = list(dict.fromkeys(team.id for team, _ in pairs))
+        none: dict[tuple[str, str], datetime] = {}
+        taken = self._ask("latest readings", pairs[0][0], lambda: self.store.latest_times(ids), none)
+        now = self.clock()
+
+        def young(team: TeamConfig, kpi: KpiConfig) -> bool:
+            at = taken.get((team.id, kpi.id))
+            fresh = at is not None and now - at < timedelta(seconds=self.cache_seconds[kpi.source])
+            return fresh and not team.lists_new_items(kpi)
+
+        return [(team, kpi) for team, kpi in pairs if not young(team, kpi)]
 
     def _young(self, kpi: KpiConfig, reading: Reading | None, now: datetime) -> bool:
         """Whether ``reading`` is young enough to show for ``kpi`` without reading again."""

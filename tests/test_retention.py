@@ -117,14 +117,17 @@ def test_the_alert_tables_keep_what_alerts_need(tmp_path, fake, store_url):
             assert store.end_notices(sent, "me", at, "sent", None)
             store.record_alert_delivery("alpha", f"client-alert-{n}-fire", "log", "delivered", at, None)
 
-        pruned = Scheduler(services).prune()
+        scheduler = Scheduler(services)
+        pruned = scheduler.prune()
 
         assert {k: v for k, v in pruned.items() if k.startswith("alert")} == {
-            "alert_checks": 3,  # every claim older than two days
+            "alert_checks": 2,  # two days before the newest claim (a tick run as of an earlier time keeps its own)
             "alert_notices": 2,  # the ended notices before the cutoff; the pending reminder stays
             "alert_deliveries": 1,
             "alert_items": 1,
         }
+        assert store.claim_check("alpha", NOW, "me", NOW + timedelta(minutes=5))  # the check of now
+        assert scheduler.prune()["alert_checks"] == 1  # now every claim older than two days has gone
         assert not store.claim_check("alpha", CHECKS_KEPT_FROM, "other", NOW)  # its claim is still there
         assert len(store.transitions("alpha", "open", limit=100)) == 12  # transitions are kept
         assert [t.at for t in store.transitions("alpha", "open")][:1] == [CHECKS_KEPT_FROM + timedelta(seconds=2)]

@@ -544,3 +544,28 @@ def test_a_store_that_cannot_give_the_row_counts_leaves_each_team_to_read_alone(
     assert len(fake.queries()) == 3  # nothing known: a team's two KPIs share a probe, its first page
     assert "team alpha: store unavailable (OperationalError); no row counts" in caplog.text
     assert "shared scans not started" not in caplog.text, "a store that fails is no fault of the scans"
+
+
+def test_an_alert_check_in_the_minute_of_a_post_takes_its_readings_and_reads_nothing_more(
+    tmp_path: Path, fake: FakeVtiger
+) -> None:
+    seed(fake)
+    path = write_config(tmp_path, fake)
+    data = yaml.safe_load(path.read_text())
+    for team in data["teams"]:
+        team["alerts"] = {"check_every": "15m"}
+    path.write_text(yaml.safe_dump(data, allow_unicode=True))
+    moments = [datetime(2026, 11, 9, 9, 0, 5, tzinfo=UTC)]
+    services = build_services(load_config(path), clock=lambda: moments[-1], store_url=f"sqlite:///{tmp_path / 's.db'}")
+    scheduler = Scheduler(services)
+    scheduler.tick(moments[-1])  # the first post and check: row counts known from here on
+    moments.append(datetime(2026, 11, 9, 9, 15, 5, tzinfo=UTC))
+    before = len(fake.queries())
+
+    result = scheduler.tick(moments[-1])
+
+    assert [o.state for o in result.outcomes].count("delivered") == 3  # 09:15 (09:01 to 09:14 superseded)
+    assert [o.state for o in result.alerts] == ["checked"] * 3
+    assert len(fake.queries()) - before == 2  # the posts' scan of 2 pages; the checks show what it read
+    assert {r.origin for team in FILTERS for r in services.store.recent_readings(team, limit=2)} == {"post"}
+    services.store.engine.dispose()

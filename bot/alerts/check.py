@@ -31,7 +31,6 @@ from bot.alerts.machine import Event, Failed, KpiAlert, Levels, Notice, Policy, 
 from bot.alerts.quiet import release_at
 from bot.config import KpiConfig, TeamConfig
 from bot.sources import Item
-from bot.sources.base import category_key
 from bot.store import NewItems, item_key
 
 _ALERT_FIELDS = tuple(f.name for f in fields(KpiAlert))
@@ -177,18 +176,11 @@ def transition_rows(outcome: KpiOutcome) -> list[dict[str, Any]]:
     ]
 
 
-def new_after_of(
-    team: TeamConfig, settings: AlertSettings, read_at: Mapping[str, datetime | None]
-) -> dict[str, datetime]:
+def new_after_of(team: TeamConfig, read_at: Mapping[str, datetime | None]) -> dict[str, datetime]:
     """Per count KPI weighing one of the ``new_items`` categories whose alert judged a reading before: when
     that reading was taken (its items created later are new); none before a KPI's first check."""
-    wanted = {category_key(name) for name in settings.new_items}
     return {
-        kpi.id: after
-        for kpi in team.kpis
-        if kpi.kind == "count"
-        and (after := read_at.get(kpi.id)) is not None
-        and any(category_key(name) in wanted for name in kpi.weights)
+        kpi.id: after for kpi in team.kpis if team.lists_new_items(kpi) and (after := read_at.get(kpi.id)) is not None
     }
 
 

@@ -182,7 +182,7 @@ class AlertRunner:
         settings, zone = team.alerts, self.config.zone(team)
         assert settings  # noqa: S101 (only teams with alerts are checked)
         rows = self.store.alert_rows(team.id)
-        new_after = new_after_of(team, settings, {kpi_id: row.fields.get("read_at") for kpi_id, row in rows.items()})
+        new_after = new_after_of(team, {kpi_id: row.fields.get("read_at") for kpi_id, row in rows.items()})
         report = self.report(team, scans, new_after or None)
         reads = [
             KpiRead(k.kpi.id, k.score.index if k.score else None, k.as_of, k.stale_reason)

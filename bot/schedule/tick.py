@@ -216,7 +216,7 @@ class Scheduler:
             lambda team, scans, new_after: services.report(
                 team, CHECK, record=True, cached=cached, scans=scans, new_after=new_after
             ),
-            self._prefetch,
+            lambda teams: self._prefetch(teams, cached=cached),
             self.owner,
             lease_seconds=self.settings.lease_seconds,
             concurrency=self.settings.concurrency,
@@ -250,10 +250,11 @@ class Scheduler:
         self.prune()
         return result
 
-    def _prefetch(self, teams: list[TeamConfig]) -> dict[str, dict[str, ScanShare]]:
-        """The claimed teams' shared scans, started; none if planning them fails (each team then reads alone)."""
+    def _prefetch(self, teams: list[TeamConfig], *, cached: bool = False) -> dict[str, dict[str, ScanShare]]:
+        """The claimed teams' shared scans, started; none if planning them fails (each team then reads alone).
+        ``cached``: leave out the KPIs a cached report shows from the store (`bot.reports.Reporter.prefetch`)."""
         try:
-            return self.services.reporter.prefetch(teams) if teams else {}
+            return self.services.reporter.prefetch(teams, cached=cached) if teams else {}
         except Exception as exc:  # noqa: BLE001 (the teams still read one by one)
             _log_unexpected(exc, "shared scans not started")
             return {}

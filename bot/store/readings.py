@@ -89,6 +89,14 @@ class Readings(Database):
         with self._connect() as conn:
             return {(r.team_id, r.kpi_id): r.rows for r in conn.execute(query)}
 
+    def latest_times(self, team_ids: Sequence[str]) -> dict[tuple[str, str], datetime]:
+        """When each KPI of ``team_ids`` was last read, by (team, KPI); one query."""
+        query = sa.select(kpi_latest.c.team_id, kpi_latest.c.kpi_id, kpi_latest.c.taken_at).where(
+            kpi_latest.c.team_id.in_(team_ids)
+        )
+        with self._connect() as conn:
+            return {(r.team_id, r.kpi_id): utc_aware(r.taken_at) for r in conn.execute(query)}
+
     def recent_readings(self, team_id: str, limit: int = 20) -> list[Reading]:
         """The team's latest ``limit`` readings (every KPI), newest first."""
         query = (

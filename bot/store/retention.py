@@ -14,8 +14,9 @@ from bot.store.engine import Database, insert_ignore, to_utc, utc_aware
 from bot.store.schema import deliveries, outbox, prune_marks, readings, slot_runs
 
 ALERT_CHECKS_KEPT = timedelta(days=2)
-"""How long a check's claim is kept: past its check window (``check_every`` is at most a day) nothing claims
-that check again, so an older claim only takes room (96 rows a team a day at ``15m``)."""
+"""How long a check's claim is kept, before the newest check claimed (or now, if earlier): past its check
+window (``check_every`` is at most a day) nothing claims that check again, so an older claim only takes room
+(96 rows a team a day at ``15m``)."""
 
 
 class Retention(Database):
@@ -89,10 +90,12 @@ def _thin_readings(conn: Connection, until: datetime, batch: int) -> int:
 
 def _prune_alerts(conn: Connection, now: datetime, cutoff: datetime, batch: int) -> dict[str, int]:
     """Old alert check claims (`ALERT_CHECKS_KEPT`), ended notices, deliveries and items told (``cutoff``)."""
+    newest = conn.execute(sa.select(sa.func.max(alert_checks.c.check_at))).scalar()
+    checks_until = min(now, utc_aware(newest)) - ALERT_CHECKS_KEPT if newest else now - ALERT_CHECKS_KEPT
     counts = {}
     ended = alert_notices.c.state != NOTICE_PENDING
     for table, column, before, keys, also in (
-        (alert_checks, alert_checks.c.check_at, now - ALERT_CHECKS_KEPT, ("team_id", "check_at"), None),
+        (alert_checks, alert_checks.c.check_at, checks_until, ("team_id", "check_at"), None),
         (alert_notices, alert_notices.c.at, cutoff, ("id",), ended),
         (alert_deliveries, alert_deliveries.c.at, cutoff, ("message_id", "target"), None),
         (alert_items, alert_items.c.check_at, cutoff, ("team_id", "item"), None),
