@@ -246,10 +246,12 @@ def read_every_kpi(services: Services, measured: dict[tuple[str, str], int], whi
 
 
 def print_call_plan(services: Services, measured: dict[tuple[str, str], int]) -> None:
-    """Each source's calls for one tick of every scheduled team and on the schedules' busiest day."""
-    scheduled = [team for team in services.config.teams if team.schedule and team.deliver]
+    """Each source's calls for one tick of every scheduled team and on the schedules' busiest day (the teams as
+    they run: their own schedules and alerts)."""
+    running = services.config.model_copy(update={"teams": [t.team for t in services.settings.teams()]})
+    scheduled = [team for team in running.teams if team.schedule and team.deliver]
     ticks = tick_calls(services.sources, scheduled, measured)
-    days = daily_calls(services.config, services.sources, measured, services.clock())
+    days = daily_calls(running, services.sources, measured, services.clock())
     for name in services.sources:
         if name not in ticks:
             continue

@@ -244,3 +244,18 @@ def test_a_dry_run_tick_says_a_snoozed_teams_slot_would_be_recorded_snoozed(tmp_
     out = capsys.readouterr().out
     assert "alpha: nothing due (first tick for this team)\n" in out
     assert "alpha: would record 1 slots snoozed (2026-12-08T11:00:00+00:00)\n" in out
+
+
+def test_check_counts_the_calls_of_the_schedules_and_alerts_teams_chose(tmp_path, fake, monkeypatch, capsys):
+    config = team_config(tmp_path, fake)
+    monkeypatch.setenv("SCOREBOT_CONFIG", str(config.path))
+    monkeypatch.setenv("SCOREBOT_STORE", f"sqlite:///{tmp_path / 'store.db'}")
+    assert main(["check"]) == 0
+    assert "(average 96)" in capsys.readouterr().out  # the file: a post a day and a check every 15 minutes
+    services = build_services(config)
+    changes = {"schedule": "*/30 * * * *", "alerts": {"enabled": False}}
+    save_settings(services.store, config, "alpha", changes, version=0, who=ANA, at=datetime.now(UTC))
+    services.store.engine.dispose()
+
+    assert main(["check"]) == 0
+    assert "(average 48)" in capsys.readouterr().out  # two posts an hour, no alert checks
