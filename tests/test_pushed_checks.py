@@ -21,6 +21,7 @@ from bot.schedule.tick import Scheduler
 from bot.services import build_services
 from tests.fakes.chat import FakeChat
 from tests.test_alert_tick import BAD, GOOD, alert_config, alerts_posted, set_rows
+from tests.test_tick import Clock
 
 SECRET = "push-signing-key-4f1c9a7e2b"
 AUDIENCE = "https://scorebot.example.com/tasks/changed"
@@ -33,14 +34,6 @@ def fake():
     chat = FakeChat()
     yield chat
     chat.close()
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 def make_config(folder: Path, fake: FakeChat, store_url: str, *, cache_seconds: int = 0) -> Path:
@@ -91,7 +84,7 @@ def check_readings(scheduler: Scheduler, team: str) -> list[float]:
 
 @pytest.fixture
 def scheduler(tmp_path, fake, store_url):
-    made = make_scheduler(make_config(tmp_path, fake, store_url), store_url, Clock())
+    made = make_scheduler(make_config(tmp_path, fake, store_url), store_url, Clock(T0))
     yield made
     made.services.store.engine.dispose()
 
@@ -138,7 +131,7 @@ def test_a_request_names_known_teams_with_alerts(scheduler, token_factory, teams
 
 
 def test_an_asked_for_check_reads_afresh_and_alerts_at_once(tmp_path, fake, store_url, token_factory):
-    clock = Clock()
+    clock = Clock(T0)
     scheduler = make_scheduler(make_config(tmp_path, fake, store_url, cache_seconds=3600), store_url, clock)
     client = client_for(scheduler, token_factory)
     set_rows(tmp_path, "alpha", GOOD)
@@ -161,7 +154,7 @@ def test_asked_for_checks_are_coalesced_to_one_a_minute_per_team_across_processe
     tmp_path, fake, store_url, token_factory
 ):
     path = make_config(tmp_path, fake, store_url)
-    clock = Clock()
+    clock = Clock(T0)
     first, second = make_scheduler(path, store_url, clock), make_scheduler(path, store_url, clock)
     clients = [client_for(first, token_factory), client_for(second, token_factory)]
     set_rows(tmp_path, "alpha", GOOD)

@@ -41,28 +41,46 @@ def create_tick_blueprint(
     certs: CertCache | None = None,
     env: Mapping[str, str] | None = None,
 ) -> Blueprint:
-    """The blueprint serving ``GET /tasks/tick`` for ``services`` (register it on the app)."""
+    """The blueprint serving ``GET /tasks/tick`` and ``POST /tasks/changed`` for ``services`` (register it on
+    the app)."""
     blueprint = Blueprint("tick", __name__)
     runner = scheduler or Scheduler(services)
     cert_cache = certs or CertCache(GOOGLE_OIDC_CERTS_URL)
     environ = os.environ if env is None else env
 
-    @blueprint.get("/tasks/tick")
-    def tick() -> tuple[Response, int]:
+    def refusal(route: str, signed_with: str | None = None) -> tuple[Response, int] | None:
+        """None if the request is App Engine cron's, Cloud Scheduler's, or signed with ``signed_with``
+        (when it carries a signature); else the answer refusing it."""
         try:
-            check_cron_request(
-                request.headers.get("X-Appengine-Cron"),
-                request.headers.get("Authorization"),
-                services.config.schedule,
-                environ,
-                cert_cache,
-            )
+            if signed_with and request.headers.get("X-Scorebot-Signature"):
+                verify_signature(
+                    signed_with,
+                    request.headers.get("X-Scorebot-Timestamp"),
+                    request.headers.get("X-Scorebot-Signature"),
+                    request.query_string.decode("latin-1"),
+                    time.time(),
+                )
+            else:
+                check_cron_request(
+                    request.headers.get("X-Appengine-Cron"),
+                    request.headers.get("Authorization"),
+                    services.config.schedule,
+                    environ,
+                    cert_cache,
+                )
         except CertsUnavailable as exc:
-            log.error("GET /tasks/tick: cannot verify: %s", exc)
+            log.error("%s: cannot verify: %s", route, exc)
             return jsonify(error="cannot verify the request now"), 503
         except VerificationError as exc:
-            log.warning("GET /tasks/tick refused: %s", exc)
+            log.warning("%s refused: %s", route, exc)
             return jsonify(error="forbidden"), 403
+        return None
+
+    @blueprint.get("/tasks/tick")
+    def tick() -> tuple[Response, int]:
+        refused = refusal("GET /tasks/tick")
+        if refused:
+            return refused
         try:
             result = runner.tick()
         except Exception as exc:  # noqa: BLE001 (its text may hold a webhook URL: log the type only)
@@ -78,29 +96,9 @@ def create_tick_blueprint(
     @blueprint.post("/tasks/changed")
     def changed() -> tuple[Response, int]:
         secret = services.config.schedule.changed_secret
-        try:
-            if secret and request.headers.get("X-Scorebot-Signature"):
-                verify_signature(
-                    secret.get_secret_value(),
-                    request.headers.get("X-Scorebot-Timestamp"),
-                    request.headers.get("X-Scorebot-Signature"),
-                    request.query_string.decode("latin-1"),
-                    time.time(),
-                )
-            else:
-                check_cron_request(
-                    request.headers.get("X-Appengine-Cron"),
-                    request.headers.get("Authorization"),
-                    services.config.schedule,
-                    environ,
-                    cert_cache,
-                )
-        except CertsUnavailable as exc:
-            log.error("POST /tasks/changed: cannot verify: %s", exc)
-            return jsonify(error="cannot verify the request now"), 503
-        except VerificationError as exc:
-            log.warning("POST /tasks/changed refused: %s", exc)
-            return jsonify(error="forbidden"), 403
+        refused = refusal("POST /tasks/changed", secret.get_secret_value() if secret else None)
+        if refused:
+            return refused
         named = [name for value in request.args.getlist("team") for name in value.split(",") if name]
         teams, problem = _teams_to_check(services, named)
         if problem:
