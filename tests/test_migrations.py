@@ -269,9 +269,10 @@ def test_the_revisions_ship_and_are_found_from_any_working_directory(tmp_path):
     assert found.stdout == f"{head()}\n"
 
 
-def test_a_store_at_0002_with_rows_upgrades_to_change_markers_that_start_at_0(store_url):
+def upgraded_with_one_reading(store_url: str, revision: str) -> Store:
+    """A store brought to ``revision`` with one reading in it, then upgraded to head and opened."""
     engine = make_engine(store_url)
-    at_revision(engine, "0002")
+    at_revision(engine, revision)
     with engine.begin() as conn:
         conn.execute(
             sa.text(
@@ -282,7 +283,11 @@ def test_a_store_at_0002_with_rows_upgrades_to_change_markers_that_start_at_0(st
         )
     upgrade(engine)
     engine.dispose()
-    store = Store(store_url)
+    return Store(store_url)
+
+
+def test_a_store_at_0002_with_rows_upgrades_to_change_markers_that_start_at_0(store_url):
+    store = upgraded_with_one_reading(store_url, "0002")
     assert [r.index for r in store.recent_readings("alpha")] == [10.0]
     assert store.team_version("alpha") == 0
     store.add_readings([Reading("alpha", "open", T0 + timedelta(minutes=1), POST, {"High": 3}, 15.0)])
@@ -291,19 +296,7 @@ def test_a_store_at_0002_with_rows_upgrades_to_change_markers_that_start_at_0(st
 
 
 def test_a_store_at_0004_with_rows_upgrades_to_team_settings_that_start_empty(store_url):
-    engine = make_engine(store_url)
-    at_revision(engine, "0004")
-    with engine.begin() as conn:
-        conn.execute(
-            sa.text(
-                "INSERT INTO readings (team_id, kpi_id, taken_at, origin, counts, index_value)"
-                " VALUES ('alpha', 'open', :at, 'score', '{\"High\": 2}', 10.0)"
-            ),
-            {"at": T0},
-        )
-    upgrade(engine)
-    engine.dispose()
-    store = Store(store_url)
+    store = upgraded_with_one_reading(store_url, "0004")
     assert [r.index for r in store.recent_readings("alpha")] == [10.0]
     assert store.team_overrides("alpha").version == 0
     assert store.linked_team("spaces/A") is None

@@ -19,6 +19,7 @@ from bot.services import build_services
 from bot.store import SNOOZED
 from bot.team_settings import save_settings
 from tests.fakes.chat import FakeChat, write_config
+from tests.test_tick import Clock
 
 REPO = Path(__file__).resolve().parent.parent
 ANA = "ana@example.com"
@@ -29,14 +30,6 @@ def fake():
     chat = FakeChat()
     yield chat
     chat.close()
-
-
-class Clock:
-    def __init__(self, now):
-        self.now = now
-
-    def __call__(self):
-        return self.now
 
 
 def at(text):
