@@ -135,20 +135,18 @@ class AlertRunner:
         check is already claimed."""
         now = self._now()
         when = check_at(now, step)
-        try:
-            won = self.store.claim_check(team.id, when, self.owner, now + self.lease)
-        except SQLAlchemyError as exc:
-            log.error("team %s: alert check not claimed, store unavailable (%s)", team.id, type(exc).__name__)
-            return [AlertOutcome(team.id, "error", "store unavailable")]
-        if not won:
-            return [AlertOutcome(team.id, "coalesced", f"the check of {when:%H:%M} UTC is another's")]
+        if not self._claim(team, now, when):
+            return [AlertOutcome(team.id, "coalesced", f"the check of {when:%H:%M} UTC is another's, or unclaimed")]
         checked = self._guarded(team, "check", lambda: self.check(team, now, when=when))
         return [checked, *self.send(team, self._now(), deadline)]
 
-    def _claim(self, team: TeamConfig, now: datetime) -> bool:
+    def _claim(self, team: TeamConfig, now: datetime, when: datetime | None = None) -> bool:
+        """Claim the team's check at ``when`` (default: the ``check_every`` step ``now`` falls in); False if
+        another process has it or the store is unavailable (logged)."""
         assert team.alerts  # noqa: S101 (only teams with alerts are checked)
+        when = when or check_at(now, team.alerts.check_every)
         try:
-            return self.store.claim_check(team.id, check_at(now, team.alerts.check_every), self.owner, now + self.lease)
+            return self.store.claim_check(team.id, when, self.owner, now + self.lease)
         except SQLAlchemyError as exc:
             log.error("team %s: alert check not claimed, store unavailable (%s)", team.id, type(exc).__name__)
             return False
