@@ -79,16 +79,36 @@ def results(path: str) -> dict[str, str]:
 
 def mutmut(*args: str, only: str | None = None, capture: bool = False) -> subprocess.CompletedProcess[str]:
     """Run a mutmut command in the project's root; with ``only``, mutate that file alone (see ``ONLY``)."""
-    command = [sys.executable, "-c", ONLY, only, *args] if only else [MUTMUT, *args]
+    tests = json.dumps(FOCUSED_TESTS.get(only or "", []))
+    command = [sys.executable, "-c", ONLY, only, tests, *args] if only else [MUTMUT, *args]
     return subprocess.run(command, cwd=ROOT, capture_output=capture, text=True, check=False)  # noqa: S603
 
 
 ONLY = (
-    "import sys; from mutmut.configuration import config; from mutmut.__main__ import cli;"
-    " config().only_mutate = [sys.argv.pop(1)]; cli()"
+    "import json, sys; from mutmut.configuration import config; from mutmut.__main__ import cli;"
+    " settings = config(); settings.only_mutate = [sys.argv.pop(1)]; tests = json.loads(sys.argv.pop(1));"
+    " settings.pytest_add_cli_args_test_selection = tests or settings.pytest_add_cli_args_test_selection; cli()"
 )
 """mutmut reads its settings from pyproject.toml alone and mutates every file of ``source_paths``; this runs it
-with ``only_mutate`` set to one file, the rest copied unchanged (its processes are forks: they keep the setting)."""
+with ``only_mutate`` set to one file, the rest copied unchanged, and the module's ``FOCUSED_TESTS`` as its test
+selection when it has some (its processes are forks: they keep the settings)."""
+
+FOCUSED_TESTS: dict[str, list[str]] = {
+    "bot/cards.py": [
+        *("tests/test_cards.py", "tests/test_top_card.py", "tests/test_direction.py", "tests/test_kinds.py"),
+        *("tests/test_replies.py", "tests/test_alert_cards.py", "tests/test_overview.py"),
+        *("-k", "not 250"),
+    ],
+    "bot/reports.py": [
+        *("tests/test_reports.py", "tests/test_kinds.py", "tests/test_fetcher.py", "tests/test_top_items.py"),
+        *("tests/test_reading_cache.py", "tests/test_direction.py", "tests/test_card_history.py"),
+        *("tests/test_kept_cards.py", "tests/test_shared_scans.py", "tests/test_alert_check.py"),
+        *("-k", "not postgres"),
+    ],
+}
+"""The test files a module's mutants run against instead of the whole suite (``[tool.mutmut]``), where the suite
+is too slow for them: the module's own fast tests, on SQLite. mutmut records per function which of these call
+it; a survivor is then one these files miss, though a test elsewhere may kill it (docs/testing.md)."""
 
 
 def prepare(path: str, module: str) -> None:

@@ -546,19 +546,27 @@ def test_a_store_that_cannot_give_the_row_counts_leaves_each_team_to_read_alone(
     assert "shared scans not started" not in caplog.text, "a store that fails is no fault of the scans"
 
 
-def test_an_alert_check_in_the_minute_of_a_post_takes_its_readings_and_reads_nothing_more(
-    tmp_path: Path, fake: FakeVtiger
-) -> None:
+def checked_teams(tmp_path: Path, fake: FakeVtiger, schedule: str) -> tuple[Scheduler, list[datetime]]:
+    """The three teams, posting on ``schedule`` and checked every 15 minutes, after their first tick at 09:00:05
+    (row counts known from then on); the scheduler and its clock's moments."""
     seed(fake)
     path = write_config(tmp_path, fake)
     data = yaml.safe_load(path.read_text())
     for team in data["teams"]:
         team["alerts"] = {"check_every": "15m"}
+        team["schedule"] = schedule
     path.write_text(yaml.safe_dump(data, allow_unicode=True))
     moments = [datetime(2026, 11, 9, 9, 0, 5, tzinfo=UTC)]
     services = build_services(load_config(path), clock=lambda: moments[-1], store_url=f"sqlite:///{tmp_path / 's.db'}")
     scheduler = Scheduler(services)
-    scheduler.tick(moments[-1])  # the first post and check: row counts known from here on
+    scheduler.tick(moments[-1])
+    return scheduler, moments
+
+
+def test_an_alert_check_in_the_minute_of_a_post_takes_its_readings_and_reads_nothing_more(
+    tmp_path: Path, fake: FakeVtiger, caplog: pytest.LogCaptureFixture
+) -> None:
+    scheduler, moments = checked_teams(tmp_path, fake, "* 9 * * *")
     moments.append(datetime(2026, 11, 9, 9, 15, 5, tzinfo=UTC))
     before = len(fake.queries())
 
@@ -567,5 +575,25 @@ def test_an_alert_check_in_the_minute_of_a_post_takes_its_readings_and_reads_not
     assert [o.state for o in result.outcomes].count("delivered") == 3  # 09:15 (09:01 to 09:14 superseded)
     assert [o.state for o in result.alerts] == ["checked"] * 3
     assert len(fake.queries()) - before == 2  # the posts' scan of 2 pages; the checks show what it read
-    assert {r.origin for team in FILTERS for r in services.store.recent_readings(team, limit=2)} == {"post"}
-    services.store.engine.dispose()
+    store = scheduler.services.store
+    assert {r.origin for team in FILTERS for r in store.recent_readings(team, limit=2)} == {"post"}
+    assert "shared scans not started" not in caplog.text
+    store.engine.dispose()
+
+
+def test_an_alert_check_between_posts_reads_its_old_readings_again_in_one_shared_scan(
+    tmp_path: Path, fake: FakeVtiger, caplog: pytest.LogCaptureFixture
+) -> None:
+    scheduler, moments = checked_teams(tmp_path, fake, "0 9 * * *")
+    moments.append(datetime(2026, 11, 9, 9, 15, 5, tzinfo=UTC))  # no post due; the readings are 15 minutes old
+    before = len(fake.queries())
+
+    result = scheduler.tick(moments[-1])
+
+    assert result.outcomes == []
+    assert [o.state for o in result.alerts] == ["checked"] * 3
+    assert len(fake.queries()) - before == 2  # one scan of 2 pages for the 6 KPIs, not each team's own reads
+    store = scheduler.services.store
+    assert {store.recent_readings(team, limit=1)[0].origin for team in FILTERS} == {"check"}
+    assert "shared scans not started" not in caplog.text
+    store.engine.dispose()
