@@ -31,9 +31,13 @@ same run.
    next request when the last one is answered. An error is an HTTP status
    other than 200, a timeout, or a card saying "Could not refresh". CPU a
    cached request is the server process's CPU time (``/proc``) over the open
-   loop divided by its requests, set against the same open loop of
-   ``GET /healthz`` on the same server (the floor: waitress, Flask and the
-   reply's secret check, no app work); RSS is read at the end.
+   loop divided by its requests, set against two floors under the same open
+   loop: the bare floor, waitress with the same settings in a process of its
+   own serving a bare WSGI callable that reads the request (the same bodies
+   and headers) and answers the bytes of a cached card taken from the server
+   in the same run (`bare_server`); and ``GET /healthz`` on the same server
+   (waitress, Flask and the reply's secret check, no app work). RSS is read
+   at the end.
 5. ``--processes`` tick processes at once on PostgreSQL (a fresh schema per
    run, dropped after) over ``--pg-teams`` teams: time until every team's post
    arrived, and that every Space got exactly one post.
@@ -69,15 +73,18 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import requests
+import waitress
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.scale_data import KPIS, MODULE, Calls, StandIn, Team, generate, minimum_calls, write_config
 from bot.app import create_app
 from bot.config import CHAT_ISSUER, load_config
+from bot.server import WAITRESS_SETTINGS, listen
 from bot.services import build_services
 from tests import payloads
 from tests.fakes.chat import FakeChat
@@ -387,16 +394,14 @@ class PgSchemas:
 
 
 @contextlib.contextmanager
-def production_server(config: Path, log: Path) -> Iterator[tuple[str, int]]:
-    """app.yaml's entrypoint on a free loopback port with ``config``: (base URL, process id)."""
+def served(command: Callable[[int], list[str]], log: Path, env: dict[str, str]) -> Iterator[tuple[str, int]]:
+    """``command(port)`` on a free loopback port, once it answers ``GET /healthz``: (base URL, process id)."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    env = {**os.environ, "SCOREBOT_CONFIG": str(config)}
-    env.pop("SCOREBOT_STORE", None)
     with log.open("ab") as output:
-        process = subprocess.Popen(  # noqa: S603 (the command is this repository's own entrypoint)
-            entrypoint_on_loopback(port), cwd=ROOT, env=env, stdout=output, stderr=output
+        process = subprocess.Popen(  # noqa: S603 (this repository's own programs)
+            command(port), cwd=ROOT, env=env, stdout=output, stderr=output
         )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -406,7 +411,7 @@ def production_server(config: Path, log: Path) -> Iterator[tuple[str, int]]:
                 if requests.get(base + "/healthz", timeout=1).status_code == 200:
                     break
             if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the production server did not start; see {log}")
+                raise RuntimeError(f"the server did not start; see {log}")
             time.sleep(0.1)
         yield base, process.pid
     finally:
@@ -416,6 +421,36 @@ def production_server(config: Path, log: Path) -> Iterator[tuple[str, int]]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def production_server(config: Path, log: Path) -> contextlib.AbstractContextManager[tuple[str, int]]:
+    """app.yaml's entrypoint on a free loopback port with ``config``: (base URL, process id)."""
+    env = {**os.environ, "SCOREBOT_CONFIG": str(config)}
+    env.pop("SCOREBOT_STORE", None)
+    return served(entrypoint_on_loopback, log, env)
+
+
+def bare_server(reply: bytes, folder: Path) -> contextlib.AbstractContextManager[tuple[str, int]]:
+    """The floor: waitress with `WAITRESS_SETTINGS` on a free loopback port, in a process of its own, serving a
+    bare WSGI callable that reads each request's body and answers ``reply``: (base URL, process id)."""
+    path = folder / "bare-reply.json"
+    path.write_bytes(reply)
+    program = "import sys; from bench.scale import serve_bare; serve_bare(int(sys.argv[1]), sys.argv[2])"
+    command = [sys.executable, "-c", program]
+    return served(lambda port: [*command, str(port), str(path)], folder / "bare.log", dict(os.environ))
+
+
+def serve_bare(port: int, reply_path: str) -> None:
+    """`bare_server`'s process: every request's body read, the bytes of ``reply_path`` answered, until stopped."""
+    reply = Path(reply_path).read_bytes()
+    headers = [("Content-Type", "application/json"), ("Content-Length", str(len(reply)))]
+
+    def app(environ: dict[str, Any], start_response: Callable[..., object]) -> list[bytes]:
+        environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+        start_response("200 OK", headers)
+        return [reply]
+
+    waitress.create_server(app, sockets=[listen("127.0.0.1", port)], **WAITRESS_SETTINGS).run()
 
 
 def cpu_seconds(pid: int) -> float:
@@ -571,13 +606,18 @@ def score_part(
             opened: list[Phase] = []
             closed: list[Phase] = []
             floors: list[Phase] = []
-            with production_server(config, folder / f"serve-{mode}.log") as (base, pid):
+            bares: list[Phase] = []
+            with production_server(config, folder / f"serve-{mode}.log") as (base, pid), contextlib.ExitStack() as up:
                 scorer = Scorer(base, token, teams)
                 if mode == "cached":
                     warm = closed_loop_once(scorer, count)
                     say(f"    every team asked once first (live reads, stored): {warm.line()}")
                     kept = closed_loop_once(scorer, count)
                     say(f"    every team asked again (its card made from the stored readings, kept): {kept.line()}")
+                    card = requests.post(base + "/", data=scorer.bodies[0], headers=scorer.headers, timeout=30).content
+                    bare_base, bare_pid = up.enter_context(bare_server(card, folder))
+                    sizes = f"{len(scorer.bodies[0])}-byte request body, the {len(card)}-byte card of a cached /score"
+                    say(f"    bare waitress floor started ({sizes})")
                 for run in range(runs):
                     opening = functools.partial(open_loop, scorer, count, rate, seconds, run)
                     opened.append(measured(pid, vtiger, opening))
@@ -591,6 +631,10 @@ def score_part(
                         pinging = functools.partial(open_loop, Pinger(base), count, rate, seconds, run)
                         floors.append(measured(pid, vtiger, pinging))
                         floors[-1].report(f"GET /healthz open loop {rate:g}/s (the floor), run {run + 1}")
+                        to_bare = Scorer(bare_base, token, teams)
+                        baring = functools.partial(open_loop, to_bare, count, rate, seconds, run)
+                        bares.append(measured(bare_pid, vtiger, baring))
+                        bares[-1].report(f"bare waitress open loop {rate:g}/s (the bare floor), run {run + 1}")
                 memory.append(memory_mb(pid))
             say(f"    server RSS {memory[-1][0]:.0f} MB (peak {memory[-1][1]:.0f} MB)")
             (open_run, open_p99s), (closed_run, closed_p99s) = median_run(opened), median_run(closed)
@@ -618,13 +662,31 @@ def score_part(
                     )
                 )
                 floor = statistics.median(phase.cpu_ms for phase in floors)
+                bare = statistics.median(phase.cpu_ms for phase in bares)
+                floor_p99, bare_p99 = (median_run(phases)[0].load.pct(99) for phases in (floors, bares))
                 rows.append(
                     Row(
                         "server CPU per cached /score (process CPU time / requests, open loop)",
-                        f"{cpu:.2f} ms (median of {runs} runs); GET /healthz on the same server and loop"
-                        f" {floor:.2f} ms, so {cpu - floor:.2f} ms above the floor ({cpu / floor:.1f}x)",
+                        f"{cpu:.2f} ms (median of {runs} runs), p99 {load.pct(99):.0f} ms; {cpu - bare:.2f} ms above"
+                        f" the bare waitress floor, {cpu - floor:.2f} ms above GET /healthz",
                         "<= 1 ms",
                         cpu <= 1,
+                    )
+                )
+                rows.append(
+                    Row(
+                        f"the bare floor: waitress ({sizes}, a bare WSGI callable), same loop",
+                        f"{bare:.2f} ms CPU a request (median of {runs} runs), p99 {bare_p99:.0f} ms",
+                        "(shown)",
+                        None,
+                    )
+                )
+                rows.append(
+                    Row(
+                        "GET /healthz on the same server and loop (waitress, Flask, the reply's secret check)",
+                        f"{floor:.2f} ms CPU a request (median of {runs} runs), p99 {floor_p99:.0f} ms",
+                        "(shown)",
+                        None,
                     )
                 )
                 rows.append(
