@@ -17,8 +17,9 @@ import yaml
 from bot.app import create_app
 from bot.config import DEMO_CONFIG, load_config
 from bot.demo import seed_history
+from bot.reports import KEEP_HISTORY
 from bot.services import build_services
-from bot.store import POST, SCORE, Reading, Store
+from bot.store import POST, REFRESH, SCORE, Reading, Store
 from tests import payloads as p
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -214,3 +215,49 @@ def test_a_reading_id_used_again_is_not_taken_for_the_reading_it_named_before(st
         conn.execute(sa.text("DELETE FROM readings"))
     store.add_readings([reading("a", NOW - timedelta(minutes=30), 2)])
     assert one_statement(store, "alpha", NOW, NOW)[0]["a"].index == 2
+
+
+def test_a_cached_report_keeps_its_history_and_its_kpis_for_under_a_minute(workers, store_url):
+    """From the moment it is read (a second request at that very moment too) to just under `KEEP_HISTORY`,
+    a cached report asks the store nothing but the change marker and shows the KPIs it built then; at
+    `KEEP_HISTORY` it reads the history again and keeps it from then on. Readings are shown for a day."""
+    _, (reader, _), clock, folder = workers
+    data = yaml.safe_load((folder / "demo.yaml").read_text())
+    data["sources"]["demo"]["cache_seconds"] = 86_400
+    (folder / "demo.yaml").write_text(yaml.safe_dump(data))
+    services = build_services(load_config(folder / "demo.yaml"), clock=clock, store_url=store_url)
+    team = services.config.team("customer")
+    zone = services.config.zone(team).key
+    reader.report(team, REFRESH)  # another worker reads the CSV and stores the reading
+    clock.now += timedelta(seconds=5)
+    start = clock.now
+    first = services.report(team, SCORE, cached=True)
+    assert first.kpis and all(k.cached for k in first.kpis)
+    version, until = services.reporter.kept_history(team, zone) or (None, None)
+    assert until == start + KEEP_HISTORY
+    statements = Statements(services.store)
+    for seconds in (0, 1, 30, 59.9):
+        clock.now = start + timedelta(seconds=seconds)
+        again = services.report(team, SCORE, cached=True)
+        assert statements.count == 0, f"{seconds} s: the kept history"
+        assert all(a is k for a, k in zip(again.kpis, first.kpis, strict=True)), "each KPI built once"
+    clock.now = start + KEEP_HISTORY
+    again = services.report(team, SCORE, cached=True)
+    assert statements.count > 0, "read again"
+    assert again.kpis == first.kpis and again.kpis[0] is not first.kpis[0]
+    assert services.reporter.kept_history(team, zone) == (version, clock.now + KEEP_HISTORY)
+    services.store.engine.dispose()
+
+
+def test_a_score_whose_change_marker_cannot_be_read_shows_the_stored_reading_and_keeps_nothing(workers, auth):
+    (first, second), (reader, services), clock, _ = workers
+    team = services.config.team("customer")
+    reader.report(team, REFRESH)
+    with services.store.engine.begin() as conn:
+        conn.exec_driver_sql("DROP TABLE team_changes")  # no marker can be read: nothing kept can be trusted
+    clock.now += timedelta(seconds=5)
+    for _ in range(2):
+        shown = send(second, p.classic_slash(), auth)
+        assert "read 5 s ago" in index_text(shown) and "<b>85</b>" in index_text(shown)
+        assert shown == send(first, p.classic_slash(), auth)
+        assert services.reporter.kept_history(team, services.config.zone(team).key) is None
