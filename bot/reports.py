@@ -322,7 +322,7 @@ class Reporter:
             self._record(team, kpis, now, origin, slot)
         return TeamReport(team=team, kpis=kpis, generated_at=now, zone=zone)
 
-    def prefetch(self, teams: Sequence[TeamConfig], *, cached: bool = False) -> dict[str, dict[str, ScanShare]]:
+    def prefetch(self, teams: Sequence[TeamConfig], *, cached: bool) -> dict[str, dict[str, ScanShare]]:
         """Start the scans that read the KPIs of ``teams`` in fewer calls than one read each (the tick: every
         team with a claimed slot, "team = X" filters read together); per team and KPI, its part, for `report`.
         ``cached`` (alert checks, which report with ``cached``): a KPI whose last reading is younger than its

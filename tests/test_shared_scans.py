@@ -23,6 +23,7 @@ from bot.services import build_services
 from bot.sources.base import NO_CATEGORY, Deadline, Wanted
 from bot.sources.vtiger import VtigerQuery, VtigerSettings, VtigerSource
 from tests.fakes.vtiger import FakeVtiger
+from tests.test_card_history import Statements
 
 OPEN = "ticketstatus != 'Closed'"
 FILTERS = {
@@ -597,3 +598,22 @@ def test_an_alert_check_between_posts_reads_its_old_readings_again_in_one_shared
     assert {store.recent_readings(team, limit=1)[0].origin for team in FILTERS} == {"check"}
     assert "shared scans not started" not in caplog.text
     store.engine.dispose()
+
+
+def test_a_process_asks_the_store_for_the_row_counts_once_for_its_teams(tmp_path: Path, fake: FakeVtiger) -> None:
+    """A team's first prefetch gives its sources the stored row counts; later ones ask the store nothing."""
+    seed(fake)
+    config = load_config(write_config(tmp_path, fake))
+    store = f"sqlite:///{tmp_path / 'store.db'}"
+    now = datetime(2026, 11, 9, 9, 0, 5, tzinfo=UTC)
+    Scheduler(build_services(config, clock=lambda: now, store_url=store)).tick(now)  # readings with row counts
+    services = build_services(config, clock=lambda: now, store_url=store)  # a fresh process
+    statements = Statements(services.store)
+
+    services.reporter.prefetch(config.teams[:2], cached=False)
+    assert statements.count == 1, "the two teams' row counts, in one statement"
+    services.reporter.prefetch(config.teams, cached=False)
+    assert statements.count == 2, "the third team's"
+    services.reporter.prefetch(config.teams, cached=False)
+    assert statements.count == 2, "nothing more"
+    services.store.engine.dispose()
