@@ -15,6 +15,8 @@ import sqlalchemy as sa
 import yaml
 
 from bot.app import create_app
+from bot.card_text import message_as_text
+from bot.cards import team_message
 from bot.config import DEMO_CONFIG, load_config
 from bot.demo import seed_history
 from bot.reports import KEEP_HISTORY
@@ -190,6 +192,25 @@ def test_a_cached_score_of_a_second_worker_shows_the_reading_the_first_wrote_aft
     clock.now += timedelta(seconds=5)
     again = send(second, p.classic_slash(), auth)
     assert "read 5 s ago" in index_text(again) and "<b>95</b>" in index_text(again), "the new reading, not 85"
+
+
+def test_a_cached_card_says_what_the_read_behind_its_reading_found(workers):
+    """The oldest item, what is new and what was closed since the team's last post, and the top items: as
+    the card of the read itself says them, whichever worker made that read."""
+    _, (reader, services), clock, _ = workers
+    team = services.config.team("customer")
+    fresh = reader.report(team, REFRESH)
+    clock.now += timedelta(seconds=5)
+    cached = services.report(team, SCORE, cached=True)
+    assert cached.kpis[0].cached and not fresh.kpis[0].cached
+
+    def found(report) -> list[str]:
+        lines = message_as_text(team_message(report, refresh_function=None)).splitlines()
+        start = lines.index("│ Top items")
+        return lines[start - 1 : start + 4]
+
+    assert found(cached) == found(fresh)
+    assert found(fresh)[0] == "│ oldest: 79 d · 1 new · 2 closed since last post today 09:00"
 
 
 def test_the_card_is_the_same_with_the_history_loaded_before_and_read_cold(workers, auth, store_url):

@@ -475,7 +475,7 @@ def test_new_items_are_counted_since_the_previous_post_across_zones(fake: FakeVt
     assert "oldest High: 3 h · 2 new since last post today 09:00" in text  # the oldest of the heaviest
     assert cached.kpis[0].cached
     cached_text = message_as_text(team_message(cached, refresh_function=None))
-    assert "2 new since last post today 09:00" in cached_text, "a cached card still says what is new"
+    assert "oldest High: 3 h · 2 new since last post today 09:00" in cached_text, "a cached card says it all too"
     assert "Printer on fire" in cached_text and "(High, 2 h, new)" in cached_text
     link = f"{fake.url}/index.php?module=Calendar&view=Detail&record="
     top = [line.strip("│ ") for line in text.splitlines() if "(High, " in line and line.startswith("│")]
