@@ -603,27 +603,23 @@ def extras_of(result: FetchResult) -> dict[str, Any] | None:
 
 
 def fetch_of(reading: Reading) -> FetchResult:
-    """The read behind a stored reading, as a card shows it: its counts and what `extras_of` kept."""
+    """The read behind a stored reading, as a card shows it: its counts and what of `extras_of` a card shows.
+    Its row count and an alert's new items are left out: a shown reading is never recorded again, and an alert
+    check reads a KPI whose new items it lists (`bot.alerts.runner`)."""
     extras = reading.extras or {}
-    items, new_items = (
-        tuple(
-            Item(title=i["title"], category=i["category"], created=_moment(i["created"]), link=i["link"])
-            for i in extras.get(key, [])
-        )
-        for key in ("items", "new_items")
+    items = tuple(
+        Item(title=i["title"], category=i["category"], created=_moment(i["created"]), link=i["link"])
+        for i in extras.get("items", [])
     )
     return FetchResult(
         counts=reading.counts,
         plan=reading.plan or "",
         calls=0,
-        details={"rows": reading.rows},
         items=items,
         oldest=_moment(extras.get("oldest")),
         oldest_among=tuple(extras.get("oldest_among", ())),
         created_since=extras.get("created_since"),
         closed_since=extras.get("closed_since"),
-        new_items=new_items,
-        new_total=extras.get("new_total"),
     )
 
 
