@@ -8,6 +8,7 @@ Real SQLite files and PostgreSQL; the app through Flask's test client with signe
 import json
 import shutil
 from datetime import UTC, datetime, timedelta
+from unittest.mock import ANY
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -268,6 +269,26 @@ def test_a_cached_report_keeps_its_history_and_its_kpis_for_under_a_minute(worke
     assert again.kpis == first.kpis and again.kpis[0] is not first.kpis[0]
     assert services.reporter.kept_history(team, zone) == (version, clock.now + KEEP_HISTORY)
     services.store.engine.dispose()
+
+
+def test_a_kept_history_is_read_again_when_the_teams_day_ends(workers, store_url):
+    """Midnight in New York (05:00 UTC, no new day there) ends the day a kept history was read for, however
+    little of `KEEP_HISTORY` has gone: the card after it moves its days on, as a worker reading cold shows."""
+    _, (reader, services), clock, folder = workers
+    team = services.config.team("customer")
+    zone = services.config.zone(team).key
+    midnight = datetime(2026, 11, 27, tzinfo=ZoneInfo(zone))
+    clock.now = midnight - timedelta(seconds=10)
+    reader.report(team, REFRESH)
+    clock.now += timedelta(seconds=5)
+    before = services.report(team, SCORE, cached=True)
+    clock.now = midnight + timedelta(seconds=5)
+    after = services.report(team, SCORE, cached=True)
+    assert services.reporter.kept_history(team, zone) == (ANY, clock.now + KEEP_HISTORY), "kept from now on"
+    cold = build_services(load_config(folder / "demo.yaml"), clock=clock, store_url=store_url)
+    assert after.kpis == cold.report(team, SCORE, cached=True).kpis
+    assert after.kpis != before.kpis, "a day on"
+    cold.store.engine.dispose()
 
 
 def test_a_score_whose_change_marker_cannot_be_read_shows_the_stored_reading_and_keeps_nothing(workers, auth):
