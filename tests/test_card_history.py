@@ -292,14 +292,20 @@ def test_a_kept_history_is_read_again_when_the_teams_day_ends(workers, store_url
 
 
 def test_a_score_whose_change_marker_cannot_be_read_shows_the_stored_reading_and_keeps_nothing(workers, auth):
+    """The card is the one a readable marker gives: the same history, read each time, its days the team's
+    own (at 22:00 in New York, already the next day in UTC)."""
     (first, second), (reader, services), clock, _ = workers
     team = services.config.team("customer")
+    clock.now = datetime(2026, 11, 26, 22, tzinfo=ZoneInfo("America/New_York"))
     reader.report(team, REFRESH)
+    clock.now += timedelta(seconds=5)
+    kept = send(first, p.classic_slash(), auth)
+    assert "vs last post" in json.dumps(kept), "a card with a history"
     with services.store.engine.begin() as conn:
         conn.exec_driver_sql("DROP TABLE team_changes")  # no marker can be read: nothing kept can be trusted
-    clock.now += timedelta(seconds=5)
     for _ in range(2):
         shown = send(second, p.classic_slash(), auth)
         assert "read 5 s ago" in index_text(shown) and "<b>85</b>" in index_text(shown)
-        assert shown == send(first, p.classic_slash(), auth)
+        assert shown == kept
+        assert send(first, p.classic_slash(), auth) == kept
         assert services.reporter.kept_history(team, services.config.zone(team).key) is None
