@@ -582,7 +582,8 @@ class Reporter:
 
 
 def extras_of(result: FetchResult) -> dict[str, Any] | None:
-    """What a read found besides the counts (top items, oldest, new, closed), as JSON values for its reading."""
+    """What a read found besides the counts (top items, oldest, new, closed), as JSON values for its reading.
+    An alert's new items are not kept: an alert check reads a KPI whose new items it lists (`fetch_of`)."""
     extras: dict[str, Any] = {}
     if result.items:
         extras["items"] = [
@@ -593,19 +594,14 @@ def extras_of(result: FetchResult) -> dict[str, Any] | None:
     for name, number in (("created_since", result.created_since), ("closed_since", result.closed_since)):
         if number is not None:
             extras[name] = number
-    if result.new_total is not None:
-        extras["new_items"] = [
-            {"title": i.title, "category": i.category, "created": _iso(i.created), "link": i.link}
-            for i in result.new_items
-        ]
-        extras["new_total"] = result.new_total
     return extras or None
 
 
 def fetch_of(reading: Reading) -> FetchResult:
-    """The read behind a stored reading, as a card shows it: its counts and what of `extras_of` a card shows.
-    Its row count and an alert's new items are left out: a shown reading is never recorded again, and an alert
-    check reads a KPI whose new items it lists (`bot.alerts.runner`)."""
+    """The read behind a stored reading, as a card shows it: its counts and its `extras_of`. Its row count is
+    left out, as a shown reading is never recorded again; so are an alert's new items, which an alert check
+    reads afresh (`bot.alerts.runner`): readings stored before `extras_of` stopped keeping them may still hold
+    ``new_items`` and ``new_total``, which are ignored."""
     extras = reading.extras or {}
     items = tuple(
         Item(title=i["title"], category=i["category"], created=_moment(i["created"]), link=i["link"])

@@ -14,7 +14,7 @@ class Reading:
     ``rows`` and ``plan`` are what the source reported (None when it did not
     say); ``slot`` is the scheduled slot (or manual send) the reading was taken for;
     ``extras`` what the read found besides the counts, as JSON values (top items,
-    oldest, new), so that any process shows the reading as the one that took it.
+    oldest, new and closed since the last post), so that any process shows the reading as the one that took it.
     """
 
     team_id: str
