@@ -214,6 +214,31 @@ def test_a_cached_card_says_what_the_read_behind_its_reading_found(workers):
     assert found(fresh)[0] == "│ oldest: 79 d · 1 new · 2 closed since last post today 09:00"
 
 
+def test_a_reading_stored_with_an_alerts_new_items_shows_as_one_without(workers):
+    """Readings stored before their extras left out an alert's new items (`new_items`, `new_total`) still
+    show as the read behind them found it: those keys are ignored."""
+    _, (reader, services), clock, _ = workers
+    team = services.config.team("customer")
+    fresh = reader.report(team, REFRESH)
+    item = {"title": "Printer on fire", "category": "Critical", "created": NOW.isoformat(), "link": None}
+    with reader.store.engine.begin() as conn:
+        row = conn.execute(sa.text("SELECT id, extras FROM readings ORDER BY id DESC LIMIT 1")).one()
+        extras = json.loads(row.extras)
+        assert extras.keys() == {"items", "oldest", "oldest_among", "created_since", "closed_since"}
+        older = json.dumps(extras | {"new_items": [item], "new_total": 1}, sort_keys=True)
+        conn.execute(sa.text("UPDATE readings SET extras = :e WHERE id = :i"), {"e": older, "i": row.id})
+    clock.now += timedelta(seconds=5)
+    cached = services.report(team, SCORE, cached=True)
+    assert cached.kpis[0].cached and cached.kpis[0].fetch is not None and cached.kpis[0].fetch.new_items == ()
+
+    def found(report) -> list[str]:
+        lines = message_as_text(team_message(report, refresh_function=None)).splitlines()
+        start = lines.index("│ Top items")
+        return lines[start - 1 : start + 4]
+
+    assert found(cached) == found(fresh) and "Printer on fire" not in "".join(found(cached))
+
+
 def test_the_card_is_the_same_with_the_history_loaded_before_and_read_cold(workers, auth, store_url):
     (first, second), _, clock, folder = workers
     send(first, p.classic_slash(), auth)
