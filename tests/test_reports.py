@@ -197,3 +197,28 @@ def test_a_cached_card_counts_days_in_the_teams_zone_not_the_servers(demo, serve
     assert kpi.previous_at == datetime(2026, 11, 24, 15, 0, tzinfo=UTC), "compared with the day before its own"
     assert kpi.score.change == 0
     assert kpi.score.sparkline[-3:-1] != "··" and kpi.score.sparkline[-1] == "·", "nothing read on the 26th yet"
+
+
+def test_a_stale_card_counts_days_in_the_teams_zone_not_the_servers(demo, server_zone):
+    services, clock, tmp_path = demo
+    team = services.config.team("customer")  # New York: UTC-5 in November
+    clock.now = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)
+    services.report(team, SCORE)  # 10:00 on the 24th, New York time
+    clock.now = datetime(2026, 11, 26, 4, 59, 30, tzinfo=UTC)
+    last = services.report(team, SCORE)  # 23:59:30 on the 25th: in Kiritimati already the 26th, 18:59:30
+    (tmp_path / "demo-issues.csv").unlink()
+    clock.now += timedelta(seconds=40)  # 00:00:10 on the 26th: in Pago Pago still the 25th, 18:00:10
+
+    kpi = services.report(team, SCORE).kpis[0]
+
+    assert kpi.stale_reason and kpi.as_of == last.generated_at, "the last reading, marked stale"
+    assert kpi.previous_at == datetime(2026, 11, 24, 15, 0, tzinfo=UTC), "compared with the day before its own"
+    assert kpi.score.change == 0
+    assert kpi.score.sparkline[-3:-1] != "··" and kpi.score.sparkline[-1] == "·", "nothing read on the 26th yet"
+
+
+def test_a_fresh_read_is_dated_now(demo):
+    services, clock, _ = demo
+    clock.now += timedelta(minutes=7)
+    report = services.report(services.config.team("security"), SCORE)
+    assert report.fresh and [k.as_of for k in report.kpis] == [clock.now] * 2
