@@ -12,7 +12,7 @@ from bot.config import DEMO_CONFIG, load_config
 from bot.errors import SourceUnavailable
 from bot.services import build_services
 from bot.sources import Deadline, FetchResult, Wanted
-from bot.store import SCORE
+from bot.store import POST, SCORE, Reading
 from scoring import Status
 
 
@@ -222,3 +222,79 @@ def test_a_fresh_read_is_dated_now(demo):
     clock.now += timedelta(minutes=7)
     report = services.report(services.config.team("security"), SCORE)
     assert report.fresh and [k.as_of for k in report.kpis] == [clock.now] * 2
+
+
+def test_the_change_against_7_days_ago_waits_for_a_reading_of_the_local_day_a_week_back(demo):
+    """Customer (New York): a reading late on the 19th, under 7 x 24 h before 10:00 on the 26th, is of the day a
+    week back. Security (Kolkata): its oldest reading is 6 days old, so no change against 7 days ago yet."""
+    services, clock, _ = demo
+    week_back = clock.now - timedelta(days=7) + timedelta(hours=13)  # 23:00 on the 19th, New York time
+    services.store.add_readings(
+        [
+            Reading("customer", "open-issues", week_back, SCORE, {"Critical": 3}, 30.0),
+            Reading("security", "open-findings", clock.now - timedelta(days=6), SCORE, {"High": 2}, 10.0),
+        ]
+    )
+    customer = services.report(services.config.team("customer"), SCORE)
+    assert customer.kpis[0].score.index == 85 and customer.kpis[0].score.week_change == 55
+    assert "vs 7 days ago" in text_of(team_message(customer, refresh_function=None))
+    security = services.report(services.config.team("security"), SCORE)
+    assert security.kpis[0].score.week_change is None
+    assert "vs 7 days ago" not in text_of(team_message(security, refresh_function=None))
+
+
+def post(services, team, slot):
+    """A scheduled post of ``team`` for ``slot``: its readings, then its delivery."""
+    report = services.report(team, POST, slot=slot)
+    services.store.record_delivery(team.id, slot, "log", "delivered", slot + timedelta(seconds=6))
+    return report
+
+
+def test_the_next_card_compares_with_the_posts_reading_read_or_stale(demo):
+    services, clock, tmp_path = demo
+    team = services.config.team("customer")
+    slot = clock.now
+    post(services, team, slot)
+    clock.now += timedelta(hours=1)
+    fresh = services.report(team, SCORE).kpis[0]
+    assert (fresh.since_post, fresh.previous_at, fresh.score.change) == (True, slot, 0)
+    (tmp_path / "demo-issues.csv").unlink()
+    clock.now += timedelta(minutes=1)
+    stale = services.report(team, SCORE).kpis[0]
+    assert stale.stale_reason and stale.as_of == slot + timedelta(hours=1)
+    assert (stale.since_post, stale.previous_at, stale.score.change) == (True, slot, 0)
+    assert "vs last post" in text_of(team_message(services.report(team, SCORE), refresh_function=None))
+
+
+def test_a_cached_report_for_a_slot_compares_with_the_post_before_that_slot(demo):
+    """Whatever was posted after it; the KPI's young stored reading is shown, not read again."""
+    services, clock, _ = demo
+    team = services.config.team("customer")
+    first, second = clock.now - timedelta(days=1), clock.now - timedelta(seconds=30)
+    for slot in (first, second):
+        clock.now = slot
+        post(services, team, slot)
+    clock.now = second + timedelta(seconds=30)
+
+    kpi = services.report(team, POST, slot=second, cached=True, record=False).kpis[0]
+
+    assert kpi.cached and kpi.as_of == second
+    assert (kpi.since_post, kpi.previous_at) == (True, first)
+
+
+class NoValueSource:
+    """A source that answers a value KPI with counts but no value."""
+
+    service = "The valueless service"
+
+    def fetch(self, query, category, deadline: Deadline, wanted: Wanted) -> FetchResult:
+        return FetchResult(counts={}, plan="read", calls=1)
+
+
+def test_a_value_kpi_answered_without_a_value_is_stale_with_the_reason(demo):
+    services, _, _ = demo
+    services.reporter.sources = {**services.sources, "demo": NoValueSource()}
+    report = services.report(services.config.team("performance"), SCORE)
+    [latency] = [k for k in report.kpis if k.kpi.id == "search-p95"]
+    assert latency.score is None and latency.stale_reason == "demo gave no value for the value KPI search-p95"
+    assert "demo gave no value for the value KPI search-p95" in text_of(team_message(report, refresh_function=None))
