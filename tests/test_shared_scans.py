@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,6 +25,7 @@ from bot.sources.base import NO_CATEGORY, Deadline, Wanted
 from bot.sources.vtiger import VtigerQuery, VtigerSettings, VtigerSource
 from tests.fakes.vtiger import FakeVtiger
 from tests.test_card_history import Statements
+from tests.test_fetcher import wait_for
 
 OPEN = "ticketstatus != 'Closed'"
 FILTERS = {
@@ -616,4 +618,64 @@ def test_a_process_asks_the_store_for_the_row_counts_once_for_its_teams(tmp_path
     assert statements.count == 2, "the third team's"
     services.reporter.prefetch(config.teams, cached=False)
     assert statements.count == 2, "nothing more"
+    services.store.engine.dispose()
+
+
+def test_a_shared_scan_that_cannot_start_in_time_names_the_busy_service(tmp_path: Path, fake: FakeVtiger) -> None:
+    """One read of the CRM at a time, held by another team's read: a team's scan is called off within the budget."""
+    seed(fake)
+    config = load_config(write_config(tmp_path, fake, max_concurrent=1))
+    now = datetime(2026, 11, 9, 9, 0, tzinfo=UTC)
+    services = build_services(config, clock=lambda: now, store_url=f"sqlite:///{tmp_path / 'store.db'}")
+    alpha, beta = config.team("alpha"), config.team("beta")
+    assert alpha is not None and beta is not None
+    services.report(alpha, "score")  # learns the row counts: its next read is a scan
+    fake.hold_queries()
+    holder = threading.Thread(target=services.report, args=(beta, "refresh"))
+    holder.start()
+    try:
+        wait_for(lambda: fake.holding == 1)
+        services.reporter.budget_seconds = 0.3
+
+        report = services.report(alpha, "score")
+    finally:
+        fake.release()
+        holder.join(15)
+
+    reason = "Vtiger is busy: the read did not start within 0.3 s"
+    assert [k.stale_reason for k in report.kpis] == [reason] * 2
+    services.store.engine.dispose()
+
+
+def test_teams_whose_scans_failed_at_once_each_read_their_own_kpis_alone(tmp_path: Path, fake: FakeVtiger) -> None:
+    """Two views, of two teams, read their priorities alone at the same time: neither is given the other's."""
+    seed(fake)
+    config = load_config(write_config(tmp_path, fake))
+    store = f"sqlite:///{tmp_path / 'store.db'}"
+    services = build_services(config, clock=lambda: datetime(2026, 11, 9, 9, 0, tzinfo=UTC), store_url=store)
+    teams = [config.team("alpha"), config.team("beta")]
+    own = {}
+    for team in teams:
+        assert team is not None
+        own[team.id] = services.report(team, "score").kpis[0].fetch.counts  # type: ignore[union-attr]
+    assert own["alpha"] != own["beta"]
+    del fake.picklists["HelpDesk"]["ticketseverities"]  # the field is gone from the CRM: the scans cannot run
+    other = build_services(config, clock=lambda: datetime(2026, 11, 9, 9, 1, tzinfo=UTC), store_url=store)
+    reports: dict[str, object] = {}
+    fake.hold_queries()
+    views = [threading.Thread(target=lambda t=t: reports.update({t.id: other.report(t, "score")})) for t in teams]
+    try:
+        for held, view in enumerate(views, start=1):
+            view.start()
+            wait_for(lambda held=held: fake.holding == held, seconds=5)  # each team's priority, read alone
+    finally:
+        fake.release()
+        for view in views:
+            view.join(15)
+
+    for team in teams:
+        priority = reports[team.id].kpis[0]  # type: ignore[attr-defined]
+        assert priority.stale_reason is None and priority.fetch.counts == own[team.id], team.id
+        assert not priority.shared
+    other.store.engine.dispose()
     services.store.engine.dispose()
