@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from bot.alert_settings import AlertSettings
 from bot.cards import team_message
 from bot.config import DEMO_CONFIG, load_config
 from bot.errors import SourceUnavailable
@@ -298,3 +299,22 @@ def test_a_value_kpi_answered_without_a_value_is_stale_with_the_reason(demo):
     [latency] = [k for k in report.kpis if k.kpi.id == "search-p95"]
     assert latency.score is None and latency.stale_reason == "demo gave no value for the value KPI search-p95"
     assert "demo gave no value for the value KPI search-p95" in text_of(team_message(report, refresh_function=None))
+
+
+def test_an_alert_check_reads_the_new_items_of_its_categories_past_a_young_reading(demo):
+    """The team's alerts list new Critical items: a KPI given a time in ``new_after`` is read again, though its
+    stored reading is young, and lists the items created after that time; a KPI given none lists nothing."""
+    services, clock, _ = demo
+    team = services.config.team("customer")
+    team = team.model_copy(update={"alerts": AlertSettings(new_items=["Critical"])})
+    services.report(team, SCORE)
+    clock.now += timedelta(seconds=30)
+    after = datetime(2026, 9, 20, 12, 0, tzinfo=UTC)  # ISS-0015 and ISS-0011 are older; two Critical ones newer
+
+    checked = services.report(team, SCORE, cached=True, new_after={"open-issues": after}).kpis[0]
+
+    assert not checked.cached and checked.as_of == clock.now
+    assert [i.title for i in checked.fetch.new_items] == ["Mobile app is slow", "Billing hangs on save"]
+    assert checked.fetch.new_total == 2
+    unasked = services.report(team, SCORE, cached=True, new_after={}).kpis[0]
+    assert unasked.cached and unasked.fetch.new_items == ()
