@@ -318,3 +318,23 @@ def test_an_alert_check_reads_the_new_items_of_its_categories_past_a_young_readi
     assert checked.fetch.new_total == 2
     unasked = services.report(team, SCORE, cached=True, new_after={}).kpis[0]
     assert unasked.cached and unasked.fetch.new_items == ()
+
+
+def test_a_team_whose_schedule_was_removed_no_longer_speaks_of_its_last_post(demo):
+    """Its posts stay in the store, but its card compares with an earlier day and counts nothing as new since."""
+    services, clock, _ = demo
+    team = services.config.team("customer")
+    slot = clock.now
+    post(services, team, slot)
+    clock.now += timedelta(days=1)
+    unscheduled = team.model_copy(update={"schedule": None})
+
+    report = services.report(unscheduled, SCORE)
+
+    kpi = report.kpis[0]
+    assert (kpi.since_post, kpi.previous_at, kpi.new_since) == (False, slot, None)
+    assert kpi.fetch.created_since is None and kpi.fetch.closed_since is None
+    assert "since last post" not in text_of(team_message(report, refresh_function=None))
+    scheduled = services.report(team, SCORE, record=False)
+    assert (scheduled.kpis[0].since_post, scheduled.kpis[0].new_since) == (True, slot)
+    assert "since last post" in text_of(team_message(scheduled, refresh_function=None))
