@@ -19,6 +19,7 @@ import yaml
 from bot.__main__ import cmd_check
 from bot.config import load_config
 from bot.errors import SourceDataError
+from bot.reports import TeamReport
 from bot.schedule.tick import Scheduler
 from bot.services import build_services
 from bot.sources.base import NO_CATEGORY, Deadline, Wanted
@@ -678,4 +679,42 @@ def test_teams_whose_scans_failed_at_once_each_read_their_own_kpis_alone(tmp_pat
         assert priority.stale_reason is None and priority.fetch.counts == own[team.id], team.id
         assert not priority.shared
     other.store.engine.dispose()
+    services.store.engine.dispose()
+
+
+def test_two_views_of_a_team_share_its_scan_and_only_the_one_that_started_it_stores_it(
+    tmp_path: Path, fake: FakeVtiger
+) -> None:
+    """A second /score of the team while its scan runs joins that scan: one query for both, its KPIs marked
+    shared, and the readings stored once, by the view that started the scan."""
+    seed(fake)
+    config = load_config(write_config(tmp_path, fake))
+    store = f"sqlite:///{tmp_path / 'store.db'}"
+    services = build_services(config, clock=lambda: datetime(2026, 11, 9, 9, 0, tzinfo=UTC), store_url=store)
+    alpha = config.team("alpha")
+    assert alpha is not None
+    services.report(alpha, "score")  # learns the row counts: its next read is a scan
+    before = len(fake.queries())
+    flights = services.reporter.fetcher._flights  # the reads in flight, whatever their keys
+    reports: dict[str, TeamReport] = {}
+    views = {
+        name: threading.Thread(target=lambda name=name: reports.update({name: services.report(alpha, "score")}))
+        for name in ("first", "second")
+    }
+    fake.hold_queries()
+    try:
+        views["first"].start()
+        wait_for(lambda: fake.holding == 1, seconds=5)
+        views["second"].start()
+        wait_for(lambda: any(flight.readers == 2 for flight in list(flights.values())), seconds=5)
+    finally:
+        fake.release()
+        for view in views.values():
+            view.join(15)
+
+    assert len(fake.queries()) - before == 1, "one scan for both views"
+    first, second = reports["first"], reports["second"]
+    assert [(k.fetch and k.fetch.plan, k.shared) for k in first.kpis] == [("shared scan of 2 KPIs: 1 page", False)] * 2
+    assert [(k.fetch and k.fetch.plan, k.shared) for k in second.kpis] == [("shared scan of 2 KPIs: 1 page", True)] * 2
+    assert len(services.store.recent_readings("alpha")) == 4, "the first read's two and the scan's two"
     services.store.engine.dispose()
