@@ -718,3 +718,32 @@ def test_two_views_of_a_team_share_its_scan_and_only_the_one_that_started_it_sto
     assert [(k.fetch and k.fetch.plan, k.shared) for k in second.kpis] == [("shared scan of 2 KPIs: 1 page", True)] * 2
     assert len(services.store.recent_readings("alpha")) == 4, "the first read's two and the scan's two"
     services.store.engine.dispose()
+
+
+def test_a_fresh_processs_first_view_of_a_team_reads_with_the_scan_a_warm_one_makes(
+    tmp_path: Path, fake: FakeVtiger
+) -> None:
+    """The row counts of the team's last readings, in the store, tell the new process that one scan answers its
+    KPIs of two filters that differ in one "=" value; a process that knows no counts reads each filter alone."""
+    seed(fake)
+    path = write_config(tmp_path, fake)
+    data = yaml.safe_load(path.read_text())
+    data["teams"][0]["kpis"][1]["count"]["filter"] = FILTERS["beta"]  # alpha's severities: another group's
+    path.write_text(yaml.safe_dump(data, allow_unicode=True))
+    config = load_config(path)
+    store = f"sqlite:///{tmp_path / 'store.db'}"
+    alpha = config.team("alpha")
+    assert alpha is not None
+    first = build_services(config, clock=lambda: datetime(2026, 11, 9, 9, 0, tzinfo=UTC), store_url=store)
+    first.report(alpha, "score")  # learns the row counts and stores them with its readings
+    warm = first.report(alpha, "refresh")
+    fresh = build_services(config, clock=lambda: datetime(2026, 11, 9, 9, 1, tzinfo=UTC), store_url=store)
+    before = len(fake.queries())
+
+    report = fresh.report(alpha, "score")
+
+    assert len(fake.queries()) - before == 1
+    assert [k.fetch and k.fetch.plan for k in report.kpis] == [k.fetch and k.fetch.plan for k in warm.kpis]
+    assert [k.fetch and k.fetch.plan for k in report.kpis] == ["shared scan of 2 KPIs: 1 page"] * 2
+    first.store.engine.dispose()
+    fresh.store.engine.dispose()
