@@ -747,3 +747,33 @@ def test_a_fresh_processs_first_view_of_a_team_reads_with_the_scan_a_warm_one_ma
     assert [k.fetch and k.fetch.plan for k in report.kpis] == ["shared scan of 2 KPIs: 1 page"] * 2
     first.store.engine.dispose()
     fresh.store.engine.dispose()
+
+
+def test_a_teams_kpis_of_two_filters_that_cannot_be_joined_are_read_by_two_scans(
+    tmp_path: Path, fake: FakeVtiger
+) -> None:
+    """Open and closed tickets of one group: each filter's two KPIs share a scan, and each KPI gets its own counts."""
+    seed(fake)
+    path = write_config(tmp_path, fake)
+    data = yaml.safe_load(path.read_text())
+    alpha = data["teams"][0]
+    closed = [dict(kpi, id=f"closed-{kpi['id']}") for kpi in alpha["kpis"]]
+    for kpi in closed:
+        kpi["count"] = {"module": "HelpDesk", "filter": "ticketstatus = 'Closed' AND assigned_user_id = '20x1'"}
+    alpha["kpis"] += closed
+    path.write_text(yaml.safe_dump(data, allow_unicode=True))
+    config = load_config(path)
+    team = config.team("alpha")
+    assert team is not None
+    services = build_services(
+        config, clock=lambda: datetime(2026, 11, 9, 9, 0, tzinfo=UTC), store_url=f"sqlite:///{tmp_path / 'store.db'}"
+    )
+    alone = services.report(team, "score")  # learns the row counts: its next read is two scans
+    before = len(fake.queries())
+
+    report = services.report(team, "score")
+
+    assert len(fake.queries()) - before == 2
+    assert [k.fetch and k.fetch.plan for k in report.kpis] == ["shared scan of 2 KPIs: 1 page"] * 4
+    assert [k.fetch and k.fetch.counts for k in report.kpis] == [k.fetch and k.fetch.counts for k in alone.kpis]
+    services.store.engine.dispose()
