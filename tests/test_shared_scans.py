@@ -550,15 +550,18 @@ def test_a_store_that_cannot_give_the_row_counts_leaves_each_team_to_read_alone(
     assert "shared scans not started" not in caplog.text, "a store that fails is no fault of the scans"
 
 
-def checked_teams(tmp_path: Path, fake: FakeVtiger, schedule: str) -> tuple[Scheduler, list[datetime]]:
-    """The three teams, posting on ``schedule`` and checked every 15 minutes, after their first tick at 09:00:05
-    (row counts known from then on); the scheduler and its clock's moments."""
+def checked_teams(
+    tmp_path: Path, fake: FakeVtiger, schedule: str, kpis: int = 2, **source: object
+) -> tuple[Scheduler, list[datetime]]:
+    """The three teams with their first ``kpis`` KPIs, posting on ``schedule`` and checked every 15 minutes, after
+    their first tick at 09:00:05 (row counts known from then on); the scheduler and its clock's moments."""
     seed(fake)
-    path = write_config(tmp_path, fake)
+    path = write_config(tmp_path, fake, **source)
     data = yaml.safe_load(path.read_text())
     for team in data["teams"]:
         team["alerts"] = {"check_every": "15m"}
         team["schedule"] = schedule
+        team["kpis"] = team["kpis"][:kpis]
     path.write_text(yaml.safe_dump(data, allow_unicode=True))
     moments = [datetime(2026, 11, 9, 9, 0, 5, tzinfo=UTC)]
     services = build_services(load_config(path), clock=lambda: moments[-1], store_url=f"sqlite:///{tmp_path / 's.db'}")
@@ -777,3 +780,34 @@ def test_a_teams_kpis_of_two_filters_that_cannot_be_joined_are_read_by_two_scans
     assert [k.fetch and k.fetch.plan for k in report.kpis] == ["shared scan of 2 KPIs: 1 page"] * 4
     assert [k.fetch and k.fetch.counts for k in report.kpis] == [k.fetch and k.fetch.counts for k in alone.kpis]
     services.store.engine.dispose()
+
+
+def test_a_reading_exactly_as_old_as_the_cache_allows_is_read_again_by_the_check(
+    tmp_path: Path, fake: FakeVtiger, caplog: pytest.LogCaptureFixture
+) -> None:
+    scheduler, moments = checked_teams(tmp_path, fake, "0 9 * * *", cache_seconds=900)
+    moments.append(datetime(2026, 11, 9, 9, 15, 5, tzinfo=UTC))  # the readings are exactly 900 s old: too old
+    before = len(fake.queries())
+
+    result = scheduler.tick(moments[-1])
+
+    assert [o.state for o in result.alerts] == ["checked"] * 3
+    assert len(fake.queries()) - before == 2  # one shared scan, not each team's own page
+    assert "shared scans not started" not in caplog.text
+
+
+def test_a_check_whose_store_cannot_say_when_its_kpis_were_read_reads_them_all_in_one_scan(
+    tmp_path: Path, fake: FakeVtiger, caplog: pytest.LogCaptureFixture
+) -> None:
+    scheduler, moments = checked_teams(tmp_path, fake, "0 9 * * *", kpis=1, cache_seconds=3600)
+    with scheduler.services.store.engine.begin() as conn:
+        conn.exec_driver_sql("DROP TABLE kpi_latest")  # no reading's time can be read
+    moments.append(datetime(2026, 11, 9, 9, 15, 5, tzinfo=UTC))  # young readings, if the store could say so
+    before = len(fake.queries())
+
+    scheduler.tick(moments[-1])
+
+    assert len(fake.queries()) - before == 2  # every KPI, in one shared scan
+    assert "team alpha: store unavailable (OperationalError); no latest readings" in caplog.text
+    assert "shared scans not started" not in caplog.text
+    scheduler.services.store.engine.dispose()
