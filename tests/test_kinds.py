@@ -14,9 +14,9 @@ import pytest
 import yaml
 
 from bot.cards import plain_text, team_message
-from bot.config import load_config
+from bot.config import KpiConfig, load_config
 from bot.errors import ConfigError
-from bot.reports import KpiReport, TeamReport, score_reading
+from bot.reports import KpiReport, TeamReport, score_reading, wanted_of
 from bot.services import build_services
 from bot.sources.base import Deadline, FetchResult, Wanted
 from bot.store import SCORE
@@ -432,3 +432,31 @@ def test_history_prints_a_value_kpi_as_its_value_and_unit_and_a_count_as_its_ind
     [count] = [line for line in lines if "  open  " in line]
     assert "  latency  value 245 ms  score" in value
     assert "  open  index 6  (High=1, Low=1)  score" in count
+
+
+def test_a_window_kpi_asks_its_source_only_what_its_card_shows() -> None:
+    weights = {"High": 5}
+
+    def kpi(kind: str) -> KpiConfig:
+        return KpiConfig.model_validate(
+            {"id": kind, "name": kind, "source": "crm", "kind": kind, "days": 7, "category": "p", "weights": weights}
+            | {"target": 1, "warning": 2, "lower_is_better": True}
+        )
+
+    post = ago(1)
+    closed, aged = wanted_of(kpi("closed"), post, NOW), wanted_of(kpi("aged"), post, NOW)
+    assert (closed.since, closed.oldest) == (None, False), "a closed item is neither new nor open: no such queries"
+    assert (aged.since, aged.oldest, aged.cutoff) == (None, True, ago(7)), "aged: the oldest, never what is new"
+
+
+def test_an_alerts_new_items_are_asked_for_only_with_both_categories_and_a_moment() -> None:
+    levels = {"target": 1, "warning": 2}
+    count = KpiConfig.model_validate(
+        {"id": "k", "name": "k", "source": "crm", "category": "p", "weights": {"H": 5}} | levels
+    )
+    asked = wanted_of(count, ago(1), NOW, ["High"], ago(2))
+    assert (asked.new_in, asked.new_after, asked.lists_new) == (("High",), ago(2), True)
+    no_moment = wanted_of(count, ago(1), NOW, ["High"], None)
+    no_categories = wanted_of(count, ago(1), NOW, [], ago(2))
+    assert (no_moment.new_in, no_moment.new_after) == ((), None), "without a moment, nothing is half asked for"
+    assert (no_categories.new_in, no_categories.new_after) == ((), None)
