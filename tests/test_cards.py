@@ -302,3 +302,21 @@ def test_a_help_card_of_exactly_chats_limit_lists_every_team_and_one_byte_more_i
     assert message_bytes(at_limit) == MAX_MESSAGE_BYTES
     assert "more teams" not in at_limit["text"]
     assert help_message(config_with(length + 1))["text"].endswith("t049, … and 50 more teams")
+
+
+def test_the_help_card_names_settings_and_linking_when_the_team_may_use_them_and_shows_the_note_first():
+    settings = CONFIG.settings.model_copy(update={"editable": ["schedule"], "link": "editors"})
+    message = help_message(CONFIG.model_copy(update={"settings": settings}), "No team <x>")
+    assert message["cardsV2"][0]["card"]["sections"][0]["widgets"][0] == {
+        "textParagraph": {"text": "No team &lt;x&gt;"}
+    }
+    assert message_as_text(message).splitlines()[2:10] == [
+        "├─ Commands",
+        "│ No team <x>",
+        "│ /score — the index of this Space's team",
+        "│ /score TEAM — the index of another team",
+        "│ /score all — every team at a glance",
+        "│ /score help — this help",
+        "│ /score settings — this Space's team's settings",
+        "│ /score link TEAM, /score unlink — give this Space to a team",
+    ]
