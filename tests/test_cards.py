@@ -13,7 +13,9 @@ from bot.cards import (
     MAX_MESSAGE_BYTES,
     age,
     help_message,
+    kind_words,
     message_bytes,
+    plain_text,
     team_message,
     user_text,
     welcome_message,
@@ -320,3 +322,36 @@ def test_the_help_card_names_settings_and_linking_when_the_team_may_use_them_and
         "│ /score settings — this Space's team's settings",
         "│ /score link TEAM, /score unlink — give this Space to a team",
     ]
+
+
+def test_each_kind_reads_in_its_own_words_and_a_value_changes_in_its_unit():
+    def kpi(n, **update):
+        return KPI.model_copy(update={"id": f"k{n}", "name": f"K{n}", **update})
+
+    kpis = [
+        kpi(0),
+        kpi(1, kind="closed", days=1),
+        kpi(2, kind="closed", days=7),
+        kpi(3, kind="value", unit=None),
+        kpi(4, kind="value", unit="ms"),
+    ]
+    reports = [
+        KpiReport(kpi=k, score=score_reading(k, {"value": 245} if k.kind == "value" else {"High": 2}), as_of=NOW)
+        for k in kpis
+    ]
+    earlier = {"previous": {"value": 244.5}, "week_ago": {"value": 300}}  # below 1 up, then down
+    reports[4] = replace(
+        reports[4],
+        score=score_reading(kpis[4], {"value": 245}, **earlier),
+        previous_at=NOW - timedelta(days=1),
+        since_post=True,
+    )
+    report = TeamReport(team=TEAM, kpis=tuple(reports), generated_at=NOW, zone="America/New_York")
+    assert plain_text(report).splitlines()[2:] == [
+        "• K0: 10 (target 40) 🟢 Good",
+        "• K1 (closed in the last day): 10 (target 40) 🟢 Good",
+        "• K2 (closed in the last 7 days): 10 (target 40) 🟢 Good",
+        "• K3 (a value): 245 (target 40) 🔴 Bad",
+        "• K4 (in ms): 245 ms (target 40 ms; ▲ +0.5 ms vs last post Wed 10:00 · ▼ −55 ms vs 7 days ago) 🔴 Bad",
+    ]
+    assert kind_words(KPI) == "open items"  # a count KPI's words, which its card leaves out as the default
