@@ -355,3 +355,13 @@ def test_each_kind_reads_in_its_own_words_and_a_value_changes_in_its_unit():
         "• K4 (in ms): 245 ms (target 40 ms; ▲ +0.5 ms vs last post Wed 10:00 · ▼ −55 ms vs 7 days ago) 🔴 Bad",
     ]
     assert kind_words(KPI) == "open items"  # a count KPI's words, which its card leaves out as the default
+
+
+def test_a_card_with_slots_leaves_its_time_and_each_reads_seconds_between_two_private_use_characters():
+    report = report_for(GOOD)
+    report = replace(report, kpis=(replace(report.kpis[0], cached=True, as_of=NOW - timedelta(seconds=12)),))
+    assert team_message(report, refresh_function=None)["text"].endswith("(target 40; read 12 s ago) 🟢 Good")
+    slotted = team_message(report, refresh_function=None, slots=True)
+    assert slotted["cardsV2"][0]["card"]["header"]["subtitle"] == "Good · \ue000\ue001"
+    assert slotted["text"].endswith("(target 40; read \ue000kpi-0\ue001 s ago) 🟢 Good")
+    assert "│ Index · read \ue000kpi-0\ue001 s ago   Target" in message_as_text(slotted)
