@@ -30,6 +30,13 @@ def test_a_reply_too_large_for_any_card_is_sent_as_its_text_alone_cut_to_fit(cap
     assert "over Chat's limit" in caplog.text
 
 
+def test_a_reply_of_exactly_the_limit_is_sent_whole_and_one_byte_more_as_its_text():
+    message = {"text": "hello", "cardsV2": [{"cardId": "c", "card": {"header": {"title": "y" * 2000}}}]}
+    size = message_bytes(message)
+    assert within_limits(message, size) == message
+    assert within_limits(message, size - 1) == {"text": "hello"}
+
+
 @pytest.mark.parametrize("update", [False, True])
 def test_wrap_guards_both_formats(update):
     classic = wrap(Reply(OVERSIZED, update=update), Format.CLASSIC)

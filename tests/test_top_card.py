@@ -291,3 +291,11 @@ def test_an_item_without_a_title_is_listed_as_untitled_and_a_title_is_cut_after_
         f"    - {'x' * 60} (Critical, 12 d)",
         f"    - {'y' * 59}… (Critical, 12 d)",
     ]
+
+
+def test_an_item_of_unknown_age_is_listed_with_its_category_alone():
+    undated = Item(title="No date", category="High", created=None, link=None)
+    message = team_message(team_report(kpi_report(items=(undated, ITEMS[1]))), refresh_function=None)
+    card = json.dumps(message["cardsV2"], ensure_ascii=False)
+    assert "No date (High)" in card and "Webhook drops requests</a> (Critical, 12 d)" in card
+    assert "- No date (High)" in message["text"]
