@@ -3,6 +3,7 @@ each team against its own target and its own past week; a team's full card in pl
 
 import json
 import shutil
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -10,9 +11,18 @@ import yaml
 
 from bot.__main__ import main
 from bot.app import create_app
-from bot.cards import MAX_MESSAGE_BYTES, message_bytes, widget_count
+from bot.cards import (
+    MAX_MESSAGE_BYTES,
+    OVERVIEW_PAGE,
+    _overview_message,
+    message_bytes,
+    overview_message,
+    overview_page_size,
+    widget_count,
+)
 from bot.config import DEMO_CONFIG, load_config
 from bot.errors import ConfigError
+from bot.overview import glance
 from bot.services import build_services
 from bot.store import SCORE, Reading
 from tests import payloads as p
@@ -218,3 +228,89 @@ def test_preview_all_prints_the_overview_as_text(tmp_path, monkeypatch, capsys):
     assert "│ 🟢 Security · Good\n│ Open security findings: " in out
     assert "│ ⚪ Customer Issues · No data\n│ Open customer issues: no reading yet\n" in out
     assert out.rstrip().endswith("(from stored readings)")
+
+
+def glances(folder, count, kpis=1, name=lambda n: f"Team {n:03d}"):
+    """``count`` teams never read, each with ``kpis`` KPIs, named by ``name``."""
+    config = write_teams(folder, count, kpis=kpis, tail="")
+    return [glance(t.model_copy(update={"name": name(n)}), {}, {}) for n, t in enumerate(config.teams)]
+
+
+def padded_to(teams, size, kpis, named):
+    """``teams`` with longer names (one ASCII byte a letter) so the one-card overview showing ``kpis`` KPIs,
+    ``named`` or not, is ``size`` bytes."""
+    missing = size - message_bytes(_overview_message(teams, teams, NOW, 0, 1, kpis, named, "f"))
+    padded = []
+    for team in teams:
+        extra = max(0, min(missing, 80 - len(team.team.name)))
+        missing -= extra
+        padded.append(replace(team, team=team.team.model_copy(update={"name": team.team.name + "y" * extra})))
+    assert missing == 0
+    return padded
+
+
+def params(row):
+    return {x["key"]: x["value"] for x in row["button"]["onClick"]["action"]["parameters"]}
+
+
+def subtitle(message):
+    return message["cardsV2"][0]["card"]["header"]["subtitle"]
+
+
+def test_a_hundred_teams_share_one_card_when_their_rows_fit_without_kpi_names(tmp_path):
+    teams = glances(tmp_path, 100)
+    named = _overview_message(teams, teams, NOW, 0, 1, 1, True, "f")
+    assert message_bytes(named) > MAX_MESSAGE_BYTES  # only rows without KPI names fit
+
+    message = overview_message(teams, NOW, button_function="f")
+
+    assert overview_page_size(teams, NOW, "f") == 100
+    assert len(rows(message)) == 100 and "page" not in subtitle(message)
+    assert "KPI 0" not in json.dumps(message)
+    check_limits(message)
+
+
+@pytest.mark.parametrize(("over", "size"), [(0, 90), (1, OVERVIEW_PAGE)], ids=["at-the-limit", "one-byte-over"])
+def test_teams_share_one_card_up_to_exactly_chats_size_limit(tmp_path, over, size):
+    teams = padded_to(glances(tmp_path, 90), MAX_MESSAGE_BYTES + over, kpis=1, named=False)
+
+    assert overview_page_size(teams, NOW, "f") == size
+    message = overview_message(teams, NOW, button_function="f")
+    assert len(rows(message)) == size
+    check_limits(message)
+    if not over:
+        assert message_bytes(message) == MAX_MESSAGE_BYTES
+        assert all("page" not in params(row) for row in rows(message))
+
+
+def test_rows_keep_their_kpi_names_when_the_card_is_exactly_at_chats_size_limit(tmp_path):
+    teams = padded_to(glances(tmp_path, 80), MAX_MESSAGE_BYTES, kpis=1, named=True)
+
+    message = overview_message(teams, NOW, button_function="f")
+
+    assert message_bytes(message) == MAX_MESSAGE_BYTES
+    assert all(row["text"].endswith("<br>KPI 0 : no reading yet") for row in rows(message))
+
+
+def test_pages_open_on_the_first_a_page_past_the_end_shows_the_last_and_rows_carry_their_page(tmp_path):
+    teams = glances(tmp_path, 50, name=lambda n: chr(0x1F600 + n) * 40)  # 12 bytes a letter as sent
+
+    first = overview_message(teams, NOW, button_function="f")
+    past = overview_message(teams, NOW, page=5, button_function="f")
+
+    assert overview_page_size(teams, NOW, "f") == OVERVIEW_PAGE
+    assert subtitle(first).endswith(" · page 1 of 2") and subtitle(past).endswith(" · page 2 of 2")
+    assert [shown_team(row) for row in rows(first)] == [f"t{n:03d}" for n in range(25)]
+    assert [shown_team(row) for row in rows(past)] == [f"t{n:03d}" for n in range(25, 50)]
+    assert {params(row)["page"] for row in rows(first)} == {"0"}  # a team's card goes back to its page
+    assert {params(row)["page"] for row in rows(past)} == {"1"}
+    check_limits(first)
+    check_limits(past)
+
+
+def test_rows_of_a_single_page_name_no_page(tmp_path):
+    teams = glances(tmp_path, 3)
+    message = overview_message(teams, NOW, button_function="f")
+    assert [params(row) for row in rows(message)] == [
+        {"action": "overview-team", "team": f"t{n:03d}"} for n in range(3)
+    ]
