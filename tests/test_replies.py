@@ -44,3 +44,24 @@ def test_wrap_guards_both_formats(update):
     assert validate_message(classic) == []
     assert validate_addon_response(addon) == []
     assert "cardsV2" not in classic
+
+
+def test_a_valid_reply_within_limits_is_passed_on_as_it_is_not_copied():
+    message = {"text": "fine", "cardsV2": [{"cardId": "c", "card": {"header": {"title": "😀"}}}]}
+    assert within_limits(message) is message
+
+
+def test_a_reply_too_large_and_without_text_says_so():
+    assert within_limits({"cardsV2": OVERSIZED["cardsV2"]}) == {"text": "This answer is too long to show in Chat."}
+
+
+@pytest.mark.parametrize(("letters", "kept"), [(100, "😀" * 100), (101, "😀" * 99 + "…")], ids=["fits", "one-over"])
+def test_the_cut_text_keeps_as_many_letters_as_fit_at_twelve_bytes_each(letters, kept):
+    limit = 100 + 100 * 12  # 100 bytes for the JSON around the text, then room for 100 letters at their largest
+    fitted = within_limits({"text": "😀" * letters, "cardsV2": OVERSIZED["cardsV2"]}, limit)
+    assert fitted == {"text": kept}
+    assert message_bytes(fitted) <= limit
+
+
+def test_at_a_limit_too_small_for_any_letter_the_text_is_the_ellipsis_alone():
+    assert within_limits(OVERSIZED, 50) == {"text": "…"}
