@@ -177,7 +177,7 @@ def kind_words(kpi: KpiConfig) -> str:
     words = {
         "count": "open items",
         "closed": f"closed in the last {days}",
-        "aged": f"open over {days}",
+        "aged": f"open over {days}" if kpi.days != 1 else "open over a day",
         "value": f"in {kpi.unit}" if kpi.unit else "a value",
     }
     return words[kpi.kind]

@@ -355,6 +355,8 @@ def test_each_kind_reads_in_its_own_words_and_a_value_changes_in_its_unit():
         "• K4 (in ms): 245 ms (target 40 ms; ▲ +0.5 ms vs last post Wed 10:00 · ▼ −55 ms vs 7 days ago) 🔴 Bad",
     ]
     assert kind_words(KPI) == "open items"  # a count KPI's words, which its card leaves out as the default
+    assert kind_words(kpi(5, kind="aged", days=1)) == "open over a day"
+    assert kind_words(kpi(6, kind="aged", days=30)) == "open over 30 days"
 
 
 def test_a_card_with_slots_leaves_its_time_and_each_reads_seconds_between_two_private_use_characters():
