@@ -314,3 +314,82 @@ def test_rows_of_a_single_page_name_no_page(tmp_path):
     assert [params(row) for row in rows(message)] == [
         {"action": "overview-team", "team": f"t{n:03d}"} for n in range(3)
     ]
+
+
+def read_glances(folder):
+    """Three teams of four KPIs: t000 read 90 minutes ago, t001 with one KPI read, t002 read 3 hours ago."""
+    config = write_teams(folder, 3, kpis=4, tail="")
+    a, b, c = config.teams
+    at, then = NOW - timedelta(minutes=90), NOW - timedelta(days=7)
+    highs = {"k0": 10, "k1": 1, "k2": 5, "k3": 2}
+    latest = {k: reading("t000", k, high, at) for k, high in highs.items()}
+    past = {"k0": reading("t000", "k0", 6, then), "k2": reading("t000", "k2", 5, then)}
+    return [
+        glance(a, latest, past),
+        glance(b, {"k0": reading("t001", "k0", 1, at)}, {}),
+        glance(c, {k: reading("t002", k, 1, NOW - timedelta(hours=3)) for k in highs}, {}),
+    ]
+
+
+def row(text, label, team, page="1"):
+    parameters = [{"key": "action", "value": "overview-team"}, {"key": "team", "value": team}]
+    parameters += [{"key": "page", "value": page}] if page is not None else []
+    button = {"text": "Show", "onClick": {"action": {"function": "f", "parameters": parameters}}}
+    return {"decoratedText": {"text": text, "bottomLabel": label, "wrapText": True, "button": button}}
+
+
+def page_button(text, page):
+    parameters = [{"key": "action", "value": "overview"}, {"key": "page", "value": str(page)}]
+    return {"text": text, "onClick": {"action": {"function": "f", "parameters": parameters}}}
+
+
+RED, GREY, GREEN = '<font color="#d93025">', '<font color="#5f6368">', '<font color="#188038">'
+
+
+def test_a_row_shows_each_kpi_worst_first_how_many_more_and_its_age_and_show_goes_back_to_its_page(tmp_path):
+    teams = read_glances(tmp_path)
+
+    message = _overview_message(teams, teams, NOW, 1, 2, 3, True, "f")
+
+    unread = "KPI 1 : no reading yet<br>KPI 2 : no reading yet<br>KPI 3 : no reading yet"
+    fresh = "<br>".join(f"KPI {k} : <b>5</b> (target 20) · no reading 7 days ago" for k in range(3))
+    assert message == {
+        "text": "All teams: 1 no data, 1 bad, 1 good (from stored readings)",
+        "cardsV2": [
+            {
+                "cardId": "overview",
+                "card": {
+                    "header": {
+                        "title": "All teams",
+                        "subtitle": "3 teams, each against its own target and its own past week · page 2 of 2",
+                    },
+                    "sections": [
+                        {
+                            "header": "From stored readings, 1 h 30 min to 3 h old; 1 team not fully read yet",
+                            "widgets": [
+                                row(
+                                    f"🔴 <b>Team 000</b> · {RED}Bad</font>"
+                                    f"<br>KPI 0 : <b>50</b> (target 20) · {RED}▲ +20 vs 7 days ago</font>"
+                                    f"<br>KPI 2 : <b>25</b> (target 20) · {GREY}= no change vs 7 days ago</font>"
+                                    "<br>KPI 1 : <b>5</b> (target 20) · no reading 7 days ago<br>… and 1 more KPIs",
+                                    "read 1 h 30 min ago",
+                                    "t000",
+                                ),
+                                row(
+                                    f"⚪ <b>Team 001</b> · {GREY}No data</font><br>{unread}<br>… and 1 more KPIs",
+                                    "not every KPI read yet",
+                                    "t001",
+                                ),
+                                row(
+                                    f"🟢 <b>Team 002</b> · {GREEN}Good</font><br>{fresh}<br>… and 1 more KPIs",
+                                    "read 3 h ago",
+                                    "t002",
+                                ),
+                            ],
+                        },
+                        {"widgets": [{"buttonList": {"buttons": [page_button("Previous 25", 0)]}}]},
+                    ],
+                },
+            }
+        ],
+    }
