@@ -393,3 +393,17 @@ def test_a_row_shows_each_kpi_worst_first_how_many_more_and_its_age_and_show_goe
             }
         ],
     }
+
+
+def test_pages_between_the_first_and_last_go_both_ways_and_next_counts_the_teams_left(tmp_path):
+    teams = glances(tmp_path, 60)
+
+    def paging(page, function="f"):
+        message = _overview_message(teams, teams[page * 25 : (page + 1) * 25], NOW, page, 3, 1, False, function)
+        sections = message["cardsV2"][0]["card"]["sections"]
+        return [w["buttonList"]["buttons"] for s in sections for w in s["widgets"] if "buttonList" in w]
+
+    assert paging(0) == [[page_button("Next 25", 1)]]
+    assert paging(1) == [[page_button("Previous 25", 0), page_button("Next 10", 2)]]
+    assert paging(2) == [[page_button("Previous 25", 1)]]
+    assert paging(1, function=None) == []  # no buttons to page with where rows have none to show a team
