@@ -407,3 +407,32 @@ def test_pages_between_the_first_and_last_go_both_ways_and_next_counts_the_teams
     assert paging(1) == [[page_button("Previous 25", 0), page_button("Next 10", 2)]]
     assert paging(2) == [[page_button("Previous 25", 1)]]
     assert paging(1, function=None) == []  # no buttons to page with where rows have none to show a team
+
+
+def test_rows_without_kpi_names_and_the_age_of_what_a_page_shows(tmp_path):
+    done, partly, fresh = read_glances(tmp_path)
+    value = fresh.team.kpis[0].model_copy(update={"kind": "value", "unit": "ms", "category": "", "weights": {}})
+    timed = glance(
+        fresh.team.model_copy(update={"kpis": [value]}),
+        {"k0": Reading("t002", "k0", NOW - timedelta(hours=3), SCORE, {}, 30.0)},
+        {"k0": Reading("t002", "k0", NOW - timedelta(days=7), SCORE, {}, 20.0)},
+    )
+
+    def card(*shown, kpis=4):
+        message = _overview_message(shown, shown, NOW, 0, 1, kpis, False, "f")
+        section = message["cardsV2"][0]["card"]["sections"][0]
+        return section["header"], [row["text"] for row in rows(message)]
+
+    assert card(fresh) == (
+        "From stored readings, 3 h old",
+        ["🟢 <b>Team 002</b> · Good" + "<br><b>5</b> (target 20) · no reading 7 days ago" * 4],
+    )
+    assert card(partly, partly, kpis=1) == (
+        "From stored readings: none yet",
+        ["⚪ <b>Team 001</b> · No data<br>no reading yet<br>… and 3 more KPIs"] * 2,
+    )
+    assert card(done, partly, partly, kpis=0)[0] == "From stored readings, 1 h 30 min old; 2 teams not fully read yet"
+    assert card(timed) == (  # a value's change in its unit
+        "From stored readings, 3 h old",
+        [f"🟡 <b>Team 002</b> · Warning<br><b>30 ms</b> (target 20 ms) · {RED}▲ +10 ms vs 7 days ago</font>"],
+    )
