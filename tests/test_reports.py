@@ -183,13 +183,19 @@ def server_zone(request, monkeypatch):
     time.tzset()
 
 
+def read_before_midnight(services, clock):
+    """The customer team (New York: UTC-5 in November) read at 10:00 on the 24th and at 23:59:30 on the 25th,
+    when it is already the 26th in Kiritimati (18:59:30 there); the team and the last report."""
+    team = services.config.team("customer")
+    clock.now = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)
+    services.report(team, SCORE)
+    clock.now = datetime(2026, 11, 26, 4, 59, 30, tzinfo=UTC)
+    return team, services.report(team, SCORE)
+
+
 def test_a_cached_card_counts_days_in_the_teams_zone_not_the_servers(demo, server_zone):
     services, clock, _ = demo
-    team = services.config.team("customer")  # New York: UTC-5 in November
-    clock.now = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)
-    services.report(team, SCORE)  # 10:00 on the 24th, New York time
-    clock.now = datetime(2026, 11, 26, 4, 59, 30, tzinfo=UTC)
-    last = services.report(team, SCORE)  # 23:59:30 on the 25th: in Kiritimati already the 26th, 18:59:30
+    team, last = read_before_midnight(services, clock)
     clock.now += timedelta(seconds=40)  # 00:00:10 on the 26th: in Pago Pago still the 25th, 18:00:10
 
     kpi = services.report(team, SCORE, cached=True).kpis[0]
@@ -202,11 +208,7 @@ def test_a_cached_card_counts_days_in_the_teams_zone_not_the_servers(demo, serve
 
 def test_a_stale_card_counts_days_in_the_teams_zone_not_the_servers(demo, server_zone):
     services, clock, tmp_path = demo
-    team = services.config.team("customer")  # New York: UTC-5 in November
-    clock.now = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)
-    services.report(team, SCORE)  # 10:00 on the 24th, New York time
-    clock.now = datetime(2026, 11, 26, 4, 59, 30, tzinfo=UTC)
-    last = services.report(team, SCORE)  # 23:59:30 on the 25th: in Kiritimati already the 26th, 18:59:30
+    team, last = read_before_midnight(services, clock)
     (tmp_path / "demo-issues.csv").unlink()
     clock.now += timedelta(seconds=40)  # 00:00:10 on the 26th: in Pago Pago still the 25th, 18:00:10
 

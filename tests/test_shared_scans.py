@@ -17,7 +17,8 @@ import pytest
 import yaml
 
 from bot.__main__ import cmd_check
-from bot.config import load_config
+from bot.config import TeamConfig, load_config
+from bot.context import Services
 from bot.errors import SourceDataError
 from bot.reports import TeamReport
 from bot.schedule.tick import Scheduler
@@ -266,15 +267,21 @@ def test_the_tick_reads_teams_together_from_the_first_tick_of_a_fresh_process(tm
     assert {r.rows for r in readings} == {56}
 
 
-def test_a_teams_kpis_of_one_filter_share_a_scan_and_a_failed_scan_leaves_each_to_read_alone(
-    tmp_path: Path, fake: FakeVtiger
-) -> None:
+def alpha_alone(tmp_path: Path, fake: FakeVtiger) -> tuple[Services, TeamConfig]:
+    """The three teams' services at 09:00 on November 9, on a new store, and team alpha."""
     seed(fake)
     config = load_config(write_config(tmp_path, fake))
     store = f"sqlite:///{tmp_path / 'store.db'}"
     services = build_services(config, clock=lambda: datetime(2026, 11, 9, 9, 0, tzinfo=UTC), store_url=store)
     alpha = config.team("alpha")
     assert alpha is not None
+    return services, alpha
+
+
+def test_a_teams_kpis_of_one_filter_share_a_scan_and_a_failed_scan_leaves_each_to_read_alone(
+    tmp_path: Path, fake: FakeVtiger
+) -> None:
+    services, alpha = alpha_alone(tmp_path, fake)
     services.report(alpha, "score")  # learns the row counts: two reads
     before = len(fake.queries())
 
@@ -285,7 +292,8 @@ def test_a_teams_kpis_of_one_filter_share_a_scan_and_a_failed_scan_leaves_each_t
     assert [k.fetch.plan for k in report.kpis if k.fetch] == ["shared scan of 2 KPIs: 1 page"] * 2
 
     del fake.picklists["HelpDesk"]["ticketseverities"]  # the field is gone from the CRM: the scan cannot run
-    other = build_services(config, clock=lambda: datetime(2026, 11, 9, 9, 1, tzinfo=UTC), store_url=store)
+    store = f"sqlite:///{tmp_path / 'store.db'}"
+    other = build_services(services.config, clock=lambda: datetime(2026, 11, 9, 9, 1, tzinfo=UTC), store_url=store)
     before = len(fake.queries())
 
     report = other.report(alpha, "score")
@@ -664,7 +672,8 @@ def test_teams_whose_scans_failed_at_once_each_read_their_own_kpis_alone(tmp_pat
         own[team.id] = services.report(team, "score").kpis[0].fetch.counts  # type: ignore[union-attr]
     assert own["alpha"] != own["beta"]
     del fake.picklists["HelpDesk"]["ticketseverities"]  # the field is gone from the CRM: the scans cannot run
-    other = build_services(config, clock=lambda: datetime(2026, 11, 9, 9, 1, tzinfo=UTC), store_url=store)
+    store = f"sqlite:///{tmp_path / 'store.db'}"
+    other = build_services(services.config, clock=lambda: datetime(2026, 11, 9, 9, 1, tzinfo=UTC), store_url=store)
     reports: dict[str, object] = {}
     fake.hold_queries()
     views = [threading.Thread(target=lambda t=t: reports.update({t.id: other.report(t, "score")})) for t in teams]
@@ -690,12 +699,7 @@ def test_two_views_of_a_team_share_its_scan_and_only_the_one_that_started_it_sto
 ) -> None:
     """A second /score of the team while its scan runs joins that scan: one query for both, its KPIs marked
     shared, and the readings stored once, by the view that started the scan."""
-    seed(fake)
-    config = load_config(write_config(tmp_path, fake))
-    store = f"sqlite:///{tmp_path / 'store.db'}"
-    services = build_services(config, clock=lambda: datetime(2026, 11, 9, 9, 0, tzinfo=UTC), store_url=store)
-    alpha = config.team("alpha")
-    assert alpha is not None
+    services, alpha = alpha_alone(tmp_path, fake)
     services.report(alpha, "score")  # learns the row counts: its next read is a scan
     before = len(fake.queries())
     flights = services.reporter.fetcher._flights  # the reads in flight, whatever their keys
