@@ -475,7 +475,7 @@ def _category(line: CategoryLine) -> str:
 
 
 def _buttons(
-    team: TeamConfig, report: TeamReport, refresh_function: str | None, settings: bool = False
+    team: TeamConfig, report: TeamReport, refresh_function: str | None, settings: bool
 ) -> list[dict[str, Any]]:
     buttons: list[dict[str, Any]] = []
     if refresh_function:

@@ -367,3 +367,29 @@ def test_a_card_with_slots_leaves_its_time_and_each_reads_seconds_between_two_pr
     assert slotted["cardsV2"][0]["card"]["header"]["subtitle"] == "Good · \ue000\ue001"
     assert slotted["text"].endswith("(target 40; read \ue000kpi-0\ue001 s ago) 🟢 Good")
     assert "│ Index · read \ue000kpi-0\ue001 s ago   Target" in message_as_text(slotted)
+
+
+# A team card's own buttons ----------------------------------------------------------------------------
+
+
+def test_a_team_cards_buttons_refresh_it_open_its_settings_dialog_and_open_its_crm():
+    def buttons(**options):
+        message = team_message(report_for(GOOD), **options)
+        assert_valid(message)
+        return message["cardsV2"][0]["card"]["sections"][-1]["widgets"][0]["buttonList"]["buttons"]
+
+    team = [{"key": "team", "value": "customer"}]
+    refresh = {"function": "fn", "parameters": [{"key": "action", "value": "refresh"}, *team]}
+    settings = {
+        "function": "fn",
+        "interaction": "OPEN_DIALOG",
+        "parameters": [{"key": "action", "value": "settings"}, *team],
+    }
+    crm = {"text": "Open in CRM", "onClick": {"openLink": {"url": TEAM.crm_url}}}
+    assert buttons(refresh_function="fn", settings=True) == [
+        {"text": "Refresh", "onClick": {"action": refresh}},
+        {"text": "Settings", "onClick": {"action": settings}},
+        crm,
+    ]
+    assert buttons(refresh_function="fn") == [{"text": "Refresh", "onClick": {"action": refresh}}, crm]
+    assert buttons(refresh_function=None, settings=True) == [crm]  # no clicks come back: no buttons to click
