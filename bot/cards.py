@@ -442,9 +442,10 @@ def _nothing(kpi: KpiConfig) -> str:
     )
 
 
-def _breakdown(lines: tuple[CategoryLine, ...], limit: int, nothing: str = "No open items.") -> str:
+def _breakdown(lines: tuple[CategoryLine, ...], limit: int, nothing: str) -> str:
     """Weighted categories (counted ones first), then the unweighted ones; each kind is cut to ``limit``
-    lines on its own, so unweighted categories are never folded into a count of weighted ones."""
+    lines on its own, so unweighted categories are never folded into a count of weighted ones. ``nothing``
+    when no category holds an item."""
     if not any(line.count for line in lines):
         return nothing
     weighted = sorted((line for line in lines if line.weight is not None), key=lambda line: not line.count)

@@ -23,6 +23,8 @@ from bot.cards import (
 )
 from bot.config import DEMO_CONFIG, MAX_KPIS_PER_TEAM, load_config
 from bot.reports import KpiReport, TeamReport, score_reading
+from bot.sources import FetchResult
+from bot.sources.base import Item
 from scoring import Status
 from tests.chat_schema import validate_message
 
@@ -393,3 +395,111 @@ def test_a_team_cards_buttons_refresh_it_open_its_settings_dialog_and_open_its_c
     ]
     assert buttons(refresh_function="fn") == [{"text": "Refresh", "onClick": {"action": refresh}}, crm]
     assert buttons(refresh_function=None, settings=True) == [crm]  # no clicks come back: no buttons to click
+
+
+# A KPI's section of the team card ---------------------------------------------------------------------
+
+
+def kpi_sections(report, **options):
+    """The KPI sections of ``report``'s card, as Chat receives them."""
+    return team_message(report, refresh_function=None, **options)["cardsV2"][0]["card"]["sections"][1:-1]
+
+
+def test_a_kpi_without_a_reading_says_no_data_yet_and_why_or_that_it_was_not_read():
+    for stale, why in ((None, "not read yet"), ("Vtiger refused <the> key", "Vtiger refused &lt;the&gt; key")):
+        assert kpi_sections(report_for(None, stale=stale)) == [
+            {"header": "KPI 0", "widgets": [{"textParagraph": {"text": f"<b>No data yet.</b> {why}"}}]}
+        ]
+
+
+def test_a_stale_kpi_with_a_chart_shows_the_chart_in_place_of_the_sparkline_under_an_unwrapped_target():
+    chart = "https://charts.example.com/kpi-0.png"
+    report = replace(report_for(BAD, stale="down", history=[WARNING]), charts={"kpi-0": chart})
+    index = '<font color="#d93025"><b>100</b> 🔴 Bad</font>'
+    target = {"topLabel": "Target", "text": "<b>40</b>", "bottomLabel": "warning up to 70"}
+    change = '<font color="#d93025">▲ +50 vs last post Wed 10:00</font>'
+    assert kpi_sections(report) == [
+        {
+            "header": "KPI 0",
+            "widgets": [
+                {
+                    "columns": {
+                        "columnItems": [
+                            {"widgets": [{"decoratedText": {"topLabel": "Index", "text": index}}]},
+                            {"widgets": [{"decoratedText": target}]},
+                        ]
+                    }
+                },
+                {"image": {"imageUrl": chart, "altText": "Trend chart: the index day by day"}},
+                {
+                    "decoratedText": {
+                        "topLabel": "⚠ Could not refresh",
+                        "text": "down",
+                        "bottomLabel": "Last known value, read 3 h ago (2026-11-26 07:00 EST)",
+                        "wrapText": True,
+                    }
+                },
+                {
+                    "textParagraph": {
+                        "text": f"{change}<br>Critical: 10 × 10 = 100<br>High: 0 × 5 = 0<br>Medium: 0 × 2 = 0"
+                        "<br>Low: 0 × 1 = 0"
+                    }
+                },
+            ],
+        }
+    ]
+
+
+def test_a_card_too_big_for_columns_puts_the_target_after_the_index_and_still_says_how_old_a_kept_reading_is():
+    """Twenty KPIs with charts are 101 widgets in columns: the index and its target share one widget."""
+    report = report_for(GOOD, kpis=MAX_KPIS_PER_TEAM)
+    kept = tuple(replace(k, cached=True, as_of=NOW - timedelta(seconds=12)) for k in report.kpis)
+    report = replace(report, kpis=kept, charts={k.kpi.id: f"https://charts.example.com/{k.kpi.id}.png" for k in kept})
+    index = '<font color="#188038"><b>3</b> 🟢 Good</font> · target <b>40</b>'
+    for slots, seconds in ((False, "12"), (True, "\ue000kpi-0\ue001")):
+        first = kpi_sections(report, slots=slots)[0]["widgets"]
+        assert first[:2] == [
+            {
+                "decoratedText": {
+                    "topLabel": f"Index · read {seconds} s ago",
+                    "text": index,
+                    "bottomLabel": "warning up to 70",
+                    "wrapText": True,
+                }
+            },
+            {"image": {"imageUrl": report.charts["kpi-0"], "altText": "Trend chart: the index day by day"}},
+        ]
+
+
+def test_a_kpi_with_nothing_counted_says_so_in_the_words_of_its_kind_after_what_it_measures():
+    def paragraph(**update):
+        kpi = KPI.model_copy(update={"id": "k", "name": "K", **update})
+        report = TeamReport(TEAM, (KpiReport(kpi, score_reading(kpi, {}), NOW),), NOW, "UTC")
+        return kpi_sections(report)[0]["widgets"][-1]["textParagraph"]["text"]
+
+    plain = "nothing earlier to compare with<br><i>no history yet</i><br>"
+    assert paragraph() == plain + "No open items."
+    closed = "No items closed in the last 7 days."
+    assert paragraph(kind="closed", days=7) == f"<i>Closed in the last 7 days</i><br>{plain}{closed}"
+    assert paragraph(kind="aged", days=30) == f"<i>Open over 30 days</i><br>{plain}No open items over 30 days."
+    assert paragraph(kind="aged", days=1) == f"<i>Open over a day</i><br>{plain}No open items over a day."
+
+
+def test_a_kpis_top_items_follow_a_bold_heading():
+    items = tuple(Item(title=f"Item {n}", category="High", created=None, link=None) for n in range(2))
+    fetch = FetchResult(counts={"High": 2}, plan="page records", calls=1, items=items)
+    report = report_for({"High": 2})
+    report = replace(report, kpis=(replace(report.kpis[0], fetch=fetch),))
+    assert kpi_sections(report)[0]["widgets"][-1]["textParagraph"]["text"].split("<br>")[-4:] == [
+        "Low: 0 × 1 = 0",
+        "<b>Top items</b>",
+        "Item 0 (High)",
+        "Item 1 (High)",
+    ]
+
+
+def test_a_category_name_of_eighty_characters_is_shown_whole_and_a_longer_one_cut_to_eighty():
+    whole, long = "w" * 80, "x" * 79 + "yz"
+    lines = widgets_text(team_message(report_for({whole: 1, long: 2}), refresh_function=None)).splitlines()
+    assert f"│ {whole}: 1 (unweighted)" in lines
+    assert f"│ {'x' * 79}…: 2 (unweighted)" in lines
