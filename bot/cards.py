@@ -144,7 +144,7 @@ class _Layout:
 
 
 def _team_message(
-    report: TeamReport, refresh_function: str | None, text: str | None, layout: _Layout, settings: bool = False
+    report: TeamReport, refresh_function: str | None, text: str | None, layout: _Layout, settings: bool
 ) -> Message:
     team, zone = report.team, ZoneInfo(report.zone)
     icon, label, _ = STATUS_LOOK[report.status]
@@ -267,7 +267,7 @@ def _coloured(trend: Trend, html: str) -> str:
     return f'<font color="{TREND_COLOUR[trend]}">{html}</font>'
 
 
-def _cache_note(report: KpiReport, now: datetime, slots: bool = False) -> str:
+def _cache_note(report: KpiReport, now: datetime, slots: bool) -> str:
     """The age of a KPI shown from its stored reading (``/score`` within ``cache_seconds``), else nothing;
     with ``slots``, the KPI's `slot` in place of a number of seconds."""
     if not (report.cached and report.as_of):
