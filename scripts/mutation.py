@@ -96,7 +96,7 @@ selection when it has some (its processes are forks: they keep the settings)."""
 FOCUSED_TESTS: dict[str, list[str]] = {
     "bot/cards.py": [
         *("tests/test_cards.py", "tests/test_top_card.py", "tests/test_direction.py", "tests/test_kinds.py"),
-        *("tests/test_replies.py", "tests/test_alert_cards.py", "tests/test_overview.py"),
+        *("tests/test_replies.py", "tests/test_alert_cards.py", "tests/test_overview.py", "tests/test_card_parts.py"),
         *("-k", "not 250"),
     ],
     "bot/reports.py": [
