@@ -97,7 +97,7 @@ def team_message(
     ``slots``: the card's time and the N of each "read N s ago" are left as
     slots (`slot`), for `bot.kept_cards` to fill in as the clock moves.
     """
-    for charts in [report.charts, {}] if report.charts else [{}]:
+    for charts in (report.charts, {}):  # without charts the second pass ends as the first
         for columns in (True, False):
             for lines, items in SHORTER:
                 layout = _Layout(columns, lines, items, charts, slots)
