@@ -1,7 +1,8 @@
 """The production server on 127.0.0.1, as `app.yaml` starts it and as `python -m bot serve` runs it: slow clients
-must not starve normal requests in either."""
+must not starve normal requests in either, even slow bodies behind a token that passes the check."""
 
 import contextlib
+import json
 import os
 import shlex
 import socket
@@ -14,11 +15,17 @@ import pytest
 import requests
 import yaml
 
+from bot.config import CHAT_ISSUER
+from bot.server import WAITRESS_SETTINGS
+from tests import payloads
 from tests.test_web import make_config
 
 ROOT = Path(__file__).resolve().parent.parent
 SLOW_HEADERS = 20
 SLOW_BODIES = 64
+VERIFIED_SLOW_BODIES = int(WAITRESS_SETTINGS["threads"]) + 8
+"""More slow bodies with a valid token than the server has threads: a server that reads a body in the app's
+thread (after the token check) would have none left."""
 
 
 def entrypoint_on_loopback(port: int) -> list[str]:
@@ -83,6 +90,41 @@ def test_normal_requests_are_answered_while_slow_clients_hold_connections(produc
             assert response.status_code == 200
             assert response.text == "ok\n"
             assert response.headers["Server"] == "waitress"
+
+
+def test_normal_requests_are_answered_while_slow_bodies_carry_a_valid_token(production_server, token_factory):
+    """Each slow body passes the token check, announces 100 kB and sends a byte every 0.5 s; normal requests and a
+    whole Chat event with the same token are still answered."""
+    port = int(production_server.rsplit(":", 1)[1])
+    now = int(time.time())
+    token = token_factory.sign(iss=CHAT_ISSUER, aud="123", iat=now, exp=now + 3600)
+    slow_body = (
+        b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        b"Authorization: Bearer " + token.encode() + b"\r\nContent-Length: 100000\r\n\r\n{"
+    )
+    with contextlib.ExitStack() as slow:
+        conns = [
+            slow.enter_context(socket.create_connection(("127.0.0.1", port), timeout=2))
+            for _ in range(VERIFIED_SLOW_BODIES)
+        ]
+        for conn in conns:
+            conn.sendall(slow_body)
+        for _ in range(6):
+            time.sleep(0.5)
+            for conn in conns:
+                conn.sendall(b" ")
+            response = requests.get(production_server + "/healthz", timeout=3)
+            assert response.status_code == 200
+            assert response.text == "ok\n"
+        event = requests.post(
+            production_server + "/",
+            data=json.dumps(payloads.classic_slash(" customer")),
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+            timeout=10,
+        )
+        assert event.status_code == 200, event.text
+        assert event.headers["Server"] == "waitress"
+        assert "Customer Issues" in event.text
 
 
 def test_a_body_over_the_limit_is_refused_before_it_is_read(production_server):
