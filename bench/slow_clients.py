@@ -1,19 +1,26 @@
 """Slow clients against the production server: do normal requests still get answered?
 
-Starts the production app (`main:app`) on 127.0.0.1 under two servers in turn:
-the one `app.yaml` used before (gunicorn, 2 workers x 8 threads) and the one
-its `entrypoint` names now (its address swapped for 127.0.0.1). For each run it
-times normal requests (`GET /healthz`, one every 0.1 s, 5 s timeout) first with
-no attack (the baseline), then during an attack of slow-header connections
-(a header line a second, never finishing) and slow bodies (`POST /` announcing
-100 kB, sending a byte a second). Everything is bounded: a fixed number of
-connections, a fixed attack time, every socket closed at the end.
+Starts the production app (`main:app`) on 127.0.0.1 under three servers in
+turn: the one `app.yaml` used before (gunicorn, 2 workers x 8 threads), the
+one its `entrypoint` names now (waitress; its address swapped for 127.0.0.1),
+and granian (a Rust WSGI server, 1 worker x 16 blocking threads, for
+comparison). Request verification is on: Chat tokens are checked against
+certificates of a key made here, served on 127.0.0.1. For each run it times
+normal requests (`GET /healthz`, one every 0.1 s, 5 s timeout) first with no
+attack (the baseline), then during an attack of slow-header connections (a
+header line a second, never finishing) and slow bodies (`POST /` announcing
+100 kB, sending a byte a second), with a bad token or with a valid one (it
+passes the token check, so the app then reads the body). Everything is
+bounded: a fixed number of connections, a fixed attack time, every socket
+closed at the end.
 
-Three attacks (slow headers alone, slow bodies alone, both). Prints per server
-and attack the median over runs of: normal requests answered within the
-timeout, their median and worst latency, and the median latency as a ratio of
-the baseline measured in the same runs.
+Four attacks (slow headers alone, slow bodies with a bad token alone, both,
+slow bodies with a valid token alone). Prints per server and attack the median
+over runs of: normal requests answered within the timeout, their median and
+worst latency, and the median latency as a ratio of the baseline measured in
+the same runs.
 Usage: .venv/bin/python bench/slow_clients.py [--runs 3] [--seconds 8] [--slow-headers 18] [--slow-bodies 64]
+       [--verified-bodies 24]
 """
 
 from __future__ import annotations
@@ -36,11 +43,30 @@ from pathlib import Path
 import requests
 import yaml
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bot.config import CHAT_ISSUER
+from tests.tokens import TokenFactory
+
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 TIMEOUT = 5.0
 PERIOD = 0.1
 BEFORE = "gunicorn --bind :$PORT --workers 2 --threads 8 --timeout 120 main:app"
+GRANIAN = (
+    "granian --interface wsgi --host 127.0.0.1 --port $PORT --workers 1 --blocking-threads 16"
+    " --backpressure 200 --no-ws --http 1 main:app"
+)
+SLOW_HEADER = (b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n", b"X-Slow: 1\r\n")
+
+
+def slow_body(token: str) -> tuple[bytes, bytes]:
+    """A `POST /` with ``token`` announcing 100 kB, and the byte it sends each second."""
+    return (
+        b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        b"Authorization: Bearer " + token.encode() + b"\r\nContent-Length: 100000\r\n\r\n{",
+        b" ",
+    )
 
 
 @dataclass
@@ -132,21 +158,15 @@ def normal_requests(port: int, seconds: float) -> Sample:
     return Sample(latencies, len(threads))
 
 
-def attack(port: int, slow_headers: int, slow_bodies: int, stop: threading.Event) -> None:
-    """Open the slow connections, feed each a little every second until ``stop``, then close them all."""
+def attack(port: int, starts: list[tuple[bytes, bytes]], stop: threading.Event) -> None:
+    """Open the slow connections (each sends its first bytes, then its drip every second) until ``stop``, then close
+    them all."""
     sockets: list[tuple[socket.socket, bytes]] = []
-    starts = [(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n", b"X-Slow: 1\r\n")] * slow_headers + [
-        (
-            b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-            b"Authorization: Bearer x.y.z\r\nContent-Length: 100000\r\n\r\n{",
-            b" ",
-        )
-    ] * slow_bodies
-    for first, _ in starts:
+    for first, drip in starts:
         with contextlib.suppress(OSError):
             conn = socket.create_connection(("127.0.0.1", port), timeout=1)
             conn.sendall(first)
-            sockets.append((conn, _))
+            sockets.append((conn, drip))
     while not stop.wait(1.0):
         for conn, drip in list(sockets):
             try:
@@ -159,13 +179,13 @@ def attack(port: int, slow_headers: int, slow_bodies: int, stop: threading.Event
 
 
 def one_run(
-    argv: list[str], port: int, env: dict[str, str], slow_headers: int, slow_bodies: int, seconds: float
+    argv: list[str], port: int, env: dict[str, str], starts: list[tuple[bytes, bytes]], seconds: float
 ) -> tuple[Sample, Sample]:
     """Baseline, then the same normal requests during the attack, against a fresh server."""
     with server(argv, port, env):
         baseline = normal_requests(port, 3.0)
         stop = threading.Event()
-        attacker = threading.Thread(target=attack, args=(port, slow_headers, slow_bodies, stop))
+        attacker = threading.Thread(target=attack, args=(port, starts, stop))
         attacker.start()
         time.sleep(1.0)  # let the slow connections open before timing
         try:
@@ -177,43 +197,54 @@ def one_run(
 
 
 def main() -> None:
-    """Measure both servers and print."""
+    """Measure the three servers and print."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=8.0, help="attack length per run")
     parser.add_argument("--slow-headers", type=int, default=18)
-    parser.add_argument("--slow-bodies", type=int, default=64)
+    parser.add_argument("--slow-bodies", type=int, default=64, help="slow bodies with a bad token")
+    parser.add_argument("--verified-bodies", type=int, default=24, help="slow bodies with a valid token")
     args = parser.parse_args()
     after = yaml.safe_load((ROOT / "app.yaml").read_text())["entrypoint"]
     print(
-        f"attacks of {args.seconds:g} s: slow headers, slow bodies, both; normal requests: GET /healthz "
+        f"attacks of {args.seconds:g} s: slow headers, slow bodies (bad token), both, slow bodies (valid token); "
+        f"normal requests: GET /healthz "
         f"every {PERIOD:g} s, {TIMEOUT:g} s timeout, timed from 1 s into the attack; medians of {args.runs} runs"
     )
-    with tempfile.TemporaryDirectory() as tmp:
+    tokens = TokenFactory()
+    with tempfile.TemporaryDirectory() as tmp, contextlib.closing(tokens):
         folder = Path(tmp)
         for name in ("demo.yaml", "demo-issues.csv"):
             shutil.copy(ROOT / "config" / name, folder / name)
         data = yaml.safe_load((folder / "demo.yaml").read_text())
-        data["chat"] = {"verify": True, "audience": "123", "certs_url": "http://127.0.0.1:9/certs"}
+        data["chat"] = {"verify": True, "audience": "123", "certs_url": tokens.certs_url}
         (folder / "demo.yaml").write_text(yaml.safe_dump(data))
         env = {
             **os.environ,
             "SCOREBOT_CONFIG": str(folder / "demo.yaml"),
             "SCOREBOT_STORE": f"sqlite:///{folder / 'bench.db'}",
         }
+        bad = slow_body("x.y.z")
         scenarios = (
-            ("slow headers", args.slow_headers, 0),
-            ("slow bodies", 0, args.slow_bodies),
-            ("both", args.slow_headers, args.slow_bodies),
+            (f"slow headers ({args.slow_headers})", [SLOW_HEADER] * args.slow_headers),
+            (f"slow bodies ({args.slow_bodies})", [bad] * args.slow_bodies),
+            (
+                f"both ({args.slow_headers} + {args.slow_bodies})",
+                [SLOW_HEADER] * args.slow_headers + [bad] * args.slow_bodies,
+            ),
+            (f"valid-token bodies ({args.verified_bodies})", None),
         )
-        for label, entrypoint in (("before", BEFORE), ("after", after)):
+        for label, entrypoint in (("before", BEFORE), ("after", after), ("granian", GRANIAN)):
             print(f"{label}: {entrypoint}")
-            for name, headers, bodies in scenarios:
+            for name, fixed in scenarios:
                 runs = []
                 for _ in range(args.runs):
+                    now = int(time.time())
+                    token = tokens.sign(iss=CHAT_ISSUER, aud="123", iat=now, exp=now + 3600)
+                    starts = fixed if fixed is not None else [slow_body(token)] * args.verified_bodies
                     port = free_port()
-                    runs.append(one_run(command(entrypoint, port), port, env, headers, bodies, args.seconds))
-                report(f"{name} ({headers} + {bodies})", runs)
+                    runs.append(one_run(command(entrypoint, port), port, env, starts, args.seconds))
+                report(name, runs)
 
 
 def report(name: str, runs: list[tuple[Sample, Sample]]) -> None:
@@ -229,7 +260,7 @@ def report(name: str, runs: list[tuple[Sample, Sample]]) -> None:
         else f"none answered (no attack: median {base:.1f} ms)"
     )
     each = "/".join(f"{a.answered:.0%}" for _, a in runs)
-    print(f"  {name:<24} answered {answered:4.0%} (runs: {each}) of {sent:.0f} within {TIMEOUT:g} s; {timing}")
+    print(f"  {name:<26} answered {answered:4.0%} (runs: {each}) of {sent:.0f} within {TIMEOUT:g} s; {timing}")
 
 
 if __name__ == "__main__":

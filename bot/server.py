@@ -5,7 +5,7 @@ before one of its worker threads sees it, so a client that sends slowly holds
 a connection (at most ``connection_limit``; idle ones closed after
 ``channel_timeout`` seconds), never a thread; bodies over
 ``max_request_body_size`` are refused before they are buffered.
-``bench/slow_clients.py`` measures it against gunicorn.
+``bench/slow_clients.py`` measures it against gunicorn and granian.
 """
 
 from __future__ import annotations
