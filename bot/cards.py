@@ -689,7 +689,7 @@ def _overview_message(
 ) -> Message:
     rows = [_overview_row(team, now, kpis, named, page if pages > 1 else None, button_function) for team in shown]
     sections: list[dict[str, Any]] = [{"header": _overview_ages(shown, now), "widgets": rows}]
-    paging = _paging_buttons(page, pages, len(teams), len(shown), button_function)
+    paging = _paging_buttons(page, pages, len(teams), button_function)
     if paging:
         sections.append({"widgets": [{"buttonList": {"buttons": paging}}]})
     subtitle = f"{len(teams)} teams, each against its own target and its own past week"
@@ -753,7 +753,7 @@ def _glance_line(kpi: KpiGlance, named: bool) -> str:
     return f"{name}<b>{index}</b> (target {target}) · {change}"
 
 
-def _paging_buttons(page: int, pages: int, total: int, shown: int, function: str | None) -> list[dict[str, Any]]:
+def _paging_buttons(page: int, pages: int, total: int, function: str | None) -> list[dict[str, Any]]:
     if pages == 1 or not function:
         return []
     size = OVERVIEW_PAGE
