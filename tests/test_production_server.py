@@ -74,13 +74,18 @@ def production_server(request, tmp_path, token_factory):
             process.wait()
 
 
+def slow_body_start(token: str) -> bytes:
+    """The start of a `POST /` with ``token`` that announces a 100 kB body and sends only its first byte."""
+    return (
+        b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        b"Authorization: Bearer " + token.encode() + b"\r\nContent-Length: 100000\r\n\r\n{"
+    )
+
+
 def test_normal_requests_are_answered_while_slow_clients_hold_connections(production_server):
     port = int(production_server.rsplit(":", 1)[1])
     slow_header = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: 1\r\n"
-    slow_body = (
-        b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-        b"Authorization: Bearer x.y.z\r\nContent-Length: 100000\r\n\r\n{"
-    )
+    slow_body = slow_body_start("x.y.z")
     with contextlib.ExitStack() as slow:
         for start in [slow_header] * SLOW_HEADERS + [slow_body] * SLOW_BODIES:
             conn = slow.enter_context(socket.create_connection(("127.0.0.1", port), timeout=2))
@@ -98,10 +103,7 @@ def test_normal_requests_are_answered_while_slow_bodies_carry_a_valid_token(prod
     port = int(production_server.rsplit(":", 1)[1])
     now = int(time.time())
     token = token_factory.sign(iss=CHAT_ISSUER, aud="123", iat=now, exp=now + 3600)
-    slow_body = (
-        b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-        b"Authorization: Bearer " + token.encode() + b"\r\nContent-Length: 100000\r\n\r\n{"
-    )
+    slow_body = slow_body_start(token)
     with contextlib.ExitStack() as slow:
         conns = [
             slow.enter_context(socket.create_connection(("127.0.0.1", port), timeout=2))
